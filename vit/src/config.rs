@@ -1,0 +1,179 @@
+//! The one place a ViT's shape and regularisation are described.
+//!
+//! Field names follow timm's `VisionTransformer` arguments so a config reads the same on both
+//! sides of a weight exchange.
+
+use burn::config::Config;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, VitError};
+
+/// How the token sequence is reduced to one vector for the classifier head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Use the class token, as in the paper (timm's `global_pool='token'`).
+    #[default]
+    Token,
+    /// Average the patch tokens (timm's `global_pool='avg'`); the class token is still present.
+    Mean,
+}
+
+#[derive(Config, Debug, PartialEq)]
+pub struct VitConfig {
+    /// Side of the square input image, in pixels.
+    #[config(default = 32)]
+    pub image_size: usize,
+    /// Side of a square patch, in pixels; `image_size` must be a multiple of it.
+    #[config(default = 4)]
+    pub patch_size: usize,
+    #[config(default = 3)]
+    pub in_chans: usize,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// Token width (the paper's D).
+    #[config(default = 192)]
+    pub embed_dim: usize,
+    /// Number of transformer blocks.
+    #[config(default = 6)]
+    pub depth: usize,
+    #[config(default = 3)]
+    pub num_heads: usize,
+    /// Hidden width of each MLP as a multiple of `embed_dim`.
+    #[config(default = 2.0)]
+    pub mlp_ratio: f64,
+    #[config(default = true)]
+    pub qkv_bias: bool,
+    #[config(default = "Pooling::Token")]
+    pub pooling: Pooling,
+    /// Dropout after the patch embedding + position embedding, and inside MLPs and projections.
+    #[config(default = 0.0)]
+    pub drop_rate: f64,
+    /// Dropout on the attention probabilities.
+    #[config(default = 0.0)]
+    pub attn_drop_rate: f64,
+    /// Stochastic depth: the drop probability of the last block; earlier blocks get a linear ramp.
+    #[config(default = 0.0)]
+    pub drop_path_rate: f64,
+    /// LayerNorm epsilon. timm uses 1e-6 (burn's default is 1e-5).
+    #[config(default = 1e-6)]
+    pub layer_norm_eps: f64,
+}
+
+impl VitConfig {
+    /// Checks that the numbers describe a buildable model, naming the first thing that does not.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(VitError::InvalidConfig(msg));
+        if self.image_size == 0 || self.patch_size == 0 {
+            return bad(format!(
+                "image_size ({}) and patch_size ({}) must be positive",
+                self.image_size, self.patch_size
+            ));
+        }
+        if !self.image_size.is_multiple_of(self.patch_size) {
+            return bad(format!(
+                "image_size {} is not divisible by patch_size {}",
+                self.image_size, self.patch_size
+            ));
+        }
+        if self.in_chans == 0 || self.num_classes == 0 || self.depth == 0 {
+            return bad(format!(
+                "in_chans ({}), num_classes ({}) and depth ({}) must be positive",
+                self.in_chans, self.num_classes, self.depth
+            ));
+        }
+        if self.num_heads == 0 || self.embed_dim == 0 {
+            return bad("embed_dim and num_heads must be positive".into());
+        }
+        if !self.embed_dim.is_multiple_of(self.num_heads) {
+            return bad(format!(
+                "embed_dim {} is not divisible by num_heads {}",
+                self.embed_dim, self.num_heads
+            ));
+        }
+        if !(self.mlp_ratio.is_finite() && self.mlp_ratio > 0.0) || self.mlp_hidden() == 0 {
+            return bad(format!("mlp_ratio {} must be positive", self.mlp_ratio));
+        }
+        for (name, p) in [
+            ("drop_rate", self.drop_rate),
+            ("attn_drop_rate", self.attn_drop_rate),
+            ("drop_path_rate", self.drop_path_rate),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{name} {p} must be in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return bad(format!(
+                "layer_norm_eps {} must be positive",
+                self.layer_norm_eps
+            ));
+        }
+        Ok(())
+    }
+
+    /// Patches along one side.
+    pub fn grid_size(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    pub fn num_patches(&self) -> usize {
+        self.grid_size() * self.grid_size()
+    }
+
+    /// Sequence length: the class token followed by every patch.
+    pub fn num_tokens(&self) -> usize {
+        1 + self.num_patches()
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.embed_dim / self.num_heads
+    }
+
+    pub fn mlp_hidden(&self) -> usize {
+        (self.embed_dim as f64 * self.mlp_ratio).round() as usize
+    }
+
+    /// Parameters of the model this config builds, computed without building it.
+    pub fn num_params(&self) -> usize {
+        let d = self.embed_dim;
+        let h = self.mlp_hidden();
+        let patch = self.in_chans * self.patch_size * self.patch_size * d + d;
+        let tokens = d + self.num_tokens() * d;
+        let qkv_bias = if self.qkv_bias { 3 * d } else { 0 };
+        let block = 2 * (2 * d) + (d * 3 * d + qkv_bias) + (d * d + d) + (d * h + h) + (h * d + d);
+        patch + tokens + self.depth * block + 2 * d + d * self.num_classes + self.num_classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = VitConfig::new();
+        c.validate().unwrap();
+        assert_eq!(c.num_tokens(), 65);
+        assert_eq!(c.head_dim(), 64);
+    }
+
+    #[test]
+    fn invalid_configs_say_what_is_wrong() {
+        let e = VitConfig::new().with_patch_size(5).validate().unwrap_err();
+        assert!(e.to_string().contains("not divisible by patch_size 5"), "{e}");
+        let e = VitConfig::new().with_num_heads(5).validate().unwrap_err();
+        assert!(e.to_string().contains("num_heads 5"), "{e}");
+        let e = VitConfig::new().with_drop_path_rate(1.0).validate().unwrap_err();
+        assert!(e.to_string().contains("drop_path_rate"), "{e}");
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let c = VitConfig::new().with_pooling(Pooling::Mean).with_depth(2);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"pooling\":\"mean\""), "{json}");
+        let back: VitConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,59 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong with user-supplied images, configs and weights.
+///
+/// Each variant carries enough context (a file, a tensor name, the expected and found values)
+/// that the message alone says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum VitError {
+    #[error("invalid model config: {0}")]
+    InvalidConfig(String),
+
+    #[error("not a supported image ({0}); supported formats: JPEG, PNG, WebP, GIF, BMP")]
+    UnsupportedImage(String),
+
+    #[error("the image could not be decoded, it may be truncated or corrupt: {0}")]
+    CorruptImage(String),
+
+    #[error("the image is too large to decode safely: {0}")]
+    ImageTooLarge(String),
+
+    #[error("the image is empty (0 bytes)")]
+    EmptyImage,
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("invalid manifest {path}: {message}")]
+    Manifest { path: String, message: String },
+
+    #[error(
+        "checksum mismatch for weights {file}: the manifest says sha256 {expected}, the file has {found}"
+    )]
+    Checksum {
+        file: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("the weights do not fit the model config:\n{0}")]
+    WeightsMismatch(String),
+
+    #[error("weights file error: {0}")]
+    Weights(String),
+}
+
+impl VitError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = VitError> = std::result::Result<T, E>;

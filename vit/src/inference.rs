@@ -1,0 +1,96 @@
+//! Turning logits and attention tensors into what people read: probabilities, top-k classes,
+//! and per-image attention maps for the rollout.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::rollout::AttentionMaps;
+
+/// One class of a top-k answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranked {
+    pub label: String,
+    pub index: usize,
+    pub prob: f32,
+}
+
+/// Numerically stable softmax of one logit row.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The `k` most probable classes, most probable first (ties keep class order).
+pub fn top_k(probs: &[f32], labels: &[String], k: usize) -> Vec<Ranked> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Ranked {
+            label: labels
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("class {index}")),
+            index,
+            prob: probs[index],
+        })
+        .collect()
+}
+
+/// Splits logits `[B, classes]` read back as a flat vector into rows.
+pub fn rows(flat: &[f32], width: usize) -> Vec<Vec<f32>> {
+    flat.chunks(width).map(<[f32]>::to_vec).collect()
+}
+
+/// Stacks per-layer `[B, h, T, T]` attention into one `[L, B, h, T, T]` tensor, so it can be
+/// read back in one (asynchronous, in the browser) transfer.
+pub fn stack_attention(layers: Vec<Tensor<4>>) -> Tensor<5> {
+    Tensor::stack(layers, 0)
+}
+
+/// Splits a read-back `[L, B, h, T, T]` attention stack into one [`AttentionMaps`] per image.
+pub fn split_attention(flat: &[f32], dims: [usize; 5]) -> Vec<AttentionMaps> {
+    let [layers, batch, heads, tokens, _] = dims;
+    let per_head_layer = heads * tokens * tokens;
+    (0..batch)
+        .map(|b| {
+            let mut data = Vec::with_capacity(layers * per_head_layer);
+            for l in 0..layers {
+                let start = (l * batch + b) * per_head_layer;
+                data.extend_from_slice(&flat[start..start + per_head_layer]);
+            }
+            AttentionMaps {
+                layers,
+                heads,
+                tokens,
+                data,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_probability() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let probs = softmax(&[1.0, 3.0, 2.0]);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let top = top_k(&probs, &labels, 2);
+        assert_eq!(top[0].label, "b");
+        assert_eq!(top[1].index, 2);
+    }
+
+    #[test]
+    fn attention_split_picks_each_image() {
+        // L=2, B=2, h=1, T=1: values are 10*l + b.
+        let flat = vec![0.0, 1.0, 10.0, 11.0];
+        let maps = split_attention(&flat, [2, 2, 1, 1, 1]);
+        assert_eq!(maps[1].data, vec![1.0, 11.0]);
+    }
+}

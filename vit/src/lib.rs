@@ -1,0 +1,25 @@
+//! Vitrine's Vision Transformer core: one model definition and one preprocessing, shared by the
+//! native trainer and the WebAssembly page.
+//!
+//! - [`config`]: the serialisable [`VitConfig`] and its validation.
+//! - [`model`]: the [`VisionTransformer`] (timm's layout and names), with a fused-attention
+//!   forward and one that also returns every layer's attention probabilities.
+//! - [`preprocess`]: any image bytes -> the normalised square the model sees.
+//! - [`patches`]: where each patch is, for drawing.
+//! - [`rollout`]: attention rollout and per-head class-token maps.
+//! - [`inference`]: probabilities, top-k, attention read-back helpers.
+//! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
+
+pub mod config;
+pub mod error;
+pub mod inference;
+pub mod model;
+pub mod patches;
+pub mod preprocess;
+pub mod rollout;
+pub mod weights;
+
+pub use config::{Pooling, VitConfig};
+pub use error::{Result, VitError};
+pub use model::VisionTransformer;
+pub use preprocess::Normalization;

@@ -1,0 +1,303 @@
+//! The Vision Transformer of Dosovitskiy et al. (2020), laid out as timm's `VisionTransformer`
+//! so that parameter paths (`blocks.3.attn.qkv.weight`, ...) match timm's state dict.
+//!
+//! Shapes use: B batch, C channels, H/W image side, G patch-grid side, N = G*G patches,
+//! T = 1 + N tokens, D embed dim, h heads, d = D / h head dim.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Gelu, Initializer, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::LinearConfig;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::config::{Pooling, VitConfig};
+use crate::error::Result;
+
+/// timm initialises linear weights, `cls_token` and `pos_embed` from N(0, 0.02²).
+const INIT_STD: f64 = 0.02;
+
+fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+    let mut layer = LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: INIT_STD,
+        })
+        .init(device);
+    // timm starts biases at zero; burn's initializer would draw them from the same normal.
+    layer.bias = layer.bias.map(|b| b.map(|t| t.zeros_like()));
+    layer
+}
+
+/// Cuts the image into non-overlapping patches and projects each to a token:
+/// a convolution whose kernel and stride are the patch size.
+#[derive(Module, Debug)]
+pub struct PatchEmbed {
+    pub proj: Conv2d,
+}
+
+impl PatchEmbed {
+    /// `[B, C, H, W]` -> `[B, N, D]`, patches in row-major (token) order.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
+        let x = self.proj.forward(images); // [B, D, G, G]
+        let [b, d, gh, gw] = x.dims();
+        x.reshape([b, d, gh * gw]).swap_dims(1, 2) // [B, N, D]
+    }
+}
+
+/// Multi-head self-attention with a fused `qkv` projection, as in timm.
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub attn_drop: Dropout,
+    pub proj_drop: Dropout,
+    #[module(skip)]
+    pub num_heads: usize,
+}
+
+impl Attention {
+    /// `[B, T, D]` -> three `[B, h, T, d]` tensors.
+    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, t, dim] = x.dims();
+        let h = self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x) // [B, T, 3D]
+            .reshape([b, t, 3, h, dim / h])
+            .permute([2, 0, 3, 1, 4]); // [3, B, h, T, d]
+        let mut parts = qkv
+            .chunk(3, 0)
+            .into_iter()
+            .map(|p| p.reshape([b, h, t, dim / h]));
+        let (q, k, v) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        (q, k, v)
+    }
+
+    /// `[B, h, T, d]` -> `[B, T, D]`, then the output projection.
+    fn merge_heads(&self, x: Tensor<4>) -> Tensor<3> {
+        let [b, h, t, d] = x.dims();
+        let x = x.swap_dims(1, 2).reshape([b, t, h * d]);
+        self.proj_drop.forward(self.proj.forward(x))
+    }
+
+    /// Attention dropout exists only in the explicit path: the fused kernel has none.
+    fn attn_dropout_active(&self, x: &Tensor<3>) -> bool {
+        self.attn_drop.prob > 0.0
+            && self.attn_drop.training.is_enabled()
+            && x.device().is_autodiff()
+    }
+
+    /// The fast path: burn's fused attention kernel, no probabilities kept.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.attn_dropout_active(&x) {
+            return self.forward_with_attention(x).0;
+        }
+        let (q, k, v) = self.split_heads(x);
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        self.merge_heads(out)
+    }
+
+    /// The explicit path: also returns the attention probabilities `[B, h, T, T]`.
+    pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (q, k, v) = self.split_heads(x);
+        let scale = (q.dims()[3] as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
+        let probs = softmax(scores, 3);
+        let out = self.attn_drop.forward(probs.clone()).matmul(v); // [B, h, T, d]
+        (self.merge_heads(out), probs)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub act: Gelu,
+    pub fc2: Linear,
+    pub drop: Dropout,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = self.drop.forward(self.act.forward(self.fc1.forward(x)));
+        self.drop.forward(self.fc2.forward(x))
+    }
+}
+
+/// Stochastic depth: during training, drops a whole residual branch per sample.
+///
+/// It reuses `Dropout` on a `[B, 1, 1]` tensor of ones, so it follows the same train/valid
+/// switch as every other dropout in the model.
+#[derive(Module, Debug)]
+pub struct DropPath {
+    pub drop: Dropout,
+}
+
+impl DropPath {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.drop.prob == 0.0 {
+            return x;
+        }
+        let [b, _, _] = x.dims();
+        let keep = self.drop.forward(Tensor::ones([b, 1, 1], &x.device()));
+        x * keep
+    }
+}
+
+/// A pre-norm transformer block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub norm1: LayerNorm,
+    pub attn: Attention,
+    pub norm2: LayerNorm,
+    pub mlp: Mlp,
+    pub drop_path: DropPath,
+}
+
+impl Block {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.drop_path.forward(self.attn.forward(self.norm1.forward(x)));
+        x.clone() + self.drop_path.forward(self.mlp.forward(self.norm2.forward(x)))
+    }
+
+    pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (a, probs) = self.attn.forward_with_attention(self.norm1.forward(x.clone()));
+        let x = x + self.drop_path.forward(a);
+        let x = x.clone() + self.drop_path.forward(self.mlp.forward(self.norm2.forward(x)));
+        (x, probs)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VisionTransformer {
+    pub patch_embed: PatchEmbed,
+    /// `[1, 1, D]`
+    pub cls_token: Param<Tensor<3>>,
+    /// `[1, T, D]`, learned, covering the class token and every patch.
+    pub pos_embed: Param<Tensor<3>>,
+    pub pos_drop: Dropout,
+    pub blocks: Vec<Block>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+    #[module(skip)]
+    pub pooling: Pooling,
+}
+
+impl VitConfig {
+    /// Builds a freshly initialised model; fails if the config does not validate.
+    pub fn init(&self, device: &Device) -> Result<VisionTransformer> {
+        self.validate()?;
+        let d = self.embed_dim;
+        let p = self.patch_size;
+        let norm = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let dropout = |prob: f64| DropoutConfig::new(prob).init();
+        let normal = |shape: [usize; 3]| {
+            Param::from_tensor(Tensor::random(
+                shape,
+                burn::tensor::Distribution::Normal(0.0, INIT_STD),
+                device,
+            ))
+        };
+        let blocks = (0..self.depth)
+            .map(|i| {
+                // Linear ramp of drop-path rates from 0 (first block) to drop_path_rate (last).
+                let rate = if self.depth > 1 {
+                    self.drop_path_rate * i as f64 / (self.depth - 1) as f64
+                } else {
+                    self.drop_path_rate
+                };
+                Block {
+                    norm1: norm(),
+                    attn: Attention {
+                        qkv: linear(d, 3 * d, self.qkv_bias, device),
+                        proj: linear(d, d, true, device),
+                        attn_drop: dropout(self.attn_drop_rate),
+                        proj_drop: dropout(self.drop_rate),
+                        num_heads: self.num_heads,
+                    },
+                    norm2: norm(),
+                    mlp: Mlp {
+                        fc1: linear(d, self.mlp_hidden(), true, device),
+                        act: Gelu::new(),
+                        fc2: linear(self.mlp_hidden(), d, true, device),
+                        drop: dropout(self.drop_rate),
+                    },
+                    drop_path: DropPath {
+                        drop: dropout(rate),
+                    },
+                }
+            })
+            .collect();
+        Ok(VisionTransformer {
+            patch_embed: PatchEmbed {
+                proj: Conv2dConfig::new([self.in_chans, d], [p, p])
+                    .with_stride([p, p])
+                    .init(device),
+            },
+            cls_token: normal([1, 1, d]),
+            pos_embed: normal([1, self.num_tokens(), d]),
+            pos_drop: dropout(self.drop_rate),
+            blocks,
+            norm: norm(),
+            head: linear(d, self.num_classes, true, device),
+            pooling: self.pooling,
+        })
+    }
+}
+
+impl VisionTransformer {
+    /// `[B, C, H, W]` -> `[B, T, D]`: patch tokens with the class token in front, plus positions.
+    fn embed(&self, images: Tensor<4>) -> Tensor<3> {
+        let x = self.patch_embed.forward(images); // [B, N, D]
+        let [b, _, d] = x.dims();
+        let cls = self.cls_token.val().expand([b, 1, d]);
+        let x = Tensor::cat(vec![cls, x], 1); // [B, T, D]
+        self.pos_drop.forward(x + self.pos_embed.val())
+    }
+
+    /// Final norm, pooling and classifier: `[B, T, D]` -> `[B, classes]`.
+    ///
+    /// As in timm: class-token pooling norms every token, then takes token 0; mean pooling
+    /// averages the patch tokens first and norms the mean (timm calls that norm `fc_norm`).
+    fn classify(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, t, d] = x.dims();
+        let pooled = match self.pooling {
+            Pooling::Token => self.norm.forward(x.narrow(1, 0, 1)),
+            Pooling::Mean => self.norm.forward(x.narrow(1, 1, t - 1).mean_dim(1)),
+        }
+        .reshape([b, d]);
+        self.head.forward(pooled)
+    }
+
+    /// Logits `[B, classes]` through the fused attention kernel.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self
+            .blocks
+            .iter()
+            .fold(self.embed(images), |x, block| block.forward(x));
+        self.classify(x)
+    }
+
+    /// Logits `[B, classes]` and every block's attention probabilities, each `[B, h, T, T]`.
+    pub fn forward_with_attention(&self, images: Tensor<4>) -> (Tensor<2>, Vec<Tensor<4>>) {
+        let mut x = self.embed(images);
+        let mut maps = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let (next, probs) = block.forward_with_attention(x);
+            x = next;
+            maps.push(probs);
+        }
+        (self.classify(x), maps)
+    }
+}

@@ -1,0 +1,440 @@
+//! Model pairs and weight exchange.
+//!
+//! A published model is two files side by side:
+//! - `NAME.json`, the [`Manifest`]: config, class names, normalisation, provenance, metrics, and
+//!   the weights file's name, size and SHA-256;
+//! - `NAME.bpk`, the weights in burn's burnpack format.
+//!
+//! Loading checks the checksum first and then that every tensor fits the config, and lists
+//! everything that does not. The same code loads from bytes in the browser.
+//!
+//! timm state dicts (safetensors) go both ways with burn-store's PyTorch adapters, which
+//! transpose linear weights and rename LayerNorm `weight`/`bias` to `gamma`/`beta`. Our names
+//! are timm's, except that timm calls the final norm `fc_norm` under mean pooling.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{
+    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, FloatCastAdapter, ModuleAdapter,
+    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::DType;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Pooling, VitConfig};
+use crate::error::{Result, VitError};
+use crate::model::VisionTransformer;
+use crate::preprocess::Normalization;
+
+/// Written into every manifest so a stray JSON file is not mistaken for a model.
+pub const MANIFEST_FORMAT: &str = "vitrine-model";
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightsFile {
+    /// File name, relative to the manifest's folder.
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Test-set figures recorded when a model is published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub dataset: String,
+    pub images: usize,
+    pub top1: f64,
+    pub top5: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Top-1 accuracy of each class, in label order.
+    #[serde(default)]
+    pub per_class: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub name: String,
+    /// One line for people: what the model is and where it came from.
+    #[serde(default)]
+    pub description: String,
+    pub config: VitConfig,
+    pub labels: Vec<String>,
+    pub normalization: Normalization,
+    pub weights: WeightsFile,
+    /// How the weights were made: `trainer train ...`, `timm import of FILE`, ...
+    #[serde(default)]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// The trainer's record of the run: recipe, command, device, time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+}
+
+impl Manifest {
+    /// A manifest for `config`, to be completed by [`save_pair`] with the weights entry.
+    pub fn new(name: &str, config: VitConfig, labels: Vec<String>, norm: Normalization) -> Self {
+        Self {
+            format: MANIFEST_FORMAT.into(),
+            version: MANIFEST_VERSION,
+            name: name.into(),
+            description: String::new(),
+            config,
+            labels,
+            normalization: norm,
+            weights: WeightsFile {
+                file: format!("{name}.bpk"),
+                sha256: String::new(),
+                bytes: 0,
+            },
+            source: String::new(),
+            metrics: None,
+            training: None,
+        }
+    }
+
+    /// Parses and checks a manifest; `origin` names it in messages (a path or a URL).
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        let bad = |message: String| VitError::Manifest {
+            path: origin.into(),
+            message,
+        };
+        let m: Manifest = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(bad(format!(
+                "format is '{}', expected '{MANIFEST_FORMAT}'",
+                m.format
+            )));
+        }
+        if m.version > MANIFEST_VERSION {
+            return Err(bad(format!(
+                "version {} is newer than this program understands ({MANIFEST_VERSION})",
+                m.version
+            )));
+        }
+        m.config.validate().map_err(|e| bad(e.to_string()))?;
+        if m.labels.len() != m.config.num_classes {
+            return Err(bad(format!(
+                "{} labels for {} classes",
+                m.labels.len(),
+                m.config.num_classes
+            )));
+        }
+        if m.normalization.std.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+            return Err(bad(format!(
+                "normalization std {:?} must be positive",
+                m.normalization.std
+            )));
+        }
+        if m.weights.file.contains(['/', '\\']) || m.weights.file.starts_with('.') {
+            return Err(bad(format!(
+                "weights file '{}' must be a plain file name beside the manifest",
+                m.weights.file
+            )));
+        }
+        Ok(m)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a manifest always serialises")
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Builds the model a manifest describes and fills it with burnpack `weights`.
+pub fn load_model(manifest: &Manifest, weights: &[u8], device: &Device) -> Result<VisionTransformer> {
+    let found = sha256_hex(weights);
+    if !found.eq_ignore_ascii_case(&manifest.weights.sha256) {
+        return Err(VitError::Checksum {
+            file: manifest.weights.file.clone(),
+            expected: manifest.weights.sha256.clone(),
+            found,
+        });
+    }
+    let mut model = manifest.config.init(device)?;
+    apply_burnpack(&mut model, weights)
+        .map_err(|e| match e {
+            VitError::Weights(msg) => VitError::Weights(format!("{}: {msg}", manifest.weights.file)),
+            other => other,
+        })?;
+    Ok(model)
+}
+
+/// Fills `model` with burnpack `weights` (which also carry the parameter ids an optimizer
+/// state refers to), refusing any tensor that is missing, extra or of the wrong shape.
+pub fn apply_burnpack(model: &mut VisionTransformer, weights: &[u8]) -> Result<()> {
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(
+        weights.to_vec(),
+    )))
+    .validate(false)
+    .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| VitError::Weights(e.to_string()))?;
+    check_applied(&result)
+}
+
+/// Turns burn-store's report into one error listing every tensor that did not fit.
+fn check_applied(result: &ApplyResult) -> Result<()> {
+    let mut problems: Vec<String> = result.errors.iter().map(|e| format!("  {e}")).collect();
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .map(|(path, _)| format!("  '{path}' is missing from the weights")),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|path| format!("  '{path}' is in the weights but not in the model")),
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(VitError::WeightsMismatch(problems.join("\n")))
+    }
+}
+
+/// The model's weights as burnpack bytes.
+pub fn model_to_bytes(model: &VisionTransformer) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| VitError::Weights(e.to_string()))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| VitError::Weights(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader sees the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| VitError::io(dir, e))?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(VitError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Writes `NAME.bpk` then `NAME.json` into `dir`; returns the manifest's path.
+///
+/// The weights go first: until the manifest is replaced, an old manifest that meets the new
+/// weights fails its checksum instead of loading the wrong numbers.
+pub fn save_pair(dir: &Path, mut manifest: Manifest, model: &VisionTransformer) -> Result<PathBuf> {
+    let bytes = model_to_bytes(model)?;
+    manifest.weights = WeightsFile {
+        file: format!("{}.bpk", manifest.name),
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len() as u64,
+    };
+    write_atomic(&dir.join(&manifest.weights.file), &bytes)?;
+    let json_path = dir.join(format!("{}.json", manifest.name));
+    write_atomic(&json_path, manifest.to_json().as_bytes())?;
+    Ok(json_path)
+}
+
+/// Reads a manifest and its weights from disk.
+pub fn load_pair(manifest_path: &Path, device: &Device) -> Result<(Manifest, VisionTransformer)> {
+    let text = std::fs::read_to_string(manifest_path).map_err(|e| VitError::io(manifest_path, e))?;
+    let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
+    let weights_path = manifest_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&manifest.weights.file);
+    let weights = std::fs::read(&weights_path).map_err(|e| VitError::io(&weights_path, e))?;
+    let model = load_model(&manifest, &weights, device)?;
+    Ok((manifest, model))
+}
+
+/// Tensor names and shapes of a safetensors file.
+pub fn safetensors_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
+    let mut store = SafetensorsStore::from_file(path);
+    let tensors = store
+        .get_all_tensors()
+        .map_err(|e| VitError::Weights(format!("{}: {e}", path.display())))?;
+    Ok(tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.shape.to_vec()))
+        .collect())
+}
+
+/// Works out a timm `VisionTransformer`'s config from its state-dict shapes. The number of
+/// heads is not recorded in any shape, so the caller gives it.
+pub fn infer_timm_config(
+    shapes: &BTreeMap<String, Vec<usize>>,
+    num_heads: usize,
+) -> Result<VitConfig> {
+    let get = |name: &str, rank: usize| -> Result<&Vec<usize>> {
+        let s = shapes.get(name).ok_or_else(|| {
+            VitError::WeightsMismatch(format!(
+                "  '{name}' is missing: not a timm VisionTransformer state dict (or one with a class token and learned position embedding)"
+            ))
+        })?;
+        if s.len() != rank {
+            return Err(VitError::WeightsMismatch(format!(
+                "  '{name}' has shape {s:?}, expected rank {rank}"
+            )));
+        }
+        Ok(s)
+    };
+    let proj = get("patch_embed.proj.weight", 4)?; // [D, C, p, p]
+    let (embed_dim, in_chans, patch_size) = (proj[0], proj[1], proj[2]);
+    if proj[3] != patch_size {
+        return Err(VitError::WeightsMismatch(format!(
+            "  non-square patches {}x{} are not supported",
+            proj[2], proj[3]
+        )));
+    }
+    get("cls_token", 3)?;
+    let tokens = get("pos_embed", 3)?[1];
+    let grid = ((tokens.saturating_sub(1)) as f64).sqrt().round() as usize;
+    if grid * grid + 1 != tokens {
+        return Err(VitError::WeightsMismatch(format!(
+            "  pos_embed covers {tokens} tokens, which is not 1 class token + a square patch grid"
+        )));
+    }
+    let depth = (0..)
+        .take_while(|i| shapes.contains_key(&format!("blocks.{i}.norm1.weight")))
+        .count();
+    let hidden = get("blocks.0.mlp.fc1.weight", 2)?[0];
+    let num_classes = get("head.weight", 2)?[0];
+    let pooling = if shapes.contains_key("fc_norm.weight") {
+        Pooling::Mean
+    } else {
+        Pooling::Token
+    };
+    let config = VitConfig::new()
+        .with_image_size(grid * patch_size)
+        .with_patch_size(patch_size)
+        .with_in_chans(in_chans)
+        .with_num_classes(num_classes)
+        .with_embed_dim(embed_dim)
+        .with_depth(depth)
+        .with_num_heads(num_heads)
+        .with_mlp_ratio(hidden as f64 / embed_dim as f64)
+        .with_qkv_bias(shapes.contains_key("blocks.0.attn.qkv.bias"))
+        .with_pooling(pooling);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Reads a timm state dict into a model of `config` (see [`infer_timm_config`]).
+pub fn import_timm(path: &Path, config: &VitConfig, device: &Device) -> Result<VisionTransformer> {
+    let mut model = config.init(device)?;
+    let mut store = SafetensorsStore::from_file(path)
+        // timm checkpoints are often f16/bf16; the model computes in f32.
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        .with_key_remapping(r"^fc_norm\.", "norm.")
+        .validate(false)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| VitError::Weights(format!("{}: {e}", path.display())))?;
+    check_applied(&result)?;
+    Ok(model)
+}
+
+/// Writes the model as a timm state dict: timm's names, PyTorch layouts.
+pub fn export_timm(model: &VisionTransformer, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
+    if model.pooling == Pooling::Mean {
+        store = store.with_key_remapping(r"^norm\.", "fc_norm.");
+    }
+    model
+        .save_into(&mut store)
+        .map_err(|e| VitError::Weights(e.to_string()))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| VitError::Weights(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// `www/models/index.json`: the models the page lists, written by `trainer publish`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelIndex {
+    /// The `name` of the model the page loads first.
+    #[serde(default)]
+    pub default: Option<String>,
+    pub models: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub name: String,
+    /// The manifest's file name, beside `index.json`.
+    pub manifest: String,
+    #[serde(default)]
+    pub description: String,
+    pub params: usize,
+    /// Size of the weights file.
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1: Option<f64>,
+}
+
+impl ModelIndex {
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| VitError::Manifest {
+            path: origin.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Adds or replaces the entry for `manifest`, optionally making it the default.
+    pub fn upsert(&mut self, manifest: &Manifest, make_default: bool) {
+        let entry = IndexEntry {
+            name: manifest.name.clone(),
+            manifest: format!("{}.json", manifest.name),
+            description: manifest.description.clone(),
+            params: manifest.config.num_params(),
+            bytes: manifest.weights.bytes,
+            top1: manifest.metrics.as_ref().map(|m| m.top1),
+        };
+        match self.models.iter_mut().find(|e| e.name == entry.name) {
+            Some(existing) => *existing = entry,
+            None => self.models.push(entry),
+        }
+        if make_default || self.default.is_none() {
+            self.default = Some(manifest.name.clone());
+        }
+    }
+
+    /// The default entry, or the first one.
+    pub fn default_entry(&self) -> Option<&IndexEntry> {
+        self.default
+            .as_ref()
+            .and_then(|d| self.models.iter().find(|e| &e.name == d))
+            .or(self.models.first())
+    }
+}
