@@ -1,0 +1,351 @@
+//! End-to-end tests of the `trainer` binary: predict, patches, timm exchange, train, resume,
+//! publish, eval, and clear errors on bad input. Every fixture is made here or by the committed
+//! script in tests/fixtures.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn trainer() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    trainer().args(args).output().expect("trainer runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The tiny timm fixture as a model pair in `dir`; returns its manifest path.
+fn tiny_model(dir: &Path) -> String {
+    let out = dir.display().to_string();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "ant\nbee\ncat\ndog\neel\n").unwrap();
+    let o = run(&[
+        "import-timm",
+        &fixture("timm_tiny_token.safetensors"),
+        "--heads",
+        "2",
+        "--name",
+        "tiny",
+        "--out",
+        &out,
+        "--labels",
+        labels.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    dir.join("tiny.json").display().to_string()
+}
+
+fn write_image(path: &Path, w: u32, h: u32, format: image::ImageFormat) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut bytes = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut bytes, format).unwrap();
+    std::fs::write(path, bytes.into_inner()).unwrap();
+}
+
+#[test]
+fn predict_reports_each_file_and_fails_only_the_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let png = dir.path().join("wide.png");
+    let jpg = dir.path().join("tall.jpg");
+    let bad = dir.path().join("notes.jpg");
+    write_image(&png, 300, 120, image::ImageFormat::Png);
+    write_image(&jpg, 50, 200, image::ImageFormat::Jpeg);
+    std::fs::write(&bad, "this is text, not a photo").unwrap();
+
+    let o = run(&["predict", "--model", &model, "--json", "--top", "3", png.to_str().unwrap(), bad.to_str().unwrap(), jpg.to_str().unwrap()]);
+    assert!(!o.status.success(), "a bad file must fail the run: {}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", text(&o));
+    let good: Vec<_> = lines.iter().filter(|l| l.get("error").is_none()).collect();
+    assert_eq!(good.len(), 2);
+    for answer in good {
+        let probs = answer["probs"].as_array().unwrap();
+        assert_eq!(probs.len(), 5);
+        assert_eq!(answer["logits"].as_array().unwrap().len(), 5);
+        let sum: f64 = probs.iter().map(|p| p.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+        let top = answer["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(top[0]["prob"].as_f64() >= top[1]["prob"].as_f64());
+        let label = top[0]["label"].as_str().unwrap();
+        assert!(["ant", "bee", "cat", "dog", "eel"].contains(&label));
+    }
+    let failure = lines.iter().find(|l| l.get("error").is_some()).unwrap();
+    assert!(failure["file"].as_str().unwrap().ends_with("notes.jpg"));
+    assert!(failure["error"].as_str().unwrap().contains("not a supported image"), "{failure}");
+
+    let o = run(&["predict", "--model", &model, png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1. "), "{}", text(&o));
+}
+
+#[test]
+fn predict_refuses_a_model_whose_checksum_does_not_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let bpk = dir.path().join("tiny.bpk");
+    let mut bytes = std::fs::read(&bpk).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&bpk, bytes).unwrap();
+    let png = dir.path().join("a.png");
+    write_image(&png, 16, 16, image::ImageFormat::Png);
+    let o = run(&["predict", "--model", &model, png.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("checksum mismatch"), "{}", text(&o));
+}
+
+#[test]
+fn patches_draws_the_sheet() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let photo = dir.path().join("photo.jpg");
+    write_image(&photo, 640, 480, image::ImageFormat::Jpeg);
+    let out = dir.path().join("sheet.png");
+    let o = run(&["patches", photo.to_str().unwrap(), "--model", &model, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let sheet = image::open(&out).unwrap().to_rgb8();
+    assert!(sheet.width() > 2 * sheet.height(), "three panels side by side");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("16 patches of 4x4"));
+}
+
+#[test]
+fn export_timm_writes_timm_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = dir.path().join("back.safetensors");
+    let o = run(&["export-timm", "--model", &model, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let original = std::fs::read(fixture("timm_tiny_token.safetensors")).unwrap();
+    let exported = std::fs::read(&out).unwrap();
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&original).unwrap(),
+        safetensors::SafeTensors::deserialize(&exported).unwrap(),
+    );
+    for name in a.names() {
+        assert_eq!(a.tensor(name).unwrap().data(), b.tensor(name).unwrap().data(), "{name}");
+    }
+    assert_eq!(a.len(), b.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training on a small synthetic CIFAR-format dataset the test draws: ten classes, five colours
+// times two shapes, on noisy backgrounds at random places.
+
+const CLASSES: [&str; 10] = [
+    "red-square", "red-disk", "green-square", "green-disk", "blue-square", "blue-disk",
+    "yellow-square", "yellow-disk", "white-square", "white-disk",
+];
+const COLOURS: [[u8; 3]; 5] = [[220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 210, 40], [240, 240, 240]];
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+/// One CIFAR record: label byte, then R, G and B planes of 32x32.
+fn record(label: usize, rng: &mut Lcg) -> Vec<u8> {
+    let colour = COLOURS[label / 2];
+    let disk = label % 2 == 1;
+    let (cx, cy, r) = (8 + rng.next() % 16, 8 + rng.next() % 16, 5 + rng.next() % 3);
+    let mut planes = vec![0u8; 3072];
+    for y in 0..32u32 {
+        for x in 0..32u32 {
+            let (dx, dy) = (x as i32 - cx as i32, y as i32 - cy as i32);
+            let inside = if disk { dx * dx + dy * dy <= (r * r) as i32 } else { dx.abs() <= r as i32 && dy.abs() <= r as i32 };
+            for c in 0..3 {
+                let noise = (rng.next() % 60) as u8;
+                planes[c * 1024 + (y * 32 + x) as usize] = if inside { colour[c].saturating_sub(noise / 3) } else { 40 + noise };
+            }
+        }
+    }
+    let mut rec = vec![label as u8];
+    rec.extend(planes);
+    rec
+}
+
+fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = Lcg(7);
+    let batch = |n: usize, rng: &mut Lcg| -> Vec<u8> {
+        (0..n * 10).flat_map(|i| record(i % 10, rng)).collect()
+    };
+    for k in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{k}.bin")), batch(per_class_train / 5, &mut rng)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), batch(per_class_test, &mut rng)).unwrap();
+    std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n") + "\n").unwrap();
+}
+
+fn train_args<'a>(data: &'a str, run: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--data-dir", data, "--run", run, "--preset", "quick", "--epochs", epochs,
+        "--device", "cpu", "--plain", "--seed", "3",
+    ]
+}
+
+/// metrics.csv without the timing columns (images/s, seconds), which differ run to run.
+fn metrics_without_timing(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(7).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn train_publish_predict_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_cifar(&data, 100, 20);
+    let run_dir = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+    let o = run(&train_args(d, r, "4"));
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["metrics.csv", "curves.png", "confusion.png", "eval.json", "recipe.json"] {
+        assert!(run_dir.join(f).exists(), "{f} missing: {}", text(&o));
+    }
+    let rows = metrics_without_timing(&run_dir);
+    assert_eq!(rows.len(), 5, "header + 4 epochs");
+    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    let top1 = eval["top1"].as_f64().unwrap();
+    assert!(top1 > 0.4, "ten classes, chance is 10%; got {top1}");
+
+    let models = dir.path().join("models");
+    let m = models.to_str().unwrap();
+    let o = run(&["publish", "--run", r, "--name", "shapes", "--out", m, "--default"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["default"], "shapes");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(models.join("shapes.json")).unwrap()).unwrap();
+    assert!((manifest["metrics"]["top1"].as_f64().unwrap() - top1).abs() < 1e-12);
+    assert_eq!(manifest["labels"][3], "green-disk");
+
+    // `eval` on the published pair measures what the run recorded.
+    let o = run(&["eval", "--model", models.join("shapes.json").to_str().unwrap(), "--data-dir", d, "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("top-1 {:.2}%", 100.0 * top1)), "{out}");
+    assert!(out.contains("green-disk"), "{out}");
+
+    // `predict` on test images written as PNG agrees with the run's own evaluation.
+    let test = std::fs::read(data.join("test_batch.bin")).unwrap();
+    let mut files = Vec::new();
+    for (i, rec) in test.chunks(3073).take(20).enumerate() {
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let p = (y * 32 + x) as usize;
+            image::Rgb([rec[1 + p], rec[1 + 1024 + p], rec[1 + 2048 + p]])
+        });
+        let path = dir.path().join(format!("test{i}.png"));
+        img.save(&path).unwrap();
+        files.push(path.display().to_string());
+    }
+    let preds = dir.path().join("preds.csv");
+    let o = run(&["eval", "--model", models.join("shapes.json").to_str().unwrap(), "--data-dir", d, "--device", "cpu", "--predictions", preds.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let recorded: Vec<String> = std::fs::read_to_string(&preds).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+    let manifest_path = models.join("shapes.json").display().to_string();
+    let mut args = vec!["predict", "--model", &manifest_path, "--json", "--top", "1"];
+    args.extend(files.iter().map(String::as_str));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    for (i, line) in String::from_utf8_lossy(&o.stdout).lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["top"][0]["label"].as_str().unwrap(), recorded[i], "image {i}");
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_cifar(&data, 60, 10);
+    let d = data.to_str().unwrap();
+
+    let whole = dir.path().join("whole");
+    let o = run(&train_args(d, whole.to_str().unwrap(), "3"));
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Kill the second run hard once its first epoch is checkpointed.
+    let broken = dir.path().join("broken");
+    let b = broken.to_str().unwrap();
+    let mut child = trainer().args(train_args(d, b, "3")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let state = broken.join("checkpoint/state.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let epoch = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["epoch"].as_u64());
+        if epoch.is_some_and(|e| e >= 1) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!broken.join("eval.json").exists(), "killed before the end");
+
+    let o = run(&["train", "--resume", "--run", b, "--device", "cpu", "--plain"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming"), "{}", text(&o));
+    assert_eq!(metrics_without_timing(&broken), metrics_without_timing(&whole));
+}
+
+#[test]
+fn broken_data_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_cifar(&data, 10, 2);
+    let run_dir = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+
+    let batch = data.join("data_batch_3.bin");
+    let bytes = std::fs::read(&batch).unwrap();
+    std::fs::write(&batch, &bytes[..bytes.len() - 10]).unwrap();
+    let o = run(&train_args(d, r, "1"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("data_batch_3.bin"), "{}", text(&o));
+    std::fs::write(&batch, &bytes).unwrap();
+
+    let test = data.join("test_batch.bin");
+    let mut bytes = std::fs::read(&test).unwrap();
+    bytes[3073 * 5] = 12;
+    std::fs::write(&test, &bytes).unwrap();
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let o = run(&train_args(d, r, "1"));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("test_batch.bin") && t.contains("record 5") && t.contains("12"), "{t}");
+}

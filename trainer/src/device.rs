@@ -1,0 +1,66 @@
+//! `--device`: which backend runs the model.
+
+use anyhow::{Result, bail};
+use burn::prelude::Device;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// CUDA when built with it and an NVIDIA driver is present, else the CPU.
+    Auto,
+    /// burn's Flex backend: pure Rust, multi-threaded, SIMD.
+    Cpu,
+    /// wgpu pinned to Vulkan (needs the `vulkan` feature).
+    Vulkan,
+    /// CUDA (needs the `cuda` feature).
+    Cuda,
+    /// wgpu on whichever graphics API the machine offers (needs the `wgpu` feature).
+    Wgpu,
+}
+
+/// The chosen device and a name for logs and manifests.
+pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
+    match arg {
+        DeviceArg::Auto => {
+            #[cfg(feature = "cuda")]
+            if std::path::Path::new("/dev/nvidiactl").exists() {
+                return resolve(DeviceArg::Cuda);
+            }
+            resolve(DeviceArg::Cpu)
+        }
+        DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
+        DeviceArg::Cuda => {
+            #[cfg(feature = "cuda")]
+            return Ok((Device::cuda(0), "cuda:0".into()));
+            #[allow(unreachable_code)]
+            {
+                bail!("this trainer was built without CUDA: rebuild with `--features cuda`")
+            }
+        }
+        DeviceArg::Vulkan => {
+            #[cfg(feature = "vulkan")]
+            return Ok((
+                Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+                "vulkan".into(),
+            ));
+            #[allow(unreachable_code)]
+            {
+                bail!("this trainer was built without Vulkan: rebuild with `--features vulkan`")
+            }
+        }
+        DeviceArg::Wgpu => {
+            #[cfg(feature = "wgpu")]
+            return Ok((
+                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                "wgpu".into(),
+            ));
+            #[allow(unreachable_code)]
+            {
+                bail!("this trainer was built without wgpu: rebuild with `--features wgpu`")
+            }
+        }
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,305 @@
+//! `trainer`: Vitrine's native command line. Every model it touches is the `vit` crate's.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod augment;
+mod bench;
+mod data;
+mod device;
+mod download;
+mod draw;
+mod eval;
+mod plots;
+mod predict;
+mod progress;
+mod publish;
+mod recipe;
+mod rng;
+mod timm;
+mod training;
+
+use data::DatasetKind;
+use device::DeviceArg;
+use recipe::Preset;
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Train, evaluate and run Vitrine's Vision Transformer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify images with a published model.
+    Predict {
+        /// The model's manifest (NAME.json, with NAME.bpk beside it).
+        #[arg(long)]
+        model: PathBuf,
+        /// Image files: JPEG, PNG, WebP, GIF or BMP, any size.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// How many classes to list per image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// One JSON object per image (file, logits, probs, top) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+    },
+    /// Draw an image beside its patch grid and its patches in token order.
+    Patches {
+        image: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Turn a timm VisionTransformer state dict (safetensors) into a model pair.
+    ImportTimm {
+        safetensors: PathBuf,
+        /// Attention heads: the one number a state dict does not record.
+        #[arg(long)]
+        heads: usize,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Class names, one per line (default: "class 0", "class 1", ...).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Normalisation mean, as r,g,b (default: timm's 0.5,0.5,0.5).
+        #[arg(long, value_parser = timm::parse_rgb)]
+        mean: Option<[f32; 3]>,
+        /// Normalisation std, as r,g,b (default: 0.5,0.5,0.5).
+        #[arg(long, value_parser = timm::parse_rgb)]
+        std: Option<[f32; 3]>,
+    },
+    /// Write a model pair as a timm state dict (safetensors, timm's names and layouts).
+    ExportTimm {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a ViT on a dataset; writes checkpoints, metrics.csv and plots into the run folder.
+    Train {
+        /// The dataset folder (CIFAR binary batches, or train/<class>/ and test/<class>/).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The run folder (created; or continued with --resume).
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
+        dataset: DatasetKind,
+        #[arg(long, value_enum, default_value_t = Preset::Quick)]
+        preset: Preset,
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Train on at most N images (a class-balanced subset).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Peak learning rate.
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+        /// Continue the run in --run from its last checkpoint, with its saved recipe.
+        #[arg(long)]
+        resume: bool,
+        /// Plain progress lines instead of a live line (the default when not on a terminal).
+        #[arg(long)]
+        plain: bool,
+        /// Threads that decode and augment batches ahead of the model.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Measure a published model on a dataset's test split: top-1, top-5, per class.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
+        dataset: DatasetKind,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+        /// Also draw the confusion matrix to this PNG.
+        #[arg(long)]
+        confusion: Option<PathBuf>,
+        /// Also write each test image's true and predicted class to this CSV.
+        #[arg(long)]
+        predictions: Option<PathBuf>,
+    },
+    /// Turn a finished run into a model pair in OUT and list it in OUT/index.json.
+    Publish {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Make it the model the page loads first.
+        #[arg(long)]
+        default: bool,
+        /// One line shown in the page's model list.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Fetch the official CIFAR archive, check its MD5 and unpack it.
+    Download {
+        #[arg(value_parser = ["cifar10", "cifar100"])]
+        which: String,
+        #[arg(long)]
+        to: PathBuf,
+        /// A mirror to use instead of the official address.
+        #[arg(long)]
+        url: Option<String>,
+        /// The MD5 the mirror's archive must have.
+        #[arg(long)]
+        md5: Option<String>,
+    },
+    /// Print training and inference throughput and peak memory for a model shape.
+    Bench {
+        /// The preset whose model shape to measure (overridable below).
+        #[arg(long, value_enum, default_value_t = Preset::Cifar10TenEpochs)]
+        preset: Preset,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Timed training steps.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long)]
+        patch_size: Option<usize>,
+        #[arg(long)]
+        embed_dim: Option<usize>,
+        #[arg(long)]
+        depth: Option<usize>,
+        #[arg(long)]
+        heads: Option<usize>,
+        #[arg(long)]
+        mlp_ratio: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict {
+            model,
+            images,
+            top,
+            json,
+            device,
+        } => predict::run(&model, &images, top, json, device),
+        Command::Patches { image, model, out } => predict::patches(&image, &model, &out),
+        Command::ImportTimm {
+            safetensors,
+            heads,
+            name,
+            out,
+            labels,
+            mean,
+            std,
+        } => timm::import(&safetensors, heads, &name, &out, labels.as_deref(), mean, std),
+        Command::ExportTimm { model, out } => timm::export(&model, &out),
+        Command::Train {
+            data_dir,
+            run,
+            dataset,
+            preset,
+            epochs,
+            limit,
+            batch_size,
+            lr,
+            seed,
+            device,
+            resume,
+            plain,
+            workers,
+        } => training::run(training::TrainArgs {
+            data_dir,
+            run,
+            dataset,
+            preset,
+            epochs,
+            limit,
+            batch_size,
+            lr,
+            seed,
+            device,
+            resume,
+            plain,
+            workers: workers.max(1),
+        }),
+        Command::Eval {
+            model,
+            data_dir,
+            dataset,
+            device,
+            confusion,
+            predictions,
+        } => eval::run(
+            &model,
+            &data_dir,
+            dataset,
+            device,
+            confusion.as_deref(),
+            predictions.as_deref(),
+        ),
+        Command::Publish {
+            run,
+            name,
+            out,
+            default,
+            description,
+        } => publish::run(&run, &name, &out, default, description.as_deref()),
+        Command::Download {
+            which,
+            to,
+            url,
+            md5,
+        } => download::run(&which, &to, url.as_deref(), md5.as_deref()).map(|dir| {
+            println!("{}", dir.display());
+            ExitCode::SUCCESS
+        }),
+        Command::Bench {
+            preset,
+            device,
+            batch_size,
+            steps,
+            patch_size,
+            embed_dim,
+            depth,
+            heads,
+            mlp_ratio,
+        } => bench::run(bench::BenchArgs {
+            preset,
+            device,
+            batch_size,
+            steps,
+            patch_size,
+            embed_dim,
+            depth,
+            heads,
+            mlp_ratio,
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1075 @@
+//! Training records and the pictures made from them: `RUN/metrics.csv` (one row per
+//! epoch), learning curves and confusion matrices as PNG.
+//!
+//! Plotters draws into an in-memory RGB buffer with an embedded font (DejaVu Sans), so the
+//! pictures look the same on every machine and need no system fonts; the `image` crate
+//! encodes the PNG and `vit::weights::write_atomic` puts it in place, so a reader never
+//! sees a half-written file while a run is still training.
+
+// The train and evaluate commands are the callers; until they are wired up these are only
+// exercised by the tests below.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Context, Result, bail};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, FontTransform, register_font};
+
+/// One row of RUN/metrics.csv.
+///
+/// Accuracies (`train_acc`, `top1`, `top5`) are fractions in [0, 1]; the plots show them in
+/// percent. Losses are mean cross-entropy per image.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub lr: f64,
+    pub images_per_sec: f64,
+    pub seconds: f64,
+}
+
+/// Column order of metrics.csv; `read_csv` finds columns by these names, so files written
+/// by a later version with extra columns still read.
+const COLUMNS: [&str; 9] = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "top1",
+    "top5",
+    "lr",
+    "images_per_sec",
+    "seconds",
+];
+
+/// Size of `curves_png`'s picture.
+pub const CURVES_SIZE: (u32, u32) = (1200, 500);
+
+/// Size of `confusion_png`'s picture for `classes` classes: 800 px square while cells can
+/// carry text, then growing so that each of many classes still gets a cell of ~12 px.
+pub fn confusion_size(classes: usize) -> (u32, u32) {
+    let side = (400 + 12 * classes as u32).clamp(800, 2400);
+    // A little wider than tall: the accuracy column and colour bar sit beside the square.
+    (side + 60, side)
+}
+
+// ---------------------------------------------------------------------------------------
+// CSV
+// ---------------------------------------------------------------------------------------
+
+/// Writes `rows` as metrics.csv: a header, then one line per epoch. Floats use Rust's
+/// shortest round-trip form, so reading the file back gives exactly the same numbers.
+pub fn write_csv(rows: &[EpochMetrics], out: &Path) -> Result<()> {
+    let mut text = COLUMNS.join(",");
+    text.push('\n');
+    for r in rows {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            r.epoch,
+            r.train_loss,
+            r.train_acc,
+            r.test_loss,
+            r.top1,
+            r.top5,
+            r.lr,
+            r.images_per_sec,
+            r.seconds
+        ));
+    }
+    vit::weights::write_atomic(out, text.as_bytes())
+        .with_context(|| format!("writing metrics to {}", out.display()))
+}
+
+/// Reads metrics.csv. A missing file is an empty history (a run that has not finished an
+/// epoch yet); anything unreadable is an error naming the file and line.
+pub fn read_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    parse_csv(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+fn parse_csv(text: &str) -> Result<Vec<EpochMetrics>> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty());
+    let Some((header_no, header)) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let mut index = [0usize; COLUMNS.len()];
+    for (slot, column) in index.iter_mut().zip(COLUMNS) {
+        *slot = names.iter().position(|n| *n == column).with_context(|| {
+            format!("line {header_no}: header has no `{column}` column (header: {header:?})")
+        })?;
+    }
+
+    let mut rows = Vec::new();
+    for (no, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != names.len() {
+            bail!(
+                "line {no}: expected {} fields, found {}: {line:?}",
+                names.len(),
+                fields.len()
+            );
+        }
+        let float = |k: usize| -> Result<f64> {
+            let raw = fields[index[k]];
+            raw.parse::<f64>()
+                .with_context(|| format!("line {no}: `{}` is not a number: {raw:?}", COLUMNS[k]))
+        };
+        let raw_epoch = fields[index[0]];
+        let epoch = raw_epoch
+            .parse::<usize>()
+            .with_context(|| format!("line {no}: `epoch` is not a whole number: {raw_epoch:?}"))?;
+        rows.push(EpochMetrics {
+            epoch,
+            train_loss: float(1)?,
+            train_acc: float(2)?,
+            test_loss: float(3)?,
+            top1: float(4)?,
+            top5: float(5)?,
+            lr: float(6)?,
+            images_per_sec: float(7)?,
+            seconds: float(8)?,
+        });
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------
+// Drawing basics
+// ---------------------------------------------------------------------------------------
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT_ONCE: Once = Once::new();
+
+const INK: RGBColor = RGBColor(33, 37, 41);
+const MUTED: RGBColor = RGBColor(100, 106, 112);
+const GRID_BOLD: RGBColor = RGBColor(218, 220, 224);
+const GRID_LIGHT: RGBColor = RGBColor(246, 247, 248);
+// Tableau colours: distinct, colour-blind tolerant, and familiar from matplotlib. Train is
+// blue and test orange in both panels, so the two panels read together.
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const TEST: RGBColor = RGBColor(255, 127, 14);
+const TOP5: RGBColor = RGBColor(44, 160, 44);
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Plotters' ab_glyph backend knows no fonts until one is registered; it keeps them in a
+/// process-wide table, so once is enough.
+fn ensure_font() {
+    FONT_ONCE.call_once(|| {
+        // The bytes are compiled in and known good; a failure here is a broken build.
+        if register_font(FONT, FontStyle::Normal, FONT_BYTES).is_err() {
+            panic!("the embedded DejaVuSans.ttf is not a usable font");
+        }
+    });
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&INK)
+}
+
+/// Draws on a white `width` x `height` canvas and returns it encoded as PNG.
+fn render(width: u32, height: u32, draw: impl FnOnce(&Area) -> Result<()>) -> Result<Vec<u8>> {
+    ensure_font();
+    let mut buf = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+    }
+    let img = image::RgbImage::from_raw(width, height, buf)
+        .context("plot buffer does not match its size")?;
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .context("encoding PNG")?;
+    Ok(png)
+}
+
+fn save_png(png: &[u8], out: &Path) -> Result<()> {
+    vit::weights::write_atomic(out, png).with_context(|| format!("writing {}", out.display()))
+}
+
+/// Draws `s` with its anchor (`h`, `v`) at `(x, y)`.
+///
+/// Plotters' ab_glyph backend puts the baseline half a font size below the point it is
+/// given and lays text out as if it were 0.8 em tall, so its own vertical anchors land a
+/// few pixels high; this shifts the point so that the cap height sits where asked.
+fn text(area: &Area, s: &str, (x, y): (i32, i32), size: f64, h: HPos, v: VPos) -> Result<()> {
+    text_styled(area, s, (x, y), font(size), h, v)
+}
+
+fn text_styled(
+    area: &Area,
+    s: &str,
+    (x, y): (i32, i32),
+    style: TextStyle,
+    h: HPos,
+    v: VPos,
+) -> Result<()> {
+    let size = style.font.get_size();
+    // Where caps are drawn relative to the point plotters is given, with VPos::Top.
+    let cap_top = -0.23 * size;
+    let target_top = match v {
+        VPos::Top => y as f64,
+        VPos::Center => y as f64 - 0.365 * size,
+        VPos::Bottom => y as f64 - 0.73 * size,
+    };
+    let dy = (target_top - cap_top).round() as i32;
+    let style = style.pos(Pos::new(h, VPos::Top));
+    area.draw(&Text::new(s.to_string(), (x, dy), style))?;
+    Ok(())
+}
+
+/// Like `text`, but turned to read bottom to top; `h` and `v` refer to the turned text
+/// (HPos::Right puts its end at `(x, y)`, VPos::Center centres it across x).
+fn text_up(area: &Area, s: &str, (x, y): (i32, i32), size: f64, h: HPos, v: VPos) -> Result<()> {
+    // Turned a quarter, the glyphs' vertical offsets become horizontal ones.
+    let target_left = match v {
+        VPos::Top => x as f64,
+        VPos::Center => x as f64 - 0.365 * size,
+        VPos::Bottom => x as f64 - 0.73 * size,
+    };
+    let dx = (target_left + -0.23 * size).round() as i32;
+    let style = font(size)
+        .transform(FontTransform::Rotate270)
+        .pos(Pos::new(h, VPos::Top));
+    area.draw(&Text::new(s.to_string(), (dx, y), style))?;
+    Ok(())
+}
+
+fn text_width(area: &Area, s: &str, size: f64) -> Result<i32> {
+    Ok(area.estimate_text_size(s, &font(size))?.0 as i32)
+}
+
+/// Title and subtitle centred on top; returns the y below them.
+fn heading(area: &Area, title: &str, subtitle: &str) -> Result<i32> {
+    let (w, _) = area.dim_in_pixel();
+    let mut y = 16;
+    text(
+        area,
+        title,
+        (w as i32 / 2, y),
+        20.0,
+        HPos::Center,
+        VPos::Top,
+    )?;
+    y += 28;
+    if !subtitle.is_empty() {
+        text_styled(
+            area,
+            subtitle,
+            (w as i32 / 2, y),
+            font(14.0).color(&MUTED),
+            HPos::Center,
+            VPos::Top,
+        )?;
+        y += 22;
+    }
+    Ok(y + 6)
+}
+
+// ---------------------------------------------------------------------------------------
+// Learning curves
+// ---------------------------------------------------------------------------------------
+
+/// Two panels side by side: loss (train and test) and accuracy (train, test top-1, test
+/// top-5, in percent) against epoch.
+pub fn curves_png(rows: &[EpochMetrics], title: &str, out: &Path) -> Result<()> {
+    let (w, h) = CURVES_SIZE;
+    let png = render(w, h, |root| draw_curves(root, rows, title)).context("drawing curves")?;
+    save_png(&png, out)
+}
+
+fn draw_curves(root: &Area, rows: &[EpochMetrics], title: &str) -> Result<()> {
+    let subtitle = match rows.last() {
+        None => "no epochs recorded yet".to_string(),
+        Some(last) => {
+            let best = rows
+                .iter()
+                .filter(|r| r.top1.is_finite())
+                .max_by(|a, b| a.top1.total_cmp(&b.top1));
+            let best = best.map_or(String::new(), |b| {
+                format!(
+                    "  ·  best top-1 {:.2}% at epoch {}",
+                    b.top1 * 100.0,
+                    b.epoch
+                )
+            });
+            format!(
+                "epoch {}: test top-1 {:.2}%, top-5 {:.2}%, loss {:.4}{best}",
+                last.epoch,
+                last.top1 * 100.0,
+                last.top5 * 100.0,
+                last.test_loss
+            )
+        }
+    };
+    let top = heading(root, title, &subtitle)?;
+    let (w, _) = root.dim_in_pixel();
+    let body = root.margin(top as u32, 12, 12, 12);
+    let (left, right) = body.split_horizontally((w as i32 - 24) / 2);
+
+    let epochs = epoch_range(rows);
+    // Markers show where the measurements are while there are few; a lone epoch has no
+    // line at all, so its dots must be big enough to see.
+    let marker = match rows.len() {
+        0..=1 => 5,
+        2..=40 => 3,
+        _ => 0,
+    };
+
+    // Loss: from zero, so that the size of the drop is honest.
+    let losses = rows.iter().flat_map(|r| [r.train_loss, r.test_loss]);
+    let max_loss = losses.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let loss_top = if max_loss > 0.0 { max_loss * 1.08 } else { 1.0 };
+    let loss_series: [Series; 2] = [
+        ("train", TRAIN, points(rows, |r| r.train_loss)),
+        ("test", TEST, points(rows, |r| r.test_loss)),
+    ];
+    panel(
+        &left,
+        "Loss",
+        "cross-entropy",
+        epochs.clone(),
+        loss_top,
+        &loss_series,
+        marker,
+        |v| format_axis(v, loss_top),
+    )?;
+
+    let acc_series: [Series; 3] = [
+        ("train", TRAIN, points(rows, |r| r.train_acc * 100.0)),
+        ("test top-1", TEST, points(rows, |r| r.top1 * 100.0)),
+        ("test top-5", TOP5, points(rows, |r| r.top5 * 100.0)),
+    ];
+    panel(
+        &right,
+        "Accuracy",
+        "accuracy (%)",
+        epochs,
+        100.0,
+        &acc_series,
+        marker,
+        |v| format!("{v:.0}"),
+    )?;
+    Ok(())
+}
+
+/// Epochs shown on the x axis; a single epoch gets a neighbour on each side so that it
+/// sits in the middle rather than on an edge (plotters needs a non-empty range anyway).
+fn epoch_range(rows: &[EpochMetrics]) -> std::ops::Range<usize> {
+    let lo = rows.iter().map(|r| r.epoch).min().unwrap_or(0);
+    let hi = rows.iter().map(|r| r.epoch).max().unwrap_or(1);
+    if hi > lo {
+        lo..hi
+    } else {
+        lo.saturating_sub(1)..hi + 1
+    }
+}
+
+/// Finite points only: a NaN loss (a diverged epoch) leaves a gap rather than breaking the
+/// plot.
+fn points(rows: &[EpochMetrics], f: impl Fn(&EpochMetrics) -> f64) -> Vec<(usize, f64)> {
+    rows.iter()
+        .map(|r| (r.epoch, f(r)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+fn format_axis(v: f64, top: f64) -> String {
+    if top >= 10.0 {
+        format!("{v:.0}")
+    } else if top >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// One line of a panel: legend label, colour, (epoch, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(usize, f64)>);
+
+#[allow(clippy::too_many_arguments)]
+fn panel(
+    area: &Area,
+    caption: &str,
+    y_desc: &str,
+    epochs: std::ops::Range<usize>,
+    y_top: f64,
+    series: &[Series],
+    marker: u32,
+    y_fmt: impl Fn(f64) -> String,
+) -> Result<()> {
+    let x_span = (epochs.start as f64, epochs.end as f64);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(17.0))
+        .margin(10)
+        .margin_right(24)
+        .x_label_area_size(48)
+        .y_label_area_size(62)
+        .build_cartesian_2d(epochs, 0f64..y_top)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .x_labels(10)
+        .y_labels(6)
+        .y_label_formatter(&|v| y_fmt(*v))
+        .label_style(font(14.0))
+        .axis_desc_style(font(15.0))
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .axis_style(MUTED)
+        .draw()?;
+    for (label, colour, pts) in series {
+        let colour = *colour;
+        chart.draw_series(
+            pts.iter()
+                .filter(|_| marker > 0)
+                .map(|&p| Circle::new(p, marker, colour.filled())),
+        )?;
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))?
+            .label(*label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
+            });
+    }
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().map(|&(e, v)| (e as f64, v)))
+        .collect();
+    chart
+        .configure_series_labels()
+        .position(emptiest_corner(&all, x_span, (0.0, y_top)))
+        .margin(12)
+        .label_font(font(14.0))
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID_BOLD)
+        .draw()?;
+    Ok(())
+}
+
+/// The corner of the plot with the fewest data points near it, for the legend: losses fall
+/// and accuracies rise, but a diverged or one-epoch run does neither.
+fn emptiest_corner(pts: &[(f64, f64)], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let in_band = |v: f64, (lo, hi): (f64, f64), high: bool| {
+        let t = (v - lo) / (hi - lo).max(f64::MIN_POSITIVE);
+        if high { t >= 0.55 } else { t <= 0.45 }
+    };
+    let count = |right: bool, upper: bool| {
+        pts.iter()
+            .filter(|&&(px, py)| in_band(px, x, right) && in_band(py, y, upper))
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|(_, n)| *n)
+    .map(|(p, _)| p)
+    .unwrap_or(SeriesLabelPosition::UpperRight)
+}
+
+// ---------------------------------------------------------------------------------------
+// Confusion matrix
+// ---------------------------------------------------------------------------------------
+
+/// Classes up to which each cell carries its percentage; beyond, cells get too small.
+const CELL_TEXT_MAX_CLASSES: usize = 20;
+
+/// A heat map of `matrix[true][pred]` counts, each row normalised to 100%, with class names
+/// on both axes, each class's accuracy (its recall: the diagonal) in a column at the right,
+/// and a colour bar.
+pub fn confusion_png(
+    matrix: &[Vec<u64>],
+    labels: &[String],
+    title: &str,
+    out: &Path,
+) -> Result<()> {
+    let n = matrix.len();
+    if n == 0 {
+        bail!("confusion matrix is empty");
+    }
+    if let Some((i, row)) = matrix.iter().enumerate().find(|(_, r)| r.len() != n) {
+        bail!(
+            "confusion matrix has {n} rows but row {i} has {} columns",
+            row.len()
+        );
+    }
+    // No labels means class indices; a wrong number of labels is a caller's mistake.
+    let labels: Vec<String> = if labels.is_empty() {
+        (0..n).map(|i| i.to_string()).collect()
+    } else if labels.len() == n {
+        labels.to_vec()
+    } else {
+        bail!(
+            "confusion matrix has {n} classes but {} labels were given",
+            labels.len()
+        );
+    };
+    let (w, h) = confusion_size(n);
+    let png = render(w, h, |root| draw_confusion(root, matrix, &labels, title))
+        .context("drawing confusion matrix")?;
+    save_png(&png, out)
+}
+
+fn draw_confusion(root: &Area, matrix: &[Vec<u64>], labels: &[String], title: &str) -> Result<()> {
+    let n = matrix.len();
+    let (w, h) = root.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    let row_sums: Vec<u64> = matrix.iter().map(|r| r.iter().sum()).collect();
+    let total: u64 = row_sums.iter().sum();
+    let correct: u64 = (0..n).map(|i| matrix[i][i]).sum();
+    let share = |i: usize, j: usize| {
+        if row_sums[i] == 0 {
+            0.0
+        } else {
+            matrix[i][j] as f64 / row_sums[i] as f64
+        }
+    };
+
+    // Without numbers in the cells, the few-percent confusions that matter would be near
+    // white on a linear scale; a square-root scale lifts them (the colour bar shows it).
+    let written = n <= CELL_TEXT_MAX_CLASSES;
+    let scale = |v: f64| if written { v } else { v.sqrt() };
+    let overall = if total == 0 {
+        0.0
+    } else {
+        correct as f64 / total as f64 * 100.0
+    };
+    let subtitle = format!(
+        "each row (true class) sums to 100%{}  ·  overall accuracy {overall:.2}% of {} images",
+        if written {
+            ""
+        } else {
+            ", colour on a square-root scale"
+        },
+        group_thousands(total)
+    );
+    let top = heading(root, title, &subtitle)? + 4;
+
+    // Tick labels shrink with the cells; the 14 px of small matrices is the comfortable size.
+    let cell_guess = (w - 330).min(h - top - 260) as f64 / n as f64;
+    let tick = if n <= CELL_TEXT_MAX_CLASSES {
+        14.0
+    } else {
+        (cell_guess * 0.85).clamp(7.0, 14.0)
+    };
+    let shown: Vec<String> = labels.iter().map(|l| shorten(l, 24)).collect();
+    let mut label_w = 0;
+    for l in &shown {
+        label_w = label_w.max(text_width(root, l, tick)?);
+    }
+    let axis_title = 15.0;
+    let pad = 16;
+    let acc_w = text_width(root, "100.0%", tick)?.max(text_width(root, "accuracy", 13.0)?) + 14;
+    let bar_w = 18;
+    let bar_label_w = text_width(root, "100%", 13.0)? + 4;
+
+    let left = pad + axis_title as i32 + 12 + label_w + 8;
+    let right = 10 + acc_w + 18 + bar_w + 8 + bar_label_w + pad;
+    let bottom = 8 + label_w + 14 + axis_title as i32 + pad;
+    let avail_w = w - left - right;
+    let avail_h = h - top - bottom;
+    let cell = (avail_w.min(avail_h) / n as i32).max(1);
+    let grid = cell * n as i32;
+    // Centre the whole block (labels, grid, accuracy column, bar) in the leftover space.
+    let x0 = left + (avail_w - grid) / 2;
+    let y0 = top + (avail_h - grid) / 2;
+
+    // Cells.
+    for i in 0..n {
+        for j in 0..n {
+            let (cx, cy) = (x0 + j as i32 * cell, y0 + i as i32 * cell);
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell, cy + cell)],
+                heat(scale(share(i, j))).filled(),
+            ))?;
+        }
+    }
+    // Thin white lines separate cells while they are big enough to be told apart.
+    if cell >= 8 {
+        for k in 1..n as i32 {
+            let style = WHITE.mix(0.7).stroke_width(1);
+            root.draw(&PathElement::new(
+                vec![(x0 + k * cell, y0), (x0 + k * cell, y0 + grid)],
+                style,
+            ))?;
+            root.draw(&PathElement::new(
+                vec![(x0, y0 + k * cell), (x0 + grid, y0 + k * cell)],
+                style,
+            ))?;
+        }
+    }
+    root.draw(&Rectangle::new(
+        [(x0, y0), (x0 + grid, y0 + grid)],
+        MUTED.stroke_width(1),
+    ))?;
+
+    // Per-cell percentages: blank for no images at all, "<1" for a few.
+    if written {
+        let size = (cell as f64 * 0.42).clamp(9.0, 15.0);
+        // The % sign only where it fits; the colour bar and subtitle say these are percent.
+        let with_sign = text_width(root, "100%", size)? <= cell - 8;
+        for (i, row) in matrix.iter().enumerate() {
+            for (j, &count) in row.iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                let p = share(i, j) * 100.0;
+                // Rounded half up: `{:.0}` rounds 0.5 to even, which would print a "0".
+                let s = if p < 0.5 {
+                    "<1".to_string()
+                } else {
+                    format!("{}", p.round())
+                };
+                let s = if with_sign { format!("{s}%") } else { s };
+                let ink = if scale(share(i, j)) > 0.5 { WHITE } else { INK };
+                let centre = (
+                    x0 + j as i32 * cell + cell / 2,
+                    y0 + i as i32 * cell + cell / 2,
+                );
+                text_styled(
+                    root,
+                    &s,
+                    centre,
+                    font(size).color(&ink),
+                    HPos::Center,
+                    VPos::Center,
+                )?;
+            }
+        }
+    }
+
+    // Class names: true classes down the left, predicted classes along the bottom. With
+    // many classes, labels smaller than their cells would collide, so only some are named.
+    let every = ((tick * 1.1) / cell as f64).ceil().max(1.0) as usize;
+    for (k, l) in shown.iter().enumerate().filter(|(k, _)| k % every == 0) {
+        let mid = k as i32 * cell + cell / 2;
+        text(root, l, (x0 - 8, y0 + mid), tick, HPos::Right, VPos::Center)?;
+        text_up(
+            root,
+            l,
+            (x0 + mid, y0 + grid + 8),
+            tick,
+            HPos::Right,
+            VPos::Center,
+        )?;
+    }
+    text(
+        root,
+        "predicted class",
+        (x0 + grid / 2, y0 + grid + 8 + label_w + 14),
+        axis_title,
+        HPos::Center,
+        VPos::Top,
+    )?;
+    text_up(
+        root,
+        "true class",
+        (pad, y0 + grid / 2),
+        axis_title,
+        HPos::Center,
+        VPos::Top,
+    )?;
+
+    // Each class's accuracy, beside its row, so it stays readable when the cells are tiny.
+    let ax = x0 + grid + 10;
+    text_styled(
+        root,
+        "accuracy",
+        (ax + acc_w / 2 - 4, y0 - 8),
+        font(13.0).color(&MUTED),
+        HPos::Center,
+        VPos::Bottom,
+    )?;
+    for (i, _) in shown.iter().enumerate().filter(|(k, _)| k % every == 0) {
+        let s = if row_sums[i] == 0 {
+            "–".to_string()
+        } else if written {
+            format!("{:.1}%", share(i, i) * 100.0)
+        } else {
+            format!("{:.0}%", share(i, i) * 100.0)
+        };
+        let y = y0 + i as i32 * cell + cell / 2;
+        text(
+            root,
+            &s,
+            (ax + acc_w - 14, y),
+            tick,
+            HPos::Right,
+            VPos::Center,
+        )?;
+    }
+
+    // Colour bar, as tall as the grid.
+    let bx = ax + acc_w + 18;
+    for k in 0..grid {
+        let v = 1.0 - k as f64 / (grid - 1).max(1) as f64;
+        root.draw(&Rectangle::new(
+            [(bx, y0 + k), (bx + bar_w, y0 + k + 1)],
+            heat(v).filled(),
+        ))?;
+    }
+    root.draw(&Rectangle::new(
+        [(bx, y0), (bx + bar_w, y0 + grid)],
+        MUTED.stroke_width(1),
+    ))?;
+    let ticks: &[u32] = if written {
+        &[0, 25, 50, 75, 100]
+    } else {
+        &[0, 1, 5, 10, 25, 50, 100]
+    };
+    for &pct in ticks {
+        let t = scale(pct as f64 / 100.0);
+        let y = y0 + ((1.0 - t) * (grid - 1) as f64).round() as i32;
+        root.draw(&PathElement::new(
+            vec![(bx + bar_w, y), (bx + bar_w + 4, y)],
+            MUTED,
+        ))?;
+        text(
+            root,
+            &format!("{pct}%"),
+            (bx + bar_w + 8, y),
+            13.0,
+            HPos::Left,
+            VPos::Center,
+        )?;
+    }
+    Ok(())
+}
+
+/// Sequential white-to-blue scale (matplotlib's "Blues"): light enough at 0 that empty
+/// cells read as background, dark enough at 1 for white text.
+fn heat(v: f64) -> RGBColor {
+    const STOPS: [(u8, u8, u8); 9] = [
+        (247, 251, 255),
+        (222, 235, 247),
+        (198, 219, 239),
+        (158, 202, 225),
+        (107, 174, 214),
+        (66, 146, 198),
+        (33, 113, 181),
+        (8, 81, 156),
+        (8, 48, 107),
+    ];
+    let t = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * (STOPS.len() - 1) as f64;
+    let k = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - k as f64;
+    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (STOPS[k], STOPS[k + 1]);
+    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn fake_rows(epochs: usize) -> Vec<EpochMetrics> {
+        (1..=epochs)
+            .map(|e| {
+                let t = e as f64 / epochs.max(1) as f64;
+                let wiggle = ((e as f64) * 1.7).sin() * 0.01;
+                EpochMetrics {
+                    epoch: e,
+                    train_loss: 2.3 * (-3.0 * t).exp() + 0.15 + wiggle,
+                    train_acc: 0.1 + 0.85 * (1.0 - (-3.5 * t).exp()) + wiggle,
+                    test_loss: 2.3 * (-2.5 * t).exp() + 0.45 + 0.2 * t * t - wiggle,
+                    top1: 0.1 + 0.72 * (1.0 - (-3.0 * t).exp()) - wiggle,
+                    top5: 0.5 + 0.47 * (1.0 - (-4.0 * t).exp()),
+                    lr: 1e-3 * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0,
+                    images_per_sec: 1234.5 + e as f64,
+                    seconds: 40.25 * e as f64,
+                }
+            })
+            .collect()
+    }
+
+    /// A deterministic matrix with a strong diagonal and a few typical confusions.
+    fn fake_confusion(n: usize, per_class: u64) -> Vec<Vec<u64>> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|i| {
+                let mut row = vec![0u64; n];
+                let hit = per_class * (55 + next() % 40) / 100;
+                row[i] = hit;
+                let mut left = per_class - hit;
+                // Most mistakes go to one or two neighbours, the rest scatter.
+                let near = (i + 1 + (next() % 2) as usize) % n;
+                let take = left * 6 / 10;
+                row[near] += take;
+                left -= take;
+                while left > 0 {
+                    let j = (next() % n as u64) as usize;
+                    let k = (next() % 4 + 1).min(left);
+                    row[j] += k;
+                    left -= k;
+                }
+                row
+            })
+            .collect()
+    }
+
+    fn cifar10() -> Vec<String> {
+        [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn cifar100() -> Vec<String> {
+        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus \
+         butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach \
+         couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster \
+         house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree \
+         motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear \
+         pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road \
+         rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel \
+         streetcar sunflower sweet_pepper table tank telephone television tiger tractor train \
+         trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Decodes a PNG and checks its size and that it has real content: a blank or
+    /// text-less picture has only a handful of colours, anti-aliased plots have hundreds.
+    fn check_png(path: &Path, size: (u32, u32)) {
+        let img = image::open(path).expect("PNG decodes").to_rgb8();
+        assert_eq!(img.dimensions(), size, "{}", path.display());
+        let colours: HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(
+            colours.len() > 100,
+            "{} has only {} colours",
+            path.display(),
+            colours.len()
+        );
+        assert_eq!(
+            std::fs::read(path).unwrap()[..8],
+            [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]
+        );
+    }
+
+    #[test]
+    fn csv_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/metrics.csv");
+        let mut rows = fake_rows(7);
+        rows[3].test_loss = f64::NAN; // NaN != NaN, so compare that one by hand
+        rows[4].lr = 1e-300;
+        write_csv(&rows, &path).unwrap();
+        let back = read_csv(&path).unwrap();
+        assert_eq!(back.len(), rows.len());
+        assert!(back[3].test_loss.is_nan());
+        rows[3].test_loss = 0.0;
+        let mut back = back;
+        back[3].test_loss = 0.0;
+        assert_eq!(back, rows);
+
+        write_csv(&[], &path).unwrap();
+        assert!(read_csv(&path).unwrap().is_empty());
+        assert!(
+            read_csv(&dir.path().join("missing.csv"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn csv_reads_columns_by_name() {
+        let text = "seconds,epoch,top1,top5,lr,train_loss,train_acc,test_loss,images_per_sec,extra\n\
+                    10,3,0.5,0.9,0.001,1.5,0.4,1.6,100,x\n";
+        let rows = parse_csv(text).unwrap();
+        assert_eq!(rows[0].epoch, 3);
+        assert_eq!(rows[0].seconds, 10.0);
+        assert_eq!(rows[0].top5, 0.9);
+    }
+
+    #[test]
+    fn malformed_csv_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        write_csv(&fake_rows(3), &path).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("4,0.1,0.2,oops,0.4,0.5,0.6,0.7,0.8\n");
+        std::fs::write(&path, &text).unwrap();
+        let err = format!("{:#}", read_csv(&path).unwrap_err());
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("test_loss"), "{err}");
+        assert!(err.contains("metrics.csv"), "{err}");
+
+        let err = format!("{:#}", parse_csv("epoch,top1\n1,2\n").unwrap_err());
+        assert!(
+            err.contains("line 1") && err.contains("train_loss"),
+            "{err}"
+        );
+        let short = format!("{}\n1,2,3\n", COLUMNS.join(","));
+        let err = format!("{:#}", parse_csv(&short).unwrap_err());
+        assert!(
+            err.contains("line 2") && err.contains("expected 9 fields"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn curves_png_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        for epochs in [1, 10, 300] {
+            let path = dir.path().join(format!("curves-{epochs}.png"));
+            curves_png(&fake_rows(epochs), "vit-tiny on CIFAR-10", &path).unwrap();
+            check_png(&path, CURVES_SIZE);
+        }
+        // No epochs yet still gives a picture (empty axes), not an error.
+        let path = dir.path().join("curves-0.png");
+        curves_png(&[], "nothing yet", &path).unwrap();
+        assert_eq!(image::open(&path).unwrap().width(), CURVES_SIZE.0);
+    }
+
+    #[test]
+    fn confusion_png_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confusion.png");
+        confusion_png(
+            &fake_confusion(10, 1000),
+            &cifar10(),
+            "CIFAR-10 test",
+            &path,
+        )
+        .unwrap();
+        check_png(&path, confusion_size(10));
+
+        let path = dir.path().join("confusion-100.png");
+        confusion_png(&fake_confusion(100, 100), &cifar100(), "CIFAR-100", &path).unwrap();
+        check_png(&path, confusion_size(100));
+
+        let bad = confusion_png(&fake_confusion(3, 10), &cifar10(), "x", &path);
+        assert!(format!("{:#}", bad.unwrap_err()).contains("10 labels"));
+        let ragged = vec![vec![1, 2], vec![3]];
+        assert!(confusion_png(&ragged, &[], "x", &path).is_err());
+    }
+
+    #[test]
+    fn heat_scale_ends() {
+        assert_eq!(heat(0.0), RGBColor(247, 251, 255));
+        assert_eq!(heat(1.0), RGBColor(8, 48, 107));
+        assert_eq!(heat(f64::NAN), heat(0.0));
+        assert_eq!(group_thousands(1234567), "1,234,567");
+        assert_eq!(group_thousands(999), "999");
+    }
+
+    /// Writes sample pictures to /tmp/plots-preview (or $PLOTS_PREVIEW) for a person to
+    /// look at: `cargo test -p trainer --bin trainer plots -- --ignored`.
+    #[test]
+    #[ignore]
+    fn preview() {
+        let dir = std::env::var_os("PLOTS_PREVIEW")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/tmp/plots-preview".into());
+        curves_png(
+            &fake_rows(10),
+            "vit-tiny · CIFAR-10 · 10 epochs",
+            &dir.join("curves-10.png"),
+        )
+        .unwrap();
+        curves_png(
+            &fake_rows(1),
+            "vit-tiny · CIFAR-10 · 1 epoch",
+            &dir.join("curves-1.png"),
+        )
+        .unwrap();
+        curves_png(
+            &fake_rows(300),
+            "vit-small · CIFAR-100 · 300 epochs",
+            &dir.join("curves-300.png"),
+        )
+        .unwrap();
+        confusion_png(
+            &fake_confusion(10, 1000),
+            &cifar10(),
+            "vit-tiny · CIFAR-10 test set",
+            &dir.join("confusion-10.png"),
+        )
+        .unwrap();
+        let labels20: Vec<String> = cifar100().into_iter().take(20).collect();
+        confusion_png(
+            &fake_confusion(20, 100),
+            &labels20,
+            "20 classes",
+            &dir.join("confusion-20.png"),
+        )
+        .unwrap();
+        confusion_png(
+            &fake_confusion(100, 100),
+            &cifar100(),
+            "vit-small · CIFAR-100 test set",
+            &dir.join("confusion-100.png"),
+        )
+        .unwrap();
+    }
+}

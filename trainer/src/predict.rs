@@ -1,0 +1,117 @@
+//! `trainer predict` and `trainer patches`: a published model on image files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use vit::inference::{Ranked, rows, softmax, top_k};
+use vit::preprocess::{Prepared, batch_tensor, prepare};
+use vit::weights::{Manifest, load_pair};
+
+use crate::device::{DeviceArg, resolve};
+
+/// Images per forward pass: large enough to use the cores, small enough for any machine.
+const BATCH: usize = 32;
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    file: &'a str,
+    logits: &'a [f32],
+    probs: &'a [f32],
+    top: &'a [Ranked],
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    file: &'a str,
+    error: &'a str,
+}
+
+pub fn run(model: &Path, images: &[PathBuf], k: usize, json: bool, device: DeviceArg) -> Result<ExitCode> {
+    let (device, _) = resolve(device)?;
+    let (manifest, model) =
+        load_pair(model, &device).with_context(|| format!("loading model {}", model.display()))?;
+    let size = manifest.config.image_size;
+    let mut failed = 0;
+    for chunk in images.chunks(BATCH) {
+        // Each file is read and prepared on its own, so one bad file costs only itself.
+        let mut ready: Vec<(String, Prepared)> = Vec::new();
+        for path in chunk {
+            let name = path.display().to_string();
+            match read_and_prepare(path, &manifest) {
+                Ok(p) => ready.push((name, p)),
+                Err(e) => {
+                    failed += 1;
+                    report_failure(&name, &format!("{e:#}"), json);
+                }
+            }
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let inputs: Vec<&[f32]> = ready.iter().map(|(_, p)| p.chw.as_slice()).collect();
+        let logits = model.forward(batch_tensor(&inputs, size, &device));
+        let flat = logits.into_data().try_to_vec::<f32>().context("reading logits")?;
+        for ((name, _), logits) in ready.iter().zip(rows(&flat, manifest.config.num_classes)) {
+            let probs = softmax(&logits);
+            let top = top_k(&probs, &manifest.labels, k);
+            if json {
+                let answer = Answer {
+                    file: name,
+                    logits: &logits,
+                    probs: &probs,
+                    top: &top,
+                };
+                println!("{}", serde_json::to_string(&answer)?);
+            } else {
+                println!("{name}");
+                for (rank, r) in top.iter().enumerate() {
+                    println!("  {}. {:<16} {:6.2}%", rank + 1, r.label, 100.0 * r.prob);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} images failed", images.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_failure(name: &str, error: &str, json: bool) {
+    eprintln!("error: {name}: {error}");
+    if json {
+        let f = Failure { file: name, error };
+        println!("{}", serde_json::to_string(&f).expect("plain strings serialise"));
+    }
+}
+
+fn read_and_prepare(path: &Path, manifest: &Manifest) -> Result<Prepared> {
+    let bytes = std::fs::read(path).context("cannot read the file")?;
+    Ok(prepare(
+        &bytes,
+        manifest.config.image_size as u32,
+        &manifest.normalization,
+    )?)
+}
+
+pub fn patches(image: &Path, model: &Path, out: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(model)
+        .with_context(|| format!("reading manifest {}", model.display()))?;
+    let manifest = Manifest::from_json(&text, &model.display().to_string())?;
+    let prepared = read_and_prepare(image, &manifest)
+        .with_context(|| format!("reading image {}", image.display()))?;
+    let png = crate::draw::patch_sheet(&prepared, &manifest.config);
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    png.write_to(&mut bytes, image::ImageFormat::Png)?;
+    vit::weights::write_atomic(out, &bytes.into_inner())?;
+    println!(
+        "wrote {} ({} patches of {}x{} px)",
+        out.display(),
+        manifest.config.num_patches(),
+        manifest.config.patch_size,
+        manifest.config.patch_size
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,463 @@
+//! `trainer train`: the training loop, its checkpoints and its record.
+//!
+//! A run folder holds everything about one run:
+//! - `recipe.json` (the resolved hyperparameters) and `run.json` (data, device, command);
+//! - `checkpoint/` (`model.bpk`, `optim.bpk`, `state.json`), replaced whole after every epoch
+//!   and on Ctrl-C, so `--resume` always finds a consistent set;
+//! - `metrics.csv`, one row per epoch, and at the end `eval.json`, `curves.png`, `confusion.png`.
+//!
+//! Randomness is a function of (seed, epoch, batch): the data order and augmentation come from
+//! the loader's derived streams, and burn's RNG (dropout, drop path) is re-seeded before every
+//! batch. A resumed run therefore computes exactly what the unbroken run would have.
+//!
+//! The loop is written by hand rather than with burn-train's `SupervisedTraining`: that learner
+//! checkpoints only at epoch ends, replays its shuffle from the start on resume, feeds workers
+//! nondeterministically and has no plain-line metric logging, and this recipe needs soft-target
+//! losses and global-norm clipping as well.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+use vit::VisionTransformer;
+use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
+
+use crate::augment::Loader;
+use crate::data::{self, DatasetKind};
+use crate::device::{DeviceArg, resolve};
+use crate::eval::{Evaluation, evaluate};
+use crate::plots::{self, EpochMetrics};
+use crate::progress::{Progress, clock};
+use crate::recipe::{Preset, Recipe};
+use crate::rng::Rng;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Where the data is and what ran it; kept beside the recipe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub data_dir: PathBuf,
+    pub dataset: DatasetKind,
+    pub dataset_description: String,
+    pub classes: Vec<String>,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub command: String,
+    pub device: String,
+}
+
+/// Progress through the run, saved with every checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The epoch in progress (0-based); equals `epochs` when the run is complete.
+    pub epoch: usize,
+    /// The next batch of `epoch` to train on.
+    pub next_batch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Running sums over the epoch so far.
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub seen: usize,
+    /// Training time over every session of the run, evaluation excluded.
+    pub train_seconds: f64,
+}
+
+pub struct TrainArgs {
+    pub data_dir: Option<PathBuf>,
+    pub run: PathBuf,
+    pub dataset: DatasetKind,
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub limit: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub seed: Option<u64>,
+    pub device: DeviceArg,
+    pub resume: bool,
+    pub plain: bool,
+    pub workers: usize,
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    let (device, device_name) = resolve(args.device)?;
+    let run_dir = &args.run;
+    let (recipe, info, state) = if args.resume {
+        resume_files(run_dir)?
+    } else {
+        start_files(&args, &device_name)?
+    };
+    let mut progress = Progress::new(args.plain);
+    if state.epoch >= recipe.epochs {
+        progress.message(&format!("{} is already complete ({} epochs)", run_dir.display(), recipe.epochs));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let data = data::load(info.dataset, &info.data_dir, recipe.model.image_size as u32, recipe.seed, recipe.limit)?;
+    if data.classes != info.classes {
+        bail!("the classes in {} changed since the run started", info.data_dir.display());
+    }
+    let num_classes = data.classes.len();
+    let train = Arc::new(data.train);
+    let test = Arc::new(data.test);
+    let info = RunInfo {
+        dataset_description: data.description.clone(),
+        train_images: train.len(),
+        test_images: test.len(),
+        ..info
+    };
+    write_json(&run_dir.join("run.json"), &info)?;
+    progress.message(&format!(
+        "{}: {} train / {} test images, {} classes{}; model {} parameters; {device_name}",
+        data.description,
+        train.len(),
+        test.len(),
+        num_classes,
+        if data.skipped > 0 { format!(" ({} unreadable files skipped)", data.skipped) } else { String::new() },
+        recipe.model.num_params(),
+    ));
+
+    let ad = device.clone().autodiff();
+    // burn creates parameters lazily from one global RNG: seed before the model exists.
+    device.seed(recipe.seed);
+    let mut model = recipe.model.init(&ad)?;
+    let mut optim = optimizer(&recipe)?;
+    if args.resume {
+        (model, optim) = load_checkpoint(run_dir, model, optim)?;
+        progress.message(&format!(
+            "resuming {} at epoch {} batch {}",
+            run_dir.display(),
+            state.epoch + 1,
+            state.next_batch
+        ));
+    }
+    install_ctrlc();
+
+    let loader = Loader::new(
+        train.clone(),
+        num_classes,
+        recipe.batch_size,
+        Some(recipe.augment.clone()),
+        recipe.normalization,
+        recipe.seed,
+        args.workers,
+        4,
+    );
+    let steps_per_epoch = loader.batches_per_epoch();
+    if steps_per_epoch == 0 {
+        bail!("{} training images are fewer than one batch of {}", train.len(), recipe.batch_size);
+    }
+    let mut rows = plots::read_csv(&run_dir.join("metrics.csv"))?;
+    rows.truncate(state.epoch);
+    let mut state = state;
+    let size = recipe.model.image_size;
+
+    while state.epoch < recipe.epochs {
+        progress.start_epoch(state.epoch, recipe.epochs, steps_per_epoch, state.next_batch);
+        let session = Instant::now();
+        for batch in loader.epoch(state.epoch, state.next_batch) {
+            device.seed(Rng::derive(recipe.seed, &[state.epoch as u64, state.next_batch as u64, 7]).next_u64());
+            let b = batch.len;
+            let lr = recipe.lr_at(state.step, steps_per_epoch);
+            let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, size, size]), &ad);
+            let y = Tensor::<2>::from_data(TensorData::new(batch.targets, [b, num_classes]), &ad);
+            let logits = model.forward(x);
+            // Soft-target cross-entropy: covers label smoothing, mixup and cutmix alike.
+            let loss = (log_softmax(logits.clone(), 1) * y).sum_dim(1).mean().neg();
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                bail!(
+                    "the loss became {loss_value} at epoch {} batch {} (lr {lr:.2e}); try a lower --lr",
+                    state.epoch + 1,
+                    state.next_batch
+                );
+            }
+            let predicted = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>()?;
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if recipe.grad_clip > 0.0 {
+                clip_global_norm(&model, &mut grads, recipe.grad_clip);
+            }
+            model = optim.step(lr, model, grads);
+
+            state.loss_sum += loss_value * b as f64;
+            state.correct += predicted
+                .iter()
+                .zip(&batch.labels)
+                .filter(|(p, l)| **p == **l as i64)
+                .count() as f64;
+            state.seen += b;
+            state.step += 1;
+            state.next_batch += 1;
+            progress.batch(
+                state.next_batch,
+                b,
+                state.loss_sum / state.seen as f64,
+                state.correct / state.seen as f64,
+                lr,
+            );
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                state.train_seconds += session.elapsed().as_secs_f64();
+                save_checkpoint(run_dir, &model, &optim, &state)?;
+                progress.message(&format!(
+                    "\ninterrupted: saved epoch {} batch {}; continue with `trainer train --resume --run {}`",
+                    state.epoch + 1,
+                    state.next_batch,
+                    run_dir.display()
+                ));
+                return Ok(ExitCode::from(130));
+            }
+        }
+        let epoch_seconds = session.elapsed().as_secs_f64();
+        state.train_seconds += epoch_seconds;
+        let images_per_sec = progress.images_per_sec();
+
+        let eval = evaluate(&model.valid(), test.clone(), num_classes, recipe.normalization, &device)?;
+        rows.push(EpochMetrics {
+            epoch: state.epoch + 1,
+            train_loss: state.loss_sum / state.seen.max(1) as f64,
+            train_acc: state.correct / state.seen.max(1) as f64,
+            test_loss: eval.loss,
+            top1: eval.top1,
+            top5: eval.top5,
+            lr: recipe.lr_at(state.step.saturating_sub(1), steps_per_epoch),
+            images_per_sec,
+            seconds: state.train_seconds,
+        });
+        progress.message(&format!(
+            "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} top-1 {:.2}% top-5 {:.2}% | {:.0} img/s, {} elapsed",
+            state.epoch + 1,
+            recipe.epochs,
+            rows.last().unwrap().train_loss,
+            100.0 * rows.last().unwrap().train_acc,
+            eval.loss,
+            100.0 * eval.top1,
+            100.0 * eval.top5,
+            images_per_sec,
+            clock(state.train_seconds)
+        ));
+        state = State {
+            epoch: state.epoch + 1,
+            step: state.step,
+            train_seconds: state.train_seconds,
+            ..State::default()
+        };
+        plots::write_csv(&rows, &run_dir.join("metrics.csv"))?;
+        save_checkpoint(run_dir, &model, &optim, &state)?;
+        // Continue from the checkpoint just written, exactly as a resumed run would: Flex's
+        // results depend on tensor layouts, which a reload changes, so an unbroken run and a
+        // resumed one only agree to the last bit if both pass through the same reload.
+        (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
+        if state.epoch == recipe.epochs {
+            finish(run_dir, &rows, &eval, &info, &progress)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, State)> {
+    let Some(data_dir) = args.data_dir.clone() else {
+        bail!("--data-dir is required for a new run");
+    };
+    if args.run.join("recipe.json").exists() {
+        bail!(
+            "{} already holds a run: pass --resume to continue it, or choose another --run",
+            args.run.display()
+        );
+    }
+    let classes = data::class_names(args.dataset, &data_dir)?;
+    let mut recipe = args.preset.recipe(classes.len());
+    if let Some(e) = args.epochs {
+        recipe.epochs = e;
+    }
+    if let Some(l) = args.limit {
+        recipe.limit = Some(l);
+    }
+    if let Some(b) = args.batch_size {
+        recipe.batch_size = b;
+    }
+    if let Some(lr) = args.lr {
+        recipe.lr = lr;
+    }
+    if let Some(s) = args.seed {
+        recipe.seed = s;
+    }
+    if recipe.epochs == 0 || recipe.batch_size == 0 {
+        bail!("--epochs and --batch-size must be positive");
+    }
+    recipe.model.validate()?;
+    let info = RunInfo {
+        data_dir: std::path::absolute(&data_dir)?,
+        dataset: args.dataset,
+        dataset_description: String::new(),
+        classes,
+        train_images: 0,
+        test_images: 0,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        device: device_name.into(),
+    };
+    std::fs::create_dir_all(&args.run).with_context(|| format!("creating {}", args.run.display()))?;
+    write_json(&args.run.join("recipe.json"), &recipe)?;
+    write_json(&args.run.join("run.json"), &info)?;
+    Ok((recipe, info, State::default()))
+}
+
+fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
+    let recipe: Recipe = read_json(&run_dir.join("recipe.json"))?;
+    let info: RunInfo = read_json(&run_dir.join("run.json"))?;
+    let state = match checkpoint_dir(run_dir) {
+        Some(dir) => read_json(&dir.join("state.json"))?,
+        None => State::default(),
+    };
+    Ok((recipe, info, state))
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    Ok(write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())?)
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// AdamW with weight decay off for biases, norms and the two token embeddings, as in timm.
+fn optimizer(recipe: &Recipe) -> Result<ModuleOptimizer> {
+    let adamw = AdamWConfig::new()
+        .with_beta_1(recipe.beta1 as f32)
+        .with_beta_2(recipe.beta2 as f32)
+        .with_epsilon(recipe.eps as f32)
+        .with_weight_decay(recipe.weight_decay as f32);
+    let no_decay = ParamGroup::from_regex(r"(\.bias$|\.gamma$|\.beta$|^pos_embed$|^cls_token$)")
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(adamw
+        .init()
+        .with_group(no_decay, adamw.clone().with_weight_decay(0.0).build(), None))
+}
+
+/// Scales all gradients together so their global L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`); burn's own clipping works per tensor.
+fn clip_global_norm(model: &VisionTransformer, grads: &mut GradientsParams, max_norm: f64) {
+    struct SumSquares<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for SumSquares<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let s = g.square().sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g * self.factor);
+            }
+        }
+    }
+    let mut sum = SumSquares { grads, total: None };
+    model.visit(&mut sum);
+    let Some(total) = sum.total else { return };
+    let norm = (total.into_scalar::<f32>() as f64).sqrt();
+    if norm > max_norm {
+        model.visit(&mut Scale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        });
+    }
+}
+
+/// The current checkpoint folder: `checkpoint/`, or `checkpoint.old/` if a crash came between
+/// the two renames that replace it.
+fn checkpoint_dir(run_dir: &Path) -> Option<PathBuf> {
+    ["checkpoint", "checkpoint.old"]
+        .iter()
+        .map(|d| run_dir.join(d))
+        .find(|d| d.join("state.json").exists())
+}
+
+/// Writes a complete checkpoint beside the old one, then swaps the folders.
+fn save_checkpoint(run_dir: &Path, model: &VisionTransformer, optim: &ModuleOptimizer, state: &State) -> Result<()> {
+    let tmp = run_dir.join("checkpoint.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_atomic(&tmp.join("model.bpk"), &model_to_bytes(model)?)?;
+    let optim_bytes = optim.into_bytes().map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+    write_atomic(&tmp.join("optim.bpk"), &optim_bytes)?;
+    write_json(&tmp.join("state.json"), state)?;
+    let (current, old) = (run_dir.join("checkpoint"), run_dir.join("checkpoint.old"));
+    let _ = std::fs::remove_dir_all(&old);
+    if current.exists() {
+        std::fs::rename(&current, &old)?;
+    }
+    std::fs::rename(&tmp, &current)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn load_checkpoint(
+    run_dir: &Path,
+    mut model: VisionTransformer,
+    optim: ModuleOptimizer,
+) -> Result<(VisionTransformer, ModuleOptimizer)> {
+    let Some(dir) = checkpoint_dir(run_dir) else {
+        return Ok((model, optim));
+    };
+    let weights = std::fs::read(dir.join("model.bpk")).with_context(|| format!("reading {}", dir.display()))?;
+    apply_burnpack(&mut model, &weights).with_context(|| format!("loading {}/model.bpk", dir.display()))?;
+    let bytes = std::fs::read(dir.join("optim.bpk"))?;
+    let optim = optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("loading {}/optim.bpk: {e:?}", dir.display()))?;
+    Ok((model, optim))
+}
+
+/// The trained weights of a finished (or interrupted) run, for `publish`.
+pub fn load_run_model(run_dir: &Path, device: &Device) -> Result<(Recipe, RunInfo, State, VisionTransformer)> {
+    let (recipe, info, state) = resume_files(run_dir)?;
+    let Some(dir) = checkpoint_dir(run_dir) else {
+        bail!("{} has no checkpoint yet", run_dir.display());
+    };
+    let mut model = recipe.model.init(device)?;
+    let weights = std::fs::read(dir.join("model.bpk"))?;
+    apply_burnpack(&mut model, &weights)?;
+    Ok((recipe, info, state, model))
+}
+
+fn finish(run_dir: &Path, rows: &[EpochMetrics], eval: &Evaluation, info: &RunInfo, progress: &Progress) -> Result<()> {
+    write_json(&run_dir.join("eval.json"), eval)?;
+    let title = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    plots::curves_png(rows, &title, &run_dir.join("curves.png"))?;
+    plots::confusion_png(&eval.confusion, &info.classes, &format!("{title}: test set"), &run_dir.join("confusion.png"))?;
+    let (dir, top1, top5) = (run_dir.display(), 100.0 * eval.top1, 100.0 * eval.top5);
+    progress.message(&format!(
+        "done: top-1 {top1:.2}% top-5 {top5:.2}%; wrote {dir}/metrics.csv, curves.png, confusion.png; \
+         publish with `trainer publish --run {dir} --name NAME --out www/models`"
+    ));
+    Ok(())
+}
+
+fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: stopping without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: saving a checkpoint after this batch (press again to stop at once)");
+    });
+}
