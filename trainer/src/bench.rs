@@ -47,7 +47,11 @@ fn config(args: &BenchArgs) -> VitConfig {
 }
 
 fn images(batch: usize, size: usize, device: &Device) -> Tensor<4> {
-    Tensor::random([batch, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), device)
+    Tensor::random(
+        [batch, 3, size, size],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    )
 }
 
 /// Runs `f` `warmup` times untimed, then `runs` times; returns the mean seconds per run.
@@ -91,10 +95,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         let m = optim.step(1e-4, m, grads);
         // Reading one value forces the step to finish, as the trainer's loss logging does.
-        let _ = m.head.bias.as_ref().map(|p| p.val().slice([0..1]).into_scalar::<f32>());
+        let _ = m
+            .head
+            .bias
+            .as_ref()
+            .map(|p| p.val().slice([0..1]).into_scalar::<f32>());
         model = Some(m);
     });
-    println!("train     batch {b:>3}: {:8.1} images/s ({:.1} ms/step)", b as f64 / step_s, step_s * 1e3);
+    println!(
+        "train     batch {b:>3}: {:8.1} images/s ({:.1} ms/step)",
+        b as f64 / step_s,
+        step_s * 1e3
+    );
 
     let model = model.take().expect("model").valid();
     for batch in [1, 64] {

@@ -25,8 +25,15 @@ pub fn patch_sheet(prepared: &Prepared, config: &VitConfig) -> RgbImage {
     // 1. The original, fitted into a PANEL square, with the region the model sees outlined.
     let (ow, oh) = prepared.original.dimensions();
     let scale = PANEL as f32 / ow.max(oh) as f32;
-    let (sw, sh) = (((ow as f32 * scale) as u32).max(1), ((oh as f32 * scale) as u32).max(1));
-    let filter = if scale >= 1.0 { imageops::FilterType::Nearest } else { imageops::FilterType::Triangle };
+    let (sw, sh) = (
+        ((ow as f32 * scale) as u32).max(1),
+        ((oh as f32 * scale) as u32).max(1),
+    );
+    let filter = if scale >= 1.0 {
+        imageops::FilterType::Nearest
+    } else {
+        imageops::FilterType::Triangle
+    };
     let shown = imageops::resize(&prepared.original, sw, sh, filter);
     imageops::overlay(&mut sheet, &shown, MARGIN as i64, MARGIN as i64);
     let c = prepared.crop;
@@ -41,7 +48,12 @@ pub fn patch_sheet(prepared: &Prepared, config: &VitConfig) -> RgbImage {
 
     // 2. The model's view, enlarged, with the patch grid.
     let x0 = MARGIN * 2 + PANEL;
-    let view = imageops::resize(&prepared.model_view, PANEL, PANEL, imageops::FilterType::Nearest);
+    let view = imageops::resize(
+        &prepared.model_view,
+        PANEL,
+        PANEL,
+        imageops::FilterType::Nearest,
+    );
     imageops::overlay(&mut sheet, &view, x0 as i64, MARGIN as i64);
     let k = PANEL as f32 / config.image_size as f32;
     for r in patch_rects(config, model_region(config)) {
@@ -57,7 +69,10 @@ pub fn patch_sheet(prepared: &Prepared, config: &VitConfig) -> RgbImage {
 
     // 3. The patches, apart, in token order (row-major), each with its position number.
     let x1 = MARGIN * 3 + PANEL * 2;
-    for (i, patch) in patch_pixels(&prepared.model_view, config).iter().enumerate() {
+    for (i, patch) in patch_pixels(&prepared.model_view, config)
+        .iter()
+        .enumerate()
+    {
         let (row, col) = (i as u32 / g, i as u32 % g);
         let (px, py) = (x1 + col * (cell + gap), MARGIN + row * (cell + gap));
         let big = imageops::resize(patch, cell, cell, imageops::FilterType::Nearest);

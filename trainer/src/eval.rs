@@ -37,7 +37,11 @@ impl Evaluation {
             .enumerate()
             .map(|(i, row)| {
                 let n: u64 = row.iter().sum();
-                if n == 0 { 0.0 } else { row[i] as f64 / n as f64 }
+                if n == 0 {
+                    0.0
+                } else {
+                    row[i] as f64 / n as f64
+                }
             })
             .collect()
     }
@@ -73,7 +77,10 @@ pub fn evaluate(
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, size, size]), device);
         let logits = model.forward(x);
         let logp = log_softmax(logits, 1);
-        let flat = logp.into_data().try_to_vec::<f32>().context("reading logits")?;
+        let flat = logp
+            .into_data()
+            .try_to_vec::<f32>()
+            .context("reading logits")?;
         for (row, &label) in flat.chunks(num_classes).zip(&batch.labels) {
             let label = label as usize;
             loss_sum -= row[label] as f64;
@@ -135,7 +142,12 @@ pub fn run(
         data.description,
         start.elapsed().as_secs_f64()
     );
-    println!("top-1 {:.2}%  top-5 {:.2}%  loss {:.4}", 100.0 * eval.top1, 100.0 * eval.top5, eval.loss);
+    println!(
+        "top-1 {:.2}%  top-5 {:.2}%  loss {:.4}",
+        100.0 * eval.top1,
+        100.0 * eval.top5,
+        eval.loss
+    );
     if let Some(recorded) = &manifest.metrics {
         println!(
             "recorded in the manifest: top-1 {:.2}%  top-5 {:.2}%",

@@ -26,7 +26,11 @@ use device::DeviceArg;
 use recipe::Preset;
 
 #[derive(Parser)]
-#[command(name = "trainer", version, about = "Train, evaluate and run Vitrine's Vision Transformer")]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train, evaluate and run Vitrine's Vision Transformer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,18 +102,8 @@ enum Command {
         dataset: DatasetKind,
         #[arg(long, value_enum, default_value_t = Preset::Quick)]
         preset: Preset,
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Train on at most N images (a class-balanced subset).
-        #[arg(long)]
-        limit: Option<usize>,
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Peak learning rate.
-        #[arg(long)]
-        lr: Option<f64>,
-        #[arg(long)]
-        seed: Option<u64>,
+        #[command(flatten)]
+        recipe: recipe::RecipeFlags,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
         /// Continue the run in --run from its last checkpoint, with its saved recipe.
@@ -211,18 +205,22 @@ fn main() -> ExitCode {
             labels,
             mean,
             std,
-        } => timm::import(&safetensors, heads, &name, &out, labels.as_deref(), mean, std),
+        } => timm::import(
+            &safetensors,
+            heads,
+            &name,
+            &out,
+            labels.as_deref(),
+            mean,
+            std,
+        ),
         Command::ExportTimm { model, out } => timm::export(&model, &out),
         Command::Train {
             data_dir,
             run,
             dataset,
             preset,
-            epochs,
-            limit,
-            batch_size,
-            lr,
-            seed,
+            recipe,
             device,
             resume,
             plain,
@@ -232,11 +230,7 @@ fn main() -> ExitCode {
             run,
             dataset,
             preset,
-            epochs,
-            limit,
-            batch_size,
-            lr,
-            seed,
+            recipe,
             device,
             resume,
             plain,

@@ -28,7 +28,13 @@ struct Failure<'a> {
     error: &'a str,
 }
 
-pub fn run(model: &Path, images: &[PathBuf], k: usize, json: bool, device: DeviceArg) -> Result<ExitCode> {
+pub fn run(
+    model: &Path,
+    images: &[PathBuf],
+    k: usize,
+    json: bool,
+    device: DeviceArg,
+) -> Result<ExitCode> {
     let (device, _) = resolve(device)?;
     let (manifest, model) =
         load_pair(model, &device).with_context(|| format!("loading model {}", model.display()))?;
@@ -52,7 +58,10 @@ pub fn run(model: &Path, images: &[PathBuf], k: usize, json: bool, device: Devic
         }
         let inputs: Vec<&[f32]> = ready.iter().map(|(_, p)| p.chw.as_slice()).collect();
         let logits = model.forward(batch_tensor(&inputs, size, &device));
-        let flat = logits.into_data().try_to_vec::<f32>().context("reading logits")?;
+        let flat = logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .context("reading logits")?;
         for ((name, _), logits) in ready.iter().zip(rows(&flat, manifest.config.num_classes)) {
             let probs = softmax(&logits);
             let top = top_k(&probs, &manifest.labels, k);
@@ -83,7 +92,10 @@ fn report_failure(name: &str, error: &str, json: bool) {
     eprintln!("error: {name}: {error}");
     if json {
         let f = Failure { file: name, error };
-        println!("{}", serde_json::to_string(&f).expect("plain strings serialise"));
+        println!(
+            "{}",
+            serde_json::to_string(&f).expect("plain strings serialise")
+        );
     }
 }
 

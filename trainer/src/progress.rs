@@ -30,7 +30,8 @@ impl Progress {
     }
 
     pub fn start_epoch(&mut self, epoch: usize, epochs: usize, batches: usize, first_batch: usize) {
-        (self.epoch, self.epochs, self.batches, self.first_batch) = (epoch, epochs, batches, first_batch);
+        (self.epoch, self.epochs, self.batches, self.first_batch) =
+            (epoch, epochs, batches, first_batch);
         self.images = 0;
         self.started = Instant::now();
         self.last_print = Instant::now() - Duration::from_secs(3600);
@@ -43,7 +44,11 @@ impl Progress {
     /// After batch `done` (1-based) with `images` more images and the epoch's running means.
     pub fn batch(&mut self, done: usize, images: usize, loss: f64, acc: f64, lr: f64) {
         self.images += images;
-        let interval = if self.live { Duration::from_millis(200) } else { Duration::from_secs(30) };
+        let interval = if self.live {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(30)
+        };
         let last = done == self.batches;
         if !last && self.last_print.elapsed() < interval {
             return;
@@ -51,7 +56,8 @@ impl Progress {
         self.last_print = Instant::now();
         let rate = self.images_per_sec();
         let left = self.batches - done;
-        let per_batch = self.started.elapsed().as_secs_f64() / (done - self.first_batch).max(1) as f64;
+        let per_batch =
+            self.started.elapsed().as_secs_f64() / (done - self.first_batch).max(1) as f64;
         let line = format!(
             "epoch {}/{} [{}] {:>3}% {done}/{} | loss {loss:.4} acc {:5.1}% | lr {lr:.2e} | {rate:.0} img/s | ETA {}",
             self.epoch + 1,

@@ -10,8 +10,19 @@ use vit::weights::{Manifest, ModelIndex, save_pair, write_atomic};
 use crate::eval::Evaluation;
 use crate::training::{load_run_model, read_json};
 
-pub fn run(run_dir: &Path, name: &str, out: &Path, make_default: bool, description: Option<&str>) -> Result<ExitCode> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name == "index" {
+pub fn run(
+    run_dir: &Path,
+    name: &str,
+    out: &Path,
+    make_default: bool,
+    description: Option<&str>,
+) -> Result<ExitCode> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name == "index"
+    {
         bail!("--name '{name}' must be letters, digits, '-', '_' or '.' (and not 'index')");
     }
     let (recipe, info, state, model) = load_run_model(run_dir, &Device::flex())?;
@@ -24,7 +35,12 @@ pub fn run(run_dir: &Path, name: &str, out: &Path, make_default: bool, descripti
         );
     }
     let eval: Evaluation = read_json(&run_dir.join("eval.json"))?;
-    let mut manifest = Manifest::new(name, recipe.model.clone(), info.classes.clone(), recipe.normalization);
+    let mut manifest = Manifest::new(
+        name,
+        recipe.model.clone(),
+        info.classes.clone(),
+        recipe.normalization,
+    );
     let c = &recipe.model;
     manifest.description = description.map(String::from).unwrap_or_else(|| {
         format!(
@@ -59,9 +75,15 @@ pub fn run(run_dir: &Path, name: &str, out: &Path, make_default: bool, descripti
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelIndex::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
     };
-    let published: Manifest = Manifest::from_json(&std::fs::read_to_string(&manifest_path)?, "published manifest")?;
+    let published: Manifest = Manifest::from_json(
+        &std::fs::read_to_string(&manifest_path)?,
+        "published manifest",
+    )?;
     index.upsert(&published, make_default);
-    write_atomic(&index_path, serde_json::to_string_pretty(&index)?.as_bytes())?;
+    write_atomic(
+        &index_path,
+        serde_json::to_string_pretty(&index)?.as_bytes(),
+    )?;
     println!(
         "published {} ({} params, {:.1} KB weights, top-1 {:.2}%, top-5 {:.2}%){}",
         manifest_path.display(),
@@ -69,7 +91,11 @@ pub fn run(run_dir: &Path, name: &str, out: &Path, make_default: bool, descripti
         published.weights.bytes as f64 / 1024.0,
         100.0 * eval.top1,
         100.0 * eval.top5,
-        if index.default.as_deref() == Some(name) { " as the default" } else { "" }
+        if index.default.as_deref() == Some(name) {
+            " as the default"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

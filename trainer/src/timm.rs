@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use vit::Normalization;
-use vit::weights::{Manifest, export_timm, import_timm, infer_timm_config, load_pair, safetensors_shapes, save_pair};
+use vit::weights::{
+    Manifest, export_timm, import_timm, infer_timm_config, load_pair, safetensors_shapes, save_pair,
+};
 
 pub fn parse_rgb(s: &str) -> Result<[f32; 3], String> {
     let v: Vec<f32> = s
@@ -26,7 +28,11 @@ pub fn import(
     mean: Option<[f32; 3]>,
     std: Option<[f32; 3]>,
 ) -> Result<ExitCode> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         bail!("--name '{name}' must be letters, digits, '-', '_' or '.'");
     }
     let shapes = safetensors_shapes(path)?;
@@ -52,7 +58,9 @@ pub fn import(
             }
             labels
         }
-        None => (0..config.num_classes).map(|i| format!("class {i}")).collect(),
+        None => (0..config.num_classes)
+            .map(|i| format!("class {i}"))
+            .collect(),
     };
     let norm = Normalization {
         mean: mean.unwrap_or(Normalization::INCEPTION.mean),
@@ -87,7 +95,11 @@ pub fn export(model: &Path, out: &Path) -> Result<ExitCode> {
         manifest.config.depth,
         manifest.config.num_heads,
         manifest.config.mlp_ratio,
-        if manifest.config.qkv_bias { "True" } else { "False" },
+        if manifest.config.qkv_bias {
+            "True"
+        } else {
+            "False"
+        },
         match manifest.config.pooling {
             vit::Pooling::Token => "token",
             vit::Pooling::Mean => "avg",

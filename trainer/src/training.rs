@@ -36,7 +36,7 @@ use crate::device::{DeviceArg, resolve};
 use crate::eval::{Evaluation, evaluate};
 use crate::plots::{self, EpochMetrics};
 use crate::progress::{Progress, clock};
-use crate::recipe::{Preset, Recipe};
+use crate::recipe::{Preset, Recipe, RecipeFlags};
 use crate::rng::Rng;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -76,11 +76,7 @@ pub struct TrainArgs {
     pub run: PathBuf,
     pub dataset: DatasetKind,
     pub preset: Preset,
-    pub epochs: Option<usize>,
-    pub limit: Option<usize>,
-    pub batch_size: Option<usize>,
-    pub lr: Option<f64>,
-    pub seed: Option<u64>,
+    pub recipe: RecipeFlags,
     pub device: DeviceArg,
     pub resume: bool,
     pub plain: bool,
@@ -91,19 +87,37 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (device, device_name) = resolve(args.device)?;
     let run_dir = &args.run;
     let (recipe, info, state) = if args.resume {
+        if format!("{:?}", args.recipe) != format!("{:?}", RecipeFlags::default()) {
+            bail!(
+                "--resume continues a run with the recipe in its recipe.json; drop the recipe flags"
+            );
+        }
         resume_files(run_dir)?
     } else {
         start_files(&args, &device_name)?
     };
     let mut progress = Progress::new(args.plain);
     if state.epoch >= recipe.epochs {
-        progress.message(&format!("{} is already complete ({} epochs)", run_dir.display(), recipe.epochs));
+        progress.message(&format!(
+            "{} is already complete ({} epochs)",
+            run_dir.display(),
+            recipe.epochs
+        ));
         return Ok(ExitCode::SUCCESS);
     }
 
-    let data = data::load(info.dataset, &info.data_dir, recipe.model.image_size as u32, recipe.seed, recipe.limit)?;
+    let data = data::load(
+        info.dataset,
+        &info.data_dir,
+        recipe.model.image_size as u32,
+        recipe.seed,
+        recipe.limit,
+    )?;
     if data.classes != info.classes {
-        bail!("the classes in {} changed since the run started", info.data_dir.display());
+        bail!(
+            "the classes in {} changed since the run started",
+            info.data_dir.display()
+        );
     }
     let num_classes = data.classes.len();
     let train = Arc::new(data.train);
@@ -116,12 +130,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     write_json(&run_dir.join("run.json"), &info)?;
     progress.message(&format!(
-        "{}: {} train / {} test images, {} classes{}; model {} parameters; {device_name}",
+        "{}{}; model {} parameters; {device_name}",
         data.description,
-        train.len(),
-        test.len(),
-        num_classes,
-        if data.skipped > 0 { format!(" ({} unreadable files skipped)", data.skipped) } else { String::new() },
+        if data.skipped > 0 {
+            format!(" ({} unreadable files skipped)", data.skipped)
+        } else {
+            String::new()
+        },
         recipe.model.num_params(),
     ));
 
@@ -153,7 +168,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     );
     let steps_per_epoch = loader.batches_per_epoch();
     if steps_per_epoch == 0 {
-        bail!("{} training images are fewer than one batch of {}", train.len(), recipe.batch_size);
+        bail!(
+            "{} training images are fewer than one batch of {}",
+            train.len(),
+            recipe.batch_size
+        );
     }
     let mut rows = plots::read_csv(&run_dir.join("metrics.csv"))?;
     rows.truncate(state.epoch);
@@ -161,10 +180,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let size = recipe.model.image_size;
 
     while state.epoch < recipe.epochs {
-        progress.start_epoch(state.epoch, recipe.epochs, steps_per_epoch, state.next_batch);
+        progress.start_epoch(
+            state.epoch,
+            recipe.epochs,
+            steps_per_epoch,
+            state.next_batch,
+        );
         let session = Instant::now();
         for batch in loader.epoch(state.epoch, state.next_batch) {
-            device.seed(Rng::derive(recipe.seed, &[state.epoch as u64, state.next_batch as u64, 7]).next_u64());
+            device.seed(
+                Rng::derive(
+                    recipe.seed,
+                    &[state.epoch as u64, state.next_batch as u64, 7],
+                )
+                .next_u64(),
+            );
             let b = batch.len;
             let lr = recipe.lr_at(state.step, steps_per_epoch);
             let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, size, size]), &ad);
@@ -180,7 +210,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                     state.next_batch
                 );
             }
-            let predicted = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>()?;
+            let predicted = logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()?;
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             if recipe.grad_clip > 0.0 {
                 clip_global_norm(&model, &mut grads, recipe.grad_clip);
@@ -219,7 +253,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         state.train_seconds += epoch_seconds;
         let images_per_sec = progress.images_per_sec();
 
-        let eval = evaluate(&model.valid(), test.clone(), num_classes, recipe.normalization, &device)?;
+        let eval = evaluate(
+            &model.valid(),
+            test.clone(),
+            num_classes,
+            recipe.normalization,
+            &device,
+        )?;
         rows.push(EpochMetrics {
             epoch: state.epoch + 1,
             train_loss: state.loss_sum / state.seen.max(1) as f64,
@@ -274,21 +314,7 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
     }
     let classes = data::class_names(args.dataset, &data_dir)?;
     let mut recipe = args.preset.recipe(classes.len());
-    if let Some(e) = args.epochs {
-        recipe.epochs = e;
-    }
-    if let Some(l) = args.limit {
-        recipe.limit = Some(l);
-    }
-    if let Some(b) = args.batch_size {
-        recipe.batch_size = b;
-    }
-    if let Some(lr) = args.lr {
-        recipe.lr = lr;
-    }
-    if let Some(s) = args.seed {
-        recipe.seed = s;
-    }
+    args.recipe.apply(&mut recipe);
     if recipe.epochs == 0 || recipe.batch_size == 0 {
         bail!("--epochs and --batch-size must be positive");
     }
@@ -303,7 +329,8 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
         command: std::env::args().collect::<Vec<_>>().join(" "),
         device: device_name.into(),
     };
-    std::fs::create_dir_all(&args.run).with_context(|| format!("creating {}", args.run.display()))?;
+    std::fs::create_dir_all(&args.run)
+        .with_context(|| format!("creating {}", args.run.display()))?;
     write_json(&args.run.join("recipe.json"), &recipe)?;
     write_json(&args.run.join("run.json"), &info)?;
     Ok((recipe, info, State::default()))
@@ -320,11 +347,15 @@ fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
 }
 
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    Ok(write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())?)
+    Ok(write_atomic(
+        path,
+        serde_json::to_string_pretty(value)?.as_bytes(),
+    )?)
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -393,11 +424,18 @@ fn checkpoint_dir(run_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Writes a complete checkpoint beside the old one, then swaps the folders.
-fn save_checkpoint(run_dir: &Path, model: &VisionTransformer, optim: &ModuleOptimizer, state: &State) -> Result<()> {
+fn save_checkpoint(
+    run_dir: &Path,
+    model: &VisionTransformer,
+    optim: &ModuleOptimizer,
+    state: &State,
+) -> Result<()> {
     let tmp = run_dir.join("checkpoint.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     write_atomic(&tmp.join("model.bpk"), &model_to_bytes(model)?)?;
-    let optim_bytes = optim.into_bytes().map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+    let optim_bytes = optim
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
     write_atomic(&tmp.join("optim.bpk"), &optim_bytes)?;
     write_json(&tmp.join("state.json"), state)?;
     let (current, old) = (run_dir.join("checkpoint"), run_dir.join("checkpoint.old"));
@@ -418,8 +456,10 @@ fn load_checkpoint(
     let Some(dir) = checkpoint_dir(run_dir) else {
         return Ok((model, optim));
     };
-    let weights = std::fs::read(dir.join("model.bpk")).with_context(|| format!("reading {}", dir.display()))?;
-    apply_burnpack(&mut model, &weights).with_context(|| format!("loading {}/model.bpk", dir.display()))?;
+    let weights = std::fs::read(dir.join("model.bpk"))
+        .with_context(|| format!("reading {}", dir.display()))?;
+    apply_burnpack(&mut model, &weights)
+        .with_context(|| format!("loading {}/model.bpk", dir.display()))?;
     let bytes = std::fs::read(dir.join("optim.bpk"))?;
     let optim = optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
@@ -428,7 +468,10 @@ fn load_checkpoint(
 }
 
 /// The trained weights of a finished (or interrupted) run, for `publish`.
-pub fn load_run_model(run_dir: &Path, device: &Device) -> Result<(Recipe, RunInfo, State, VisionTransformer)> {
+pub fn load_run_model(
+    run_dir: &Path,
+    device: &Device,
+) -> Result<(Recipe, RunInfo, State, VisionTransformer)> {
     let (recipe, info, state) = resume_files(run_dir)?;
     let Some(dir) = checkpoint_dir(run_dir) else {
         bail!("{} has no checkpoint yet", run_dir.display());
@@ -439,11 +482,25 @@ pub fn load_run_model(run_dir: &Path, device: &Device) -> Result<(Recipe, RunInf
     Ok((recipe, info, state, model))
 }
 
-fn finish(run_dir: &Path, rows: &[EpochMetrics], eval: &Evaluation, info: &RunInfo, progress: &Progress) -> Result<()> {
+fn finish(
+    run_dir: &Path,
+    rows: &[EpochMetrics],
+    eval: &Evaluation,
+    info: &RunInfo,
+    progress: &Progress,
+) -> Result<()> {
     write_json(&run_dir.join("eval.json"), eval)?;
-    let title = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let title = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     plots::curves_png(rows, &title, &run_dir.join("curves.png"))?;
-    plots::confusion_png(&eval.confusion, &info.classes, &format!("{title}: test set"), &run_dir.join("confusion.png"))?;
+    plots::confusion_png(
+        &eval.confusion,
+        &info.classes,
+        &format!("{title}: test set"),
+        &run_dir.join("confusion.png"),
+    )?;
     let (dir, top1, top5) = (run_dir.display(), 100.0 * eval.top1, 100.0 * eval.top5);
     progress.message(&format!(
         "done: top-1 {top1:.2}% top-5 {top5:.2}%; wrote {dir}/metrics.csv, curves.png, confusion.png; \
