@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         c.mlp_hidden(),
         c.num_params()
     );
-    println!("device: {device_name}; threads: {}", rayon_threads());
+    println!("device: {device_name}");
 
     // Training: the same step as the trainer (soft-target loss, AdamW).
     let ad = device.clone().autodiff();
@@ -133,14 +133,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         println!("peak memory (RSS): {:.0} MiB", kb as f64 / 1024.0);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn rayon_threads() -> String {
-    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
-        std::thread::available_parallelism()
-            .map(|n| n.get().to_string())
-            .unwrap_or_else(|_| "?".into())
-    })
 }
 
 /// Peak resident memory of this process, from Linux's /proc (None elsewhere).

@@ -61,6 +61,11 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// Threads Flex computes with: rayon's global pool, sized by `RAYON_NUM_THREADS` or the cores.
+pub fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
