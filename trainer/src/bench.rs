@@ -99,7 +99,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             .head
             .bias
             .as_ref()
-            .map(|p| p.val().slice([0..1]).into_scalar::<f32>());
+            .map(|p| p.val().narrow(0, 0, 1).into_scalar::<f32>());
         model = Some(m);
     });
     println!(

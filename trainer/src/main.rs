@@ -103,7 +103,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Preset::Quick)]
         preset: Preset,
         #[command(flatten)]
-        recipe: recipe::RecipeFlags,
+        recipe: Box<recipe::RecipeFlags>,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
         /// Continue the run in --run from its last checkpoint, with its saved recipe.
@@ -230,7 +230,7 @@ fn main() -> ExitCode {
             run,
             dataset,
             preset,
-            recipe,
+            recipe: *recipe,
             device,
             resume,
             plain,
