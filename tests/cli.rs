@@ -57,10 +57,16 @@ fn tiny_model(dir: &Path) -> String {
 
 fn write_image(path: &Path, w: u32, h: u32, format: image::ImageFormat) {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
     });
     let mut bytes = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img).write_to(&mut bytes, format).unwrap();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut bytes, format)
+        .unwrap();
     std::fs::write(path, bytes.into_inner()).unwrap();
 }
 
@@ -75,8 +81,22 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
     write_image(&jpg, 50, 200, image::ImageFormat::Jpeg);
     std::fs::write(&bad, "this is text, not a photo").unwrap();
 
-    let o = run(&["predict", "--model", &model, "--json", "--top", "3", png.to_str().unwrap(), bad.to_str().unwrap(), jpg.to_str().unwrap()]);
-    assert!(!o.status.success(), "a bad file must fail the run: {}", text(&o));
+    let o = run(&[
+        "predict",
+        "--model",
+        &model,
+        "--json",
+        "--top",
+        "3",
+        png.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        jpg.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success(),
+        "a bad file must fail the run: {}",
+        text(&o)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout.clone())
         .unwrap()
         .lines()
@@ -99,11 +119,21 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
     }
     let failure = lines.iter().find(|l| l.get("error").is_some()).unwrap();
     assert!(failure["file"].as_str().unwrap().ends_with("notes.jpg"));
-    assert!(failure["error"].as_str().unwrap().contains("not a supported image"), "{failure}");
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a supported image"),
+        "{failure}"
+    );
 
     let o = run(&["predict", "--model", &model, png.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("1. "), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1. "),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -128,10 +158,20 @@ fn patches_draws_the_sheet() {
     let photo = dir.path().join("photo.jpg");
     write_image(&photo, 640, 480, image::ImageFormat::Jpeg);
     let out = dir.path().join("sheet.png");
-    let o = run(&["patches", photo.to_str().unwrap(), "--model", &model, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "patches",
+        photo.to_str().unwrap(),
+        "--model",
+        &model,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let sheet = image::open(&out).unwrap().to_rgb8();
-    assert!(sheet.width() > 2 * sheet.height(), "three panels side by side");
+    assert!(
+        sheet.width() > 2 * sheet.height(),
+        "three panels side by side"
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("16 patches of 4x4"));
 }
 
@@ -140,7 +180,13 @@ fn export_timm_writes_timm_names() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let out = dir.path().join("back.safetensors");
-    let o = run(&["export-timm", "--model", &model, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "export-timm",
+        "--model",
+        &model,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let original = std::fs::read(fixture("timm_tiny_token.safetensors")).unwrap();
     let exported = std::fs::read(&out).unwrap();
@@ -149,7 +195,11 @@ fn export_timm_writes_timm_names() {
         safetensors::SafeTensors::deserialize(&exported).unwrap(),
     );
     for name in a.names() {
-        assert_eq!(a.tensor(name).unwrap().data(), b.tensor(name).unwrap().data(), "{name}");
+        assert_eq!(
+            a.tensor(name).unwrap().data(),
+            b.tensor(name).unwrap().data(),
+            "{name}"
+        );
     }
     assert_eq!(a.len(), b.len());
 }
@@ -159,15 +209,32 @@ fn export_timm_writes_timm_names() {
 // times two shapes, on noisy backgrounds at random places.
 
 const CLASSES: [&str; 10] = [
-    "red-square", "red-disk", "green-square", "green-disk", "blue-square", "blue-disk",
-    "yellow-square", "yellow-disk", "white-square", "white-disk",
+    "red-square",
+    "red-disk",
+    "green-square",
+    "green-disk",
+    "blue-square",
+    "blue-disk",
+    "yellow-square",
+    "yellow-disk",
+    "white-square",
+    "white-disk",
 ];
-const COLOURS: [[u8; 3]; 5] = [[220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 210, 40], [240, 240, 240]];
+const COLOURS: [[u8; 3]; 5] = [
+    [220, 40, 40],
+    [40, 200, 60],
+    [50, 80, 230],
+    [230, 210, 40],
+    [240, 240, 240],
+];
 
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
 }
@@ -181,10 +248,18 @@ fn record(label: usize, rng: &mut Lcg) -> Vec<u8> {
     for y in 0..32u32 {
         for x in 0..32u32 {
             let (dx, dy) = (x as i32 - cx as i32, y as i32 - cy as i32);
-            let inside = if disk { dx * dx + dy * dy <= (r * r) as i32 } else { dx.abs() <= r as i32 && dy.abs() <= r as i32 };
+            let inside = if disk {
+                dx * dx + dy * dy <= (r * r) as i32
+            } else {
+                dx.abs() <= r as i32 && dy.abs() <= r as i32
+            };
             for c in 0..3 {
                 let noise = (rng.next() % 60) as u8;
-                planes[c * 1024 + (y * 32 + x) as usize] = if inside { colour[c].saturating_sub(noise / 3) } else { 40 + noise };
+                planes[c * 1024 + (y * 32 + x) as usize] = if inside {
+                    colour[c].saturating_sub(noise / 3)
+                } else {
+                    40 + noise
+                };
             }
         }
     }
@@ -200,7 +275,11 @@ fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
         (0..n * 10).flat_map(|i| record(i % 10, rng)).collect()
     };
     for k in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{k}.bin")), batch(per_class_train / 5, &mut rng)).unwrap();
+        std::fs::write(
+            dir.join(format!("data_batch_{k}.bin")),
+            batch(per_class_train / 5, &mut rng),
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("test_batch.bin"), batch(per_class_test, &mut rng)).unwrap();
     std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n") + "\n").unwrap();
@@ -208,8 +287,20 @@ fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
 
 fn train_args<'a>(data: &'a str, run: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--data-dir", data, "--run", run, "--preset", "quick", "--epochs", epochs,
-        "--device", "cpu", "--plain", "--seed", "3",
+        "train",
+        "--data-dir",
+        data,
+        "--run",
+        run,
+        "--preset",
+        "quick",
+        "--epochs",
+        epochs,
+        "--device",
+        "cpu",
+        "--plain",
+        "--seed",
+        "3",
     ]
 }
 
@@ -231,30 +322,60 @@ fn train_publish_predict_end_to_end() {
     let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
     let o = run(&train_args(d, r, "4"));
     assert!(o.status.success(), "{}", text(&o));
-    for f in ["metrics.csv", "curves.png", "confusion.png", "eval.json", "recipe.json"] {
+    for f in [
+        "metrics.csv",
+        "curves.png",
+        "confusion.png",
+        "eval.json",
+        "recipe.json",
+    ] {
         assert!(run_dir.join(f).exists(), "{f} missing: {}", text(&o));
     }
     let rows = metrics_without_timing(&run_dir);
     assert_eq!(rows.len(), 5, "header + 4 epochs");
-    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
     let top1 = eval["top1"].as_f64().unwrap();
     assert!(top1 > 0.4, "ten classes, chance is 10%; got {top1}");
 
     let models = dir.path().join("models");
     let m = models.to_str().unwrap();
-    let o = run(&["publish", "--run", r, "--name", "shapes", "--out", m, "--default"]);
+    let o = run(&[
+        "publish",
+        "--run",
+        r,
+        "--name",
+        "shapes",
+        "--out",
+        m,
+        "--default",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["default"], "shapes");
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(models.join("shapes.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("shapes.json")).unwrap())
+            .unwrap();
     assert!((manifest["metrics"]["top1"].as_f64().unwrap() - top1).abs() < 1e-12);
     assert_eq!(manifest["labels"][3], "green-disk");
 
     // `eval` on the published pair measures what the run recorded.
-    let o = run(&["eval", "--model", models.join("shapes.json").to_str().unwrap(), "--data-dir", d, "--device", "cpu"]);
+    let o = run(&[
+        "eval",
+        "--model",
+        models.join("shapes.json").to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--device",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(&format!("top-1 {:.2}%", 100.0 * top1)), "{out}");
+    assert!(
+        out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
+        "{out}"
+    );
     assert!(out.contains("green-disk"), "{out}");
 
     // `predict` on test images written as PNG agrees with the run's own evaluation.
@@ -270,9 +391,24 @@ fn train_publish_predict_end_to_end() {
         files.push(path.display().to_string());
     }
     let preds = dir.path().join("preds.csv");
-    let o = run(&["eval", "--model", models.join("shapes.json").to_str().unwrap(), "--data-dir", d, "--device", "cpu", "--predictions", preds.to_str().unwrap()]);
+    let o = run(&[
+        "eval",
+        "--model",
+        models.join("shapes.json").to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--device",
+        "cpu",
+        "--predictions",
+        preds.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let recorded: Vec<String> = std::fs::read_to_string(&preds).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+    let recorded: Vec<String> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().to_string())
+        .collect();
     let manifest_path = models.join("shapes.json").display().to_string();
     let mut args = vec!["predict", "--model", &manifest_path, "--json", "--top", "1"];
     args.extend(files.iter().map(String::as_str));
@@ -280,7 +416,11 @@ fn train_publish_predict_end_to_end() {
     assert!(o.status.success(), "{}", text(&o));
     for (i, line) in String::from_utf8_lossy(&o.stdout).lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["top"][0]["label"].as_str().unwrap(), recorded[i], "image {i}");
+        assert_eq!(
+            v["top"][0]["label"].as_str().unwrap(),
+            recorded[i],
+            "image {i}"
+        );
     }
 }
 
@@ -298,7 +438,12 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     // Kill the second run hard once its first epoch is checkpointed.
     let broken = dir.path().join("broken");
     let b = broken.to_str().unwrap();
-    let mut child = trainer().args(train_args(d, b, "3")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = trainer()
+        .args(train_args(d, b, "3"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let state = broken.join("checkpoint/state.json");
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -309,7 +454,10 @@ fn a_killed_run_resumes_to_the_same_metrics() {
         if epoch.is_some_and(|e| e >= 1) {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -317,10 +465,19 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     child.wait().unwrap();
     assert!(!broken.join("eval.json").exists(), "killed before the end");
 
-    let o = run(&["train", "--resume", "--run", b, "--device", "cpu", "--plain"]);
+    let o = run(&[
+        "train", "--resume", "--run", b, "--device", "cpu", "--plain",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming"), "{}", text(&o));
-    assert_eq!(metrics_without_timing(&broken), metrics_without_timing(&whole));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("resuming"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        metrics_without_timing(&broken),
+        metrics_without_timing(&whole)
+    );
 }
 
 #[test]
@@ -347,5 +504,8 @@ fn broken_data_is_named_in_the_error() {
     let o = run(&train_args(d, r, "1"));
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("test_batch.bin") && t.contains("record 5") && t.contains("12"), "{t}");
+    assert!(
+        t.contains("test_batch.bin") && t.contains("record 5") && t.contains("12"),
+        "{t}"
+    );
 }

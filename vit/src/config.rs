@@ -161,10 +161,16 @@ mod tests {
     #[test]
     fn invalid_configs_say_what_is_wrong() {
         let e = VitConfig::new().with_patch_size(5).validate().unwrap_err();
-        assert!(e.to_string().contains("not divisible by patch_size 5"), "{e}");
+        assert!(
+            e.to_string().contains("not divisible by patch_size 5"),
+            "{e}"
+        );
         let e = VitConfig::new().with_num_heads(5).validate().unwrap_err();
         assert!(e.to_string().contains("num_heads 5"), "{e}");
-        let e = VitConfig::new().with_drop_path_rate(1.0).validate().unwrap_err();
+        let e = VitConfig::new()
+            .with_drop_path_rate(1.0)
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("drop_path_rate"), "{e}");
     }
 

@@ -5,9 +5,9 @@
 //! T = 1 + N tokens, D embed dim, h heads, d = D / h head dim.
 
 use burn::module::{Module, Param};
+use burn::nn::LinearConfig;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Gelu, Initializer, LayerNorm, LayerNormConfig, Linear};
-use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
@@ -163,14 +163,25 @@ pub struct Block {
 
 impl Block {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.drop_path.forward(self.attn.forward(self.norm1.forward(x)));
-        x.clone() + self.drop_path.forward(self.mlp.forward(self.norm2.forward(x)))
+        let x = x.clone()
+            + self
+                .drop_path
+                .forward(self.attn.forward(self.norm1.forward(x)));
+        x.clone()
+            + self
+                .drop_path
+                .forward(self.mlp.forward(self.norm2.forward(x)))
     }
 
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (a, probs) = self.attn.forward_with_attention(self.norm1.forward(x.clone()));
+        let (a, probs) = self
+            .attn
+            .forward_with_attention(self.norm1.forward(x.clone()));
         let x = x + self.drop_path.forward(a);
-        let x = x.clone() + self.drop_path.forward(self.mlp.forward(self.norm2.forward(x)));
+        let x = x.clone()
+            + self
+                .drop_path
+                .forward(self.mlp.forward(self.norm2.forward(x)));
         (x, probs)
     }
 }

@@ -66,7 +66,14 @@ mod tests {
     #[test]
     fn rects_are_row_major_and_tile_the_region() {
         let c = VitConfig::new().with_image_size(32).with_patch_size(8);
-        let rects = patch_rects(&c, CropBox { x: 10.0, y: 0.0, side: 64.0 });
+        let rects = patch_rects(
+            &c,
+            CropBox {
+                x: 10.0,
+                y: 0.0,
+                side: 64.0,
+            },
+        );
         assert_eq!(rects.len(), 16);
         assert_eq!((rects[1].row, rects[1].col), (0, 1));
         assert_eq!((rects[4].row, rects[4].col), (1, 0));

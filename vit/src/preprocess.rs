@@ -116,9 +116,15 @@ pub fn fit_square(img: &RgbImage, size: u32) -> RgbImage {
         return img.clone();
     }
     let (nw, nh) = if w <= h {
-        (size, ((h as u64 * size as u64 + w as u64 / 2) / w as u64).max(size as u64) as u32)
+        (
+            size,
+            ((h as u64 * size as u64 + w as u64 / 2) / w as u64).max(size as u64) as u32,
+        )
     } else {
-        (((w as u64 * size as u64 + h as u64 / 2) / h as u64).max(size as u64) as u32, size)
+        (
+            ((w as u64 * size as u64 + h as u64 / 2) / h as u64).max(size as u64) as u32,
+            size,
+        )
     };
     let resized = image::imageops::resize(img, nw, nh, FilterType::CatmullRom);
     image::imageops::crop_imm(&resized, (nw - size) / 2, (nh - size) / 2, size, size).to_image()

@@ -126,7 +126,11 @@ impl Manifest {
                 m.config.num_classes
             )));
         }
-        if m.normalization.std.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+        if m.normalization
+            .std
+            .iter()
+            .any(|&s| !(s.is_finite() && s > 0.0))
+        {
             return Err(bad(format!(
                 "normalization std {:?} must be positive",
                 m.normalization.std
@@ -154,7 +158,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Builds the model a manifest describes and fills it with burnpack `weights`.
-pub fn load_model(manifest: &Manifest, weights: &[u8], device: &Device) -> Result<VisionTransformer> {
+pub fn load_model(
+    manifest: &Manifest,
+    weights: &[u8],
+    device: &Device,
+) -> Result<VisionTransformer> {
     let found = sha256_hex(weights);
     if !found.eq_ignore_ascii_case(&manifest.weights.sha256) {
         return Err(VitError::Checksum {
@@ -164,22 +172,20 @@ pub fn load_model(manifest: &Manifest, weights: &[u8], device: &Device) -> Resul
         });
     }
     let mut model = manifest.config.init(device)?;
-    apply_burnpack(&mut model, weights)
-        .map_err(|e| match e {
-            VitError::Weights(msg) => VitError::Weights(format!("{}: {msg}", manifest.weights.file)),
-            other => other,
-        })?;
+    apply_burnpack(&mut model, weights).map_err(|e| match e {
+        VitError::Weights(msg) => VitError::Weights(format!("{}: {msg}", manifest.weights.file)),
+        other => other,
+    })?;
     Ok(model)
 }
 
 /// Fills `model` with burnpack `weights` (which also carry the parameter ids an optimizer
 /// state refers to), refusing any tensor that is missing, extra or of the wrong shape.
 pub fn apply_burnpack(model: &mut VisionTransformer, weights: &[u8]) -> Result<()> {
-    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(
-        weights.to_vec(),
-    )))
-    .validate(false)
-    .allow_partial(true);
+    let mut store =
+        BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(weights.to_vec())))
+            .validate(false)
+            .allow_partial(true);
     let result = model
         .load_from(&mut store)
         .map_err(|e| VitError::Weights(e.to_string()))?;
@@ -266,7 +272,8 @@ pub fn save_pair(dir: &Path, mut manifest: Manifest, model: &VisionTransformer) 
 
 /// Reads a manifest and its weights from disk.
 pub fn load_pair(manifest_path: &Path, device: &Device) -> Result<(Manifest, VisionTransformer)> {
-    let text = std::fs::read_to_string(manifest_path).map_err(|e| VitError::io(manifest_path, e))?;
+    let text =
+        std::fs::read_to_string(manifest_path).map_err(|e| VitError::io(manifest_path, e))?;
     let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
     let weights_path = manifest_path
         .parent()

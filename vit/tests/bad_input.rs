@@ -18,7 +18,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -86,7 +90,12 @@ fn saved_pair(dir: &std::path::Path) -> std::path::PathBuf {
         .with_num_heads(2)
         .with_num_classes(2);
     let model = config.init(&Device::flex()).unwrap();
-    let manifest = Manifest::new("m", config, vec!["a".into(), "b".into()], Normalization::CIFAR10);
+    let manifest = Manifest::new(
+        "m",
+        config,
+        vec!["a".into(), "b".into()],
+        Normalization::CIFAR10,
+    );
     save_pair(dir, manifest, &model).unwrap()
 }
 

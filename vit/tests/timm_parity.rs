@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use vit::inference::split_attention;
 use vit::rollout::HeadFusion;
-use vit::weights::{export_timm, import_timm, infer_timm_config, model_to_bytes, safetensors_shapes};
+use vit::weights::{
+    export_timm, import_timm, infer_timm_config, model_to_bytes, safetensors_shapes,
+};
 use vit::{Pooling, VisionTransformer};
 
 const TOL: f32 = 1e-4;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
 }
 
 struct Reference {
@@ -67,7 +71,11 @@ fn check_model(model_name: &str, heads: usize) {
     let input = Tensor::<4>::from_data(TensorData::new(input, shape.clone()), &device);
     let (_, want_logits) = reference.get("logits");
 
-    assert_close("fused logits", &read(model.forward(input.clone())), &want_logits);
+    assert_close(
+        "fused logits",
+        &read(model.forward(input.clone())),
+        &want_logits,
+    );
 
     let (logits, attention) = model.forward_with_attention(input);
     assert_close("explicit logits", &read(logits), &want_logits);
@@ -110,14 +118,26 @@ fn config_is_inferred_from_shapes() {
     let shapes = safetensors_shapes(&fixture("timm_tiny_token.safetensors")).unwrap();
     let c = infer_timm_config(&shapes, 2).unwrap();
     assert_eq!(
-        (c.image_size, c.patch_size, c.embed_dim, c.depth, c.num_classes),
+        (
+            c.image_size,
+            c.patch_size,
+            c.embed_dim,
+            c.depth,
+            c.num_classes
+        ),
         (16, 4, 32, 2, 5)
     );
-    assert_eq!((c.mlp_ratio, c.qkv_bias, c.pooling), (2.0, true, Pooling::Token));
+    assert_eq!(
+        (c.mlp_ratio, c.qkv_bias, c.pooling),
+        (2.0, true, Pooling::Token)
+    );
     let shapes = safetensors_shapes(&fixture("timm_tiny_avg.safetensors")).unwrap();
     let c = infer_timm_config(&shapes, 3).unwrap();
     assert_eq!((c.image_size, c.patch_size, c.depth), (24, 8, 3));
-    assert_eq!((c.mlp_ratio, c.qkv_bias, c.pooling), (3.0, false, Pooling::Mean));
+    assert_eq!(
+        (c.mlp_ratio, c.qkv_bias, c.pooling),
+        (3.0, false, Pooling::Mean)
+    );
     let e = infer_timm_config(&shapes, 5).unwrap_err();
     assert!(e.to_string().contains("num_heads 5"), "{e}");
 }
@@ -141,7 +161,10 @@ fn export_then_import_round_trips_bit_exactly() {
         let out2 = dir.path().join(format!("{name}-again.safetensors"));
         export_timm(&again, &out2).unwrap();
         assert_same_tensors(name, &exported, &std::fs::read(&out2).unwrap());
-        assert_eq!(model_to_bytes(&again).unwrap().len(), model_to_bytes(&model).unwrap().len());
+        assert_eq!(
+            model_to_bytes(&again).unwrap().len(),
+            model_to_bytes(&model).unwrap().len()
+        );
     }
 }
 
