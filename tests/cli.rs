@@ -509,3 +509,41 @@ fn broken_data_is_named_in_the_error() {
         "{t}"
     );
 }
+
+/// The shipped default model measures, on the CIFAR-10 test batch, what its manifest records.
+/// The data lives outside the repository (../shared, beside the checkout); without it the test
+/// says so and passes.
+#[test]
+fn default_model_measures_what_its_manifest_records() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = root.join("../shared/data/cifar-10-jpeg-approx-bin");
+    if !data.join("test_batch.bin").exists() {
+        eprintln!("skipped: no CIFAR-10 data at {}", data.display());
+        return;
+    }
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("www/models/index.json")).unwrap())
+            .unwrap();
+    let name = index["default"].as_str().expect("index.json names a default");
+    let manifest_path = root.join(format!("www/models/{name}.json"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let (top1, top5) = (
+        manifest["metrics"]["top1"].as_f64().unwrap(),
+        manifest["metrics"]["top5"].as_f64().unwrap(),
+    );
+    let o = run(&[
+        "eval",
+        "--model",
+        manifest_path.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let measured = format!("top-1 {:.2}%  top-5 {:.2}%", 100.0 * top1, 100.0 * top5);
+    assert!(out.contains(&measured), "expected `{measured}` in:\n{out}");
+    assert!(top1 > 0.6262, "the default beats the reference demo's 62.62% top-1");
+}

@@ -1,0 +1,58 @@
+//! `window.vitrine`: a small read-only view of the page for tests and the curious.
+//!
+//! - `state()`: "busy", "ready" or "error"
+//! - `backend()`: "webgpu" or "cpu", the backend of the last result ("" before one)
+//! - `predictions()`: the last result as JSON (`run`, `model`, `image`, `backend`, `ms`,
+//!   `top` [{label, index, prob}], `probs`), or null
+//! - `error()`: the last error message, or null
+//! - `timings()`: the backend timings as JSON
+//! - `model()`: the current model's name
+
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::Closure;
+
+use crate::app::{App, Shared};
+use crate::dom::window;
+
+/// One read-only getter of `window.vitrine`.
+type Getter = fn(&App) -> JsValue;
+
+pub fn install(app: &Shared) {
+    let api = Object::new();
+    let getter = |f: Getter| -> Function {
+        let app = app.clone();
+        let closure = Closure::<dyn Fn() -> JsValue>::new(move || {
+            // A call from JavaScript never lands while Rust holds the state (the page is
+            // single-threaded and no borrow spans an await); still, answer rather than panic.
+            app.try_borrow()
+                .map_or(JsValue::from_str("busy"), |a| f(&a))
+        });
+        closure.into_js_value().into()
+    };
+    let entries: [(&str, Getter); 6] = [
+        ("state", |a| a.state().into()),
+        ("backend", |a| {
+            a.shown
+                .as_ref()
+                .map_or("", |s| s.output.backend.id())
+                .into()
+        }),
+        ("predictions", |a| {
+            a.predictions_json().map_or(JsValue::NULL, |s| s.into())
+        }),
+        ("error", |a| {
+            a.error.clone().map_or(JsValue::NULL, |s| s.into())
+        }),
+        ("timings", |a| a.timings_json().into()),
+        ("model", |a| {
+            a.model
+                .as_ref()
+                .map_or(JsValue::NULL, |m| m.manifest.name.clone().into())
+        }),
+    ];
+    for (name, f) in entries {
+        let _ = Reflect::set(&api, &name.into(), &getter(f));
+    }
+    let _ = Reflect::set(&window(), &"vitrine".into(), &api);
+}
