@@ -501,7 +501,9 @@ fn steps(
         )
         .unwrap();
         run = run_id(&p);
-        let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+        let stem = name
+            .rsplit_once('.')
+            .map_or(name.as_str(), |(stem, _)| stem);
         assert_eq!(p["top"][0]["label"], stem, "sample {name}: {}", p["top"]);
     }
     println!("all {} samples classified as their names say", names.len());

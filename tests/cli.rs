@@ -524,7 +524,9 @@ fn default_model_measures_what_its_manifest_records() {
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("www/models/index.json")).unwrap())
             .unwrap();
-    let name = index["default"].as_str().expect("index.json names a default");
+    let name = index["default"]
+        .as_str()
+        .expect("index.json names a default");
     let manifest_path = root.join(format!("www/models/{name}.json"));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
@@ -545,5 +547,8 @@ fn default_model_measures_what_its_manifest_records() {
     let out = String::from_utf8_lossy(&o.stdout);
     let measured = format!("top-1 {:.2}%  top-5 {:.2}%", 100.0 * top1, 100.0 * top5);
     assert!(out.contains(&measured), "expected `{measured}` in:\n{out}");
-    assert!(top1 > 0.6262, "the default beats the reference demo's 62.62% top-1");
+    assert!(
+        top1 > 0.6262,
+        "the default beats the reference demo's 62.62% top-1"
+    );
 }

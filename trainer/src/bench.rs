@@ -12,37 +12,19 @@ use burn::tensor::activation::log_softmax;
 use vit::VitConfig;
 
 use crate::device::{DeviceArg, resolve};
-use crate::recipe::Preset;
+use crate::recipe::{ModelFlags, Preset};
 
 pub struct BenchArgs {
     pub preset: Preset,
     pub device: DeviceArg,
     pub batch_size: usize,
     pub steps: usize,
-    pub patch_size: Option<usize>,
-    pub embed_dim: Option<usize>,
-    pub depth: Option<usize>,
-    pub heads: Option<usize>,
-    pub mlp_ratio: Option<f64>,
+    pub model: ModelFlags,
 }
 
 fn config(args: &BenchArgs) -> VitConfig {
     let mut c = args.preset.recipe(10).model;
-    if let Some(v) = args.patch_size {
-        c.patch_size = v;
-    }
-    if let Some(v) = args.embed_dim {
-        c.embed_dim = v;
-    }
-    if let Some(v) = args.depth {
-        c.depth = v;
-    }
-    if let Some(v) = args.heads {
-        c.num_heads = v;
-    }
-    if let Some(v) = args.mlp_ratio {
-        c.mlp_ratio = v;
-    }
+    args.model.apply(&mut c);
     c
 }
 

@@ -173,16 +173,8 @@ enum Command {
         /// Timed training steps.
         #[arg(long, default_value_t = 5)]
         steps: usize,
-        #[arg(long)]
-        patch_size: Option<usize>,
-        #[arg(long)]
-        embed_dim: Option<usize>,
-        #[arg(long)]
-        depth: Option<usize>,
-        #[arg(long)]
-        heads: Option<usize>,
-        #[arg(long)]
-        mlp_ratio: Option<f64>,
+        #[command(flatten)]
+        model: recipe::ModelFlags,
     },
 }
 
@@ -272,21 +264,13 @@ fn main() -> ExitCode {
             device,
             batch_size,
             steps,
-            patch_size,
-            embed_dim,
-            depth,
-            heads,
-            mlp_ratio,
+            model,
         } => bench::run(bench::BenchArgs {
             preset,
             device,
             batch_size,
             steps,
-            patch_size,
-            embed_dim,
-            depth,
-            heads,
-            mlp_ratio,
+            model,
         }),
     };
     match result {

@@ -219,6 +219,13 @@ pub struct RecipeFlags {
     pub dropout: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub model: ModelFlags,
+}
+
+/// Command-line overrides of a preset's model shape (shared by `train` and `bench`).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ModelFlags {
     #[arg(long, help_heading = "Model")]
     pub patch_size: Option<usize>,
     #[arg(long, help_heading = "Model")]
@@ -235,13 +242,32 @@ pub struct RecipeFlags {
     pub image_size: Option<usize>,
 }
 
+fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *target = v.clone();
+    }
+}
+
+impl ModelFlags {
+    pub fn apply(&self, m: &mut VitConfig) {
+        set(&mut m.patch_size, &self.patch_size);
+        set(&mut m.embed_dim, &self.embed_dim);
+        set(&mut m.depth, &self.depth);
+        set(&mut m.num_heads, &self.heads);
+        set(&mut m.mlp_ratio, &self.mlp_ratio);
+        set(&mut m.image_size, &self.image_size);
+        if let Some(p) = &self.pooling {
+            m.pooling = if p == "mean" {
+                Pooling::Mean
+            } else {
+                Pooling::Token
+            };
+        }
+    }
+}
+
 impl RecipeFlags {
     pub fn apply(&self, r: &mut Recipe) {
-        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *target = v.clone();
-            }
-        }
         set(&mut r.epochs, &self.epochs);
         if self.limit.is_some() {
             r.limit = self.limit;
@@ -265,19 +291,7 @@ impl RecipeFlags {
         let m = &mut r.model;
         set(&mut m.drop_path_rate, &self.drop_path);
         set(&mut m.drop_rate, &self.dropout);
-        set(&mut m.patch_size, &self.patch_size);
-        set(&mut m.embed_dim, &self.embed_dim);
-        set(&mut m.depth, &self.depth);
-        set(&mut m.num_heads, &self.heads);
-        set(&mut m.mlp_ratio, &self.mlp_ratio);
-        set(&mut m.image_size, &self.image_size);
-        if let Some(p) = &self.pooling {
-            m.pooling = if p == "mean" {
-                Pooling::Mean
-            } else {
-                Pooling::Token
-            };
-        }
+        self.model.apply(m);
     }
 }
 
@@ -303,8 +317,11 @@ mod tests {
         let flags = RecipeFlags {
             epochs: Some(7),
             mixup: Some(0.2),
-            depth: Some(2),
-            pooling: Some("mean".into()),
+            model: ModelFlags {
+                depth: Some(2),
+                pooling: Some("mean".into()),
+                ..ModelFlags::default()
+            },
             ..RecipeFlags::default()
         };
         flags.apply(&mut r);
