@@ -217,6 +217,17 @@ pub fn cifar_root(fmt: &CifarFormat, dir: &Path) -> Result<PathBuf> {
     )
 }
 
+/// Class names from a text file, one per line (blank lines skipped).
+pub fn read_names(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 fn cifar_class_names(fmt: &CifarFormat, root: &Path) -> Result<Vec<String>> {
     let path = root.join(fmt.names_file);
     if !path.is_file() {
@@ -226,13 +237,7 @@ fn cifar_class_names(fmt: &CifarFormat, root: &Path) -> Result<Vec<String>> {
             .map(String::from)
             .collect());
     }
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names = read_names(&path)?;
     if names.len() != fmt.num_classes {
         bail!(
             "{}: {} class names, but {} has {} classes",

@@ -40,14 +40,7 @@ pub fn import(
         .with_context(|| format!("reading {} as a timm VisionTransformer", path.display()))?;
     let labels = match labels {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading labels {}", file.display()))?;
-            let labels: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect();
+            let labels = crate::data::read_names(file)?;
             if labels.len() != config.num_classes {
                 bail!(
                     "{} has {} labels but the model has {} classes",
