@@ -267,6 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_turns_the_photo_upright() {
+        use image::ImageEncoder;
+        // Stored 2x1 (red, blue) with EXIF orientation 6: "rotate 90 degrees clockwise to view".
+        let stored = RgbImage::from_fn(2, 1, |x, _| {
+            image::Rgb(if x == 0 { [255, 0, 0] } else { [0, 0, 255] })
+        });
+        // A big-endian TIFF block with one IFD entry: tag 0x0112 (Orientation), SHORT, 1, 6.
+        let exif = [
+            b"MM\0\x2a\0\0\0\x08".as_slice(),
+            &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+        encoder.set_exif_metadata(exif).unwrap();
+        encoder
+            .write_image(stored.as_raw(), 2, 1, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let upright = decode_image(&bytes).unwrap();
+        assert_eq!(upright.dimensions(), (1, 2));
+        assert_eq!(upright.get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(upright.get_pixel(0, 1).0, [0, 0, 255]);
+    }
+
+    #[test]
     fn garbage_is_refused_clearly() {
         assert!(matches!(decode_image(&[]), Err(VitError::EmptyImage)));
         let e = decode_image(b"hello, I am not a picture").unwrap_err();
