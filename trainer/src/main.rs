@@ -179,6 +179,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when the reader goes away (`trainer ... | head`):
+    // end quietly instead of panicking on the next write to stdout.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict {
