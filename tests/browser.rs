@@ -160,9 +160,9 @@ fn make_second_model(dir: &Path) -> PathBuf {
             .init(&burn::prelude::Device::flex())
             .expect("tiny model");
         let labels = (0..5).map(|i| format!("class {i}")).collect();
-        let manifest =
+        let mut manifest =
             vit::weights::Manifest::new("tiny", config, labels, vit::Normalization::INCEPTION);
-        vit::weights::save_pair(dir, manifest, &model).expect("saving the tiny model");
+        vit::weights::save_pair(dir, &mut manifest, &model).expect("saving the tiny model");
     }
     dir.join("tiny.json")
 }

@@ -360,36 +360,8 @@ fn train_publish_predict_end_to_end() {
     assert!((manifest["metrics"]["top1"].as_f64().unwrap() - top1).abs() < 1e-12);
     assert_eq!(manifest["labels"][3], "green-disk");
 
-    // `eval` on the published pair measures what the run recorded.
-    let o = run(&[
-        "eval",
-        "--model",
-        models.join("shapes.json").to_str().unwrap(),
-        "--data-dir",
-        d,
-        "--device",
-        "cpu",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
-        "{out}"
-    );
-    assert!(out.contains("green-disk"), "{out}");
-
-    // `predict` on test images written as PNG agrees with the run's own evaluation.
-    let test = std::fs::read(data.join("test_batch.bin")).unwrap();
-    let mut files = Vec::new();
-    for (i, rec) in test.chunks(3073).take(20).enumerate() {
-        let img = image::RgbImage::from_fn(32, 32, |x, y| {
-            let p = (y * 32 + x) as usize;
-            image::Rgb([rec[1 + p], rec[1 + 1024 + p], rec[1 + 2048 + p]])
-        });
-        let path = dir.path().join(format!("test{i}.png"));
-        img.save(&path).unwrap();
-        files.push(path.display().to_string());
-    }
+    // `eval` on the published pair measures what the run recorded, and lists each test
+    // image's prediction...
     let preds = dir.path().join("preds.csv");
     let o = run(&[
         "eval",
@@ -403,6 +375,25 @@ fn train_publish_predict_end_to_end() {
         preds.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
+        "{out}"
+    );
+    assert!(out.contains("green-disk"), "{out}");
+
+    // ...with which `predict` on the same test images, written as PNG, agrees.
+    let test = std::fs::read(data.join("test_batch.bin")).unwrap();
+    let mut files = Vec::new();
+    for (i, rec) in test.chunks(3073).take(20).enumerate() {
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let p = (y * 32 + x) as usize;
+            image::Rgb([rec[1 + p], rec[1 + 1024 + p], rec[1 + 2048 + p]])
+        });
+        let path = dir.path().join(format!("test{i}.png"));
+        img.save(&path).unwrap();
+        files.push(path.display().to_string());
+    }
     let recorded: Vec<String> = std::fs::read_to_string(&preds)
         .unwrap()
         .lines()

@@ -68,18 +68,14 @@ pub fn run(
 
     // Model pair first (each file atomic, weights before manifest), then the index the page
     // reads: until the index names it, the page cannot pick a half-published model.
-    let manifest_path = save_pair(out, manifest.clone(), &model)?;
+    let manifest_path = save_pair(out, &mut manifest, &model)?;
     let index_path = out.join("index.json");
     let mut index = match std::fs::read_to_string(&index_path) {
         Ok(text) => ModelIndex::from_json(&text, &index_path.display().to_string())?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelIndex::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
     };
-    let published: Manifest = Manifest::from_json(
-        &std::fs::read_to_string(&manifest_path)?,
-        "published manifest",
-    )?;
-    index.upsert(&published, make_default);
+    index.upsert(&manifest, make_default);
     write_atomic(
         &index_path,
         serde_json::to_string_pretty(&index)?.as_bytes(),
@@ -88,7 +84,7 @@ pub fn run(
         "published {} ({} params, {:.1} KB weights, top-1 {:.2}%, top-5 {:.2}%){}",
         manifest_path.display(),
         c.num_params(),
-        published.weights.bytes as f64 / 1024.0,
+        manifest.weights.bytes as f64 / 1024.0,
         100.0 * eval.top1,
         100.0 * eval.top5,
         if index.default.as_deref() == Some(name) {

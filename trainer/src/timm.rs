@@ -66,7 +66,7 @@ pub fn import(
         "timm ViT: {}px, patch {}, dim {}, depth {}, {} heads",
         config.image_size, config.patch_size, config.embed_dim, config.depth, config.num_heads
     );
-    let written = save_pair(out, manifest, &model)?;
+    let written = save_pair(out, &mut manifest, &model)?;
     println!(
         "wrote {} ({} parameters, {} classes)",
         written.display(),

@@ -51,6 +51,15 @@ pub struct Heatmap {
 }
 
 impl Heatmap {
+    /// The patch (row-major index) with the highest value; `None` for an empty map.
+    pub fn peak(&self) -> Option<usize> {
+        self.values
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    }
+
     /// Values scaled to [0, 1] by the maximum, for display.
     pub fn normalized(&self) -> Vec<f32> {
         let max = self.values.iter().copied().fold(0.0f32, f32::max);

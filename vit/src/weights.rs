@@ -253,11 +253,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `NAME.bpk` then `NAME.json` into `dir`; returns the manifest's path.
+/// Writes `NAME.bpk` then `NAME.json` into `dir`, filling in `manifest.weights`; returns the
+/// manifest's path.
 ///
 /// The weights go first: until the manifest is replaced, an old manifest that meets the new
 /// weights fails its checksum instead of loading the wrong numbers.
-pub fn save_pair(dir: &Path, mut manifest: Manifest, model: &VisionTransformer) -> Result<PathBuf> {
+pub fn save_pair(
+    dir: &Path,
+    manifest: &mut Manifest,
+    model: &VisionTransformer,
+) -> Result<PathBuf> {
     let bytes = model_to_bytes(model)?;
     manifest.weights = WeightsFile {
         file: format!("{}.bpk", manifest.name),

@@ -90,13 +90,13 @@ fn saved_pair(dir: &std::path::Path) -> std::path::PathBuf {
         .with_num_heads(2)
         .with_num_classes(2);
     let model = config.init(&Device::flex()).unwrap();
-    let manifest = Manifest::new(
+    let mut manifest = Manifest::new(
         "m",
         config,
         vec!["a".into(), "b".into()],
         Normalization::CIFAR10,
     );
-    save_pair(dir, manifest, &model).unwrap()
+    save_pair(dir, &mut manifest, &model).unwrap()
 }
 
 #[test]

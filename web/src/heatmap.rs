@@ -43,12 +43,7 @@ fn heat_bitmap(map: &Heatmap) -> HtmlCanvasElement {
 /// Where a map is strongest, in words, for screen readers.
 pub fn describe_peak(map: &Heatmap) -> String {
     let g = map.grid.max(1);
-    let Some((index, _)) = map
-        .values
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-    else {
+    let Some(index) = map.peak() else {
         return "empty".into();
     };
     let (row, col) = (index / g, index % g);
@@ -96,12 +91,7 @@ pub fn draw_rollout(
 }
 
 fn mark_peak(ctx: &CanvasRenderingContext2d, map: &Heatmap, side: f64) {
-    let Some((index, _)) = map
-        .values
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-    else {
+    let Some(index) = map.peak() else {
         return;
     };
     let g = map.grid.max(1);
