@@ -285,6 +285,8 @@ fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
     std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n") + "\n").unwrap();
 }
 
+/// Two data-parallel replicas whatever the machine's core count, so that these runs go through
+/// the multi-device path (`--devices`) and its gradient merge.
 fn train_args<'a>(data: &'a str, run: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
         "train",
@@ -301,6 +303,8 @@ fn train_args<'a>(data: &'a str, run: &'a str, epochs: &'a str) -> Vec<&'a str> 
         "--plain",
         "--seed",
         "3",
+        "--devices",
+        "2",
     ]
 }
 
@@ -416,6 +420,61 @@ fn train_publish_predict_end_to_end() {
 }
 
 #[test]
+fn a_bf16_run_learns_and_publishes_f32_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_cifar(&data, 60, 10);
+    let run_dir = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+    let mut args = train_args(d, r, "3");
+    args.extend(["--precision", "bf16"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let recipe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("recipe.json")).unwrap())
+            .unwrap();
+    assert_eq!(recipe["precision"], "bf16");
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    let top1 = eval["top1"].as_f64().unwrap();
+    assert!(top1 > 0.25, "ten classes, chance is 10%; got {top1}");
+
+    // The published pair is plain f32, so `eval` (in f32) measures nearly what bf16 did.
+    let models = dir.path().join("models");
+    let o = run(&[
+        "publish",
+        "--run",
+        r,
+        "--name",
+        "half",
+        "--out",
+        models.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&[
+        "eval",
+        "--model",
+        models.join("half.json").to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let measured: f64 = out
+        .split("top-1 ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no top-1 in {out}"));
+    assert!(
+        (measured / 100.0 - top1).abs() < 0.1,
+        "{measured}% vs {top1}"
+    );
+}
+
+#[test]
 fn a_killed_run_resumes_to_the_same_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -457,7 +516,15 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     assert!(!broken.join("eval.json").exists(), "killed before the end");
 
     let o = run(&[
-        "train", "--resume", "--run", b, "--device", "cpu", "--plain",
+        "train",
+        "--resume",
+        "--run",
+        b,
+        "--device",
+        "cpu",
+        "--plain",
+        "--devices",
+        "2",
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use vit::VitConfig;
 
-use crate::device::{DeviceArg, resolve};
+use crate::device::{DeviceArg, resolve_many};
+use crate::parallel::{Batch, Replicas};
 use crate::recipe::{ModelFlags, Preset};
 
 pub struct BenchArgs {
@@ -19,6 +19,8 @@ pub struct BenchArgs {
     pub device: DeviceArg,
     pub batch_size: usize,
     pub steps: usize,
+    /// Training replicas, as `train --devices`.
+    pub devices: usize,
     pub model: ModelFlags,
 }
 
@@ -45,7 +47,8 @@ fn time(warmup: usize, runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    let (device, device_name) = resolve(args.device)?;
+    let (devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
+    let device = devices[0].clone();
     let c = config(&args);
     c.validate()?;
     let (b, size, classes) = (args.batch_size, c.image_size, c.num_classes);
@@ -62,45 +65,61 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     println!("device: {device_name}");
 
-    // Training: the same step as the trainer (soft-target loss, AdamW).
-    let ad = device.clone().autodiff();
+    // Training: the trainer's own step (replicas, soft-target loss), then AdamW.
+    let replicas = Replicas::new(devices, cpu)?;
+    let ad = replicas.main().clone();
     let mut model = Some(c.init(&ad)?);
     let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
-    let x = images(b, size, &ad);
-    let targets = Tensor::<2>::zeros([b, classes], &ad).add_scalar(1.0 / classes as f64);
+    let pixels: Vec<f32> = images(b, size, &device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let targets = vec![1.0 / classes as f32; b * classes];
+    let batch = Batch {
+        images: &pixels,
+        targets: &targets,
+        len: b,
+        size,
+        classes,
+    };
+    let mut failure = None;
     let step_s = time(2, args.steps, || {
         let m = model.take().expect("model is put back every step");
-        let loss = (log_softmax(m.forward(x.clone()), 1) * targets.clone())
-            .sum_dim(1)
-            .mean()
-            .neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        let m = optim.step(1e-4, m, grads);
-        // Reading one value forces the step to finish, as the trainer's loss logging does.
-        let _ = m
-            .head
-            .bias
-            .as_ref()
-            .map(|p| p.val().narrow(0, 0, 1).into_scalar::<f32>());
-        model = Some(m);
+        match replicas.step(&m, &batch) {
+            // Reading the loss, as the step does, forces the step to finish.
+            Ok(step) => model = Some(optim.step(1e-4, m, step.grads)),
+            Err(e) => {
+                failure.get_or_insert(e);
+                model = Some(m);
+            }
+        }
     });
+    if let Some(e) = failure {
+        return Err(e);
+    }
     println!(
         "train     batch {b:>3}: {:8.1} images/s ({:.1} ms/step)",
         b as f64 / step_s,
         step_s * 1e3
     );
 
+    // Inference as `trainer eval` runs it: a batch is split across the replicas.
     let model = model.take().expect("model").valid();
     for batch in [1, 64] {
         let x = images(batch, size, &device);
+        let shard = |range: std::ops::Range<usize>| x.clone().narrow(0, range.start, range.len());
         let runs = if batch == 1 { 50 } else { 5 };
         let fused = time(3, runs, || {
-            let _ = model.forward(x.clone()).into_data();
+            replicas.map_shards(batch, |_, range| {
+                let _ = model.forward(shard(range)).into_data();
+            });
         });
         let maps = time(3, runs, || {
-            let (logits, attn) = model.forward_with_attention(x.clone());
-            let _ = logits.into_data();
-            let _ = vit::inference::stack_attention(attn).into_data();
+            replicas.map_shards(batch, |_, range| {
+                let (logits, attn) = model.forward_with_attention(shard(range));
+                let _ = logits.into_data();
+                let _ = vit::inference::stack_attention(attn).into_data();
+            });
         });
         println!(
             "infer     batch {batch:>3}: {:8.1} images/s ({:.2} ms/batch) | with attention maps {:8.1} images/s ({:.2} ms, {:.2}x)",

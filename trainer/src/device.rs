@@ -61,6 +61,48 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
     }
 }
 
+/// `n` devices of one kind for data-parallel training (`--devices`): GPUs `0..n` of the kind,
+/// or, on the CPU, the one Flex device `n` times (each replica then computes on its own thread).
+/// The flag is whether they are CPU replicas.
+pub fn resolve_many(arg: DeviceArg, n: usize) -> Result<(Vec<Device>, String, bool)> {
+    let (first, name) = resolve(arg)?;
+    if n == 0 {
+        bail!("--devices must be at least 1");
+    }
+    let cpu = name.starts_with("cpu");
+    if n == 1 {
+        return Ok((vec![first], name, cpu));
+    }
+    let devices: Vec<Device> = match arg {
+        _ if cpu => vec![first; n],
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda | DeviceArg::Auto => (0..n).map(Device::cuda).collect(),
+        #[cfg(feature = "vulkan")]
+        DeviceArg::Vulkan => (0..n)
+            .map(|i| Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(i)))
+            .collect(),
+        #[cfg(feature = "wgpu")]
+        DeviceArg::Wgpu => (0..n)
+            .map(|i| Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)))
+            .collect(),
+        _ => bail!("--devices {n} needs {n} devices of the kind {name}"),
+    };
+    let name = if cpu {
+        format!("cpu (flex, {n} replicas of 1 thread)")
+    } else {
+        format!("{n} x {name}")
+    };
+    Ok((devices, name, cpu))
+}
+
+/// `--devices` when not given: one replica per core on the CPU, one device otherwise.
+pub fn default_replicas(arg: DeviceArg) -> usize {
+    match resolve(arg) {
+        Ok((_, name)) if name.starts_with("cpu") => threads(),
+        _ => 1,
+    }
+}
+
 /// Threads Flex computes with: rayon's global pool, sized by `RAYON_NUM_THREADS` or the cores.
 pub fn threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")

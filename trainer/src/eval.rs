@@ -13,7 +13,8 @@ use vit::weights::{Metrics, load_pair};
 
 use crate::augment::Loader;
 use crate::data::{self, DatasetKind, Samples};
-use crate::device::{DeviceArg, resolve};
+use crate::device::{DeviceArg, default_replicas, resolve_many};
+use crate::parallel::Replicas;
 
 /// What one pass over a test set measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ pub fn evaluate(
     samples: Arc<Samples>,
     num_classes: usize,
     norm: vit::Normalization,
-    device: &Device,
+    replicas: &Replicas,
 ) -> Result<Evaluation> {
     let size = samples.size as usize;
     let total = samples.len();
@@ -74,13 +75,24 @@ pub fn evaluate(
     let (mut images, mut loss_sum, mut top1, mut top5) = (0usize, 0f64, 0usize, 0usize);
     for batch in loader.epoch(0, 0) {
         let b = batch.len;
-        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, size, size]), device);
-        let logits = model.forward(x);
-        let logp = log_softmax(logits, 1);
-        let flat = logp
-            .into_data()
-            .try_to_vec::<f32>()
-            .context("reading logits")?;
+        let pixels = 3 * size * size;
+        // Each replica classifies its share of the batch.
+        let shards = replicas.map_shards(b, |i, range| {
+            let device = replicas.inference_device(i);
+            let images = batch.images[range.start * pixels..range.end * pixels].to_vec();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(images, [range.len(), 3, size, size]),
+                &device,
+            );
+            log_softmax(model.clone().fork(&device).forward(x), 1)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+        });
+        let mut flat = Vec::with_capacity(b * num_classes);
+        for shard in shards {
+            flat.extend(shard.map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?);
+        }
         for (row, &label) in flat.chunks(num_classes).zip(&batch.labels) {
             let label = label as usize;
             loss_sum -= row[label] as f64;
@@ -116,7 +128,9 @@ pub fn run(
     confusion_png: Option<&Path>,
     predictions_csv: Option<&Path>,
 ) -> Result<ExitCode> {
-    let (device, device_name) = resolve(device)?;
+    let (devices, device_name, cpu) = resolve_many(device, default_replicas(device))?;
+    let device = devices[0].clone();
+    let replicas = Replicas::new(devices, cpu)?;
     let (manifest, model) = load_pair(model_path, &device)
         .with_context(|| format!("loading model {}", model_path.display()))?;
     let data = data::load(kind, data_dir, manifest.config.image_size as u32, 0, None)?;
@@ -133,7 +147,7 @@ pub fn run(
         Arc::new(data.test),
         manifest.config.num_classes,
         manifest.normalization,
-        &device,
+        &replicas,
     )?;
     println!(
         "{}: {} test images of {} on {device_name} in {:.1}s",

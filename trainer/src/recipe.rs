@@ -25,6 +25,23 @@ pub enum Preset {
     Cifar10Best,
 }
 
+/// The float type training computes in.
+///
+/// burn 0.22 has no automatic mixed precision (f32 master weights, loss scaling): a device runs
+/// in one default float type, which this picks. Weights, activations, gradients and optimizer
+/// state are then all in it; LayerNorm still accumulates in f32. Checkpoints and published
+/// models are stored in f32 either way.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bfloat16: f32's range, so no loss scaling is needed; for GPUs with bf16 units.
+    Bf16,
+    /// float16: without loss scaling, small gradients may underflow; prefer bf16.
+    F16,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
     pub preset: Preset,
@@ -47,6 +64,9 @@ pub struct Recipe {
     pub seed: u64,
     /// Train on at most this many images (class-balanced); `None` = all.
     pub limit: Option<usize>,
+    /// Runs recorded before this field existed trained in f32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Preset {
@@ -78,6 +98,7 @@ impl Preset {
             },
             seed: 42,
             limit: None,
+            precision: Precision::F32,
         };
         match self {
             Preset::Quick => Recipe {
@@ -114,9 +135,9 @@ impl Preset {
             Preset::Cifar10Cpu => Recipe {
                 model: base_model
                     .with_patch_size(4)
-                    .with_embed_dim(64)
-                    .with_depth(4)
-                    .with_num_heads(2)
+                    .with_embed_dim(96)
+                    .with_depth(6)
+                    .with_num_heads(3)
                     .with_mlp_ratio(2.0)
                     .with_pooling(Pooling::Mean),
                 epochs: 10,
@@ -219,6 +240,10 @@ pub struct RecipeFlags {
     pub dropout: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
     pub seed: Option<u64>,
+    /// Compute in this float type: bf16 or f16 halve memory and speed up GPUs with half-precision
+    /// units (burn has no automatic mixed precision; see trainer/src/recipe.rs).
+    #[arg(long, value_enum, help_heading = "Recipe")]
+    pub precision: Option<Precision>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -279,6 +304,7 @@ impl RecipeFlags {
         set(&mut r.weight_decay, &self.weight_decay);
         set(&mut r.grad_clip, &self.grad_clip);
         set(&mut r.seed, &self.seed);
+        set(&mut r.precision, &self.precision);
         let a = &mut r.augment;
         set(&mut a.label_smoothing, &self.label_smoothing);
         set(&mut a.crop_padding, &self.crop_padding);

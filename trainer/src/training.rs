@@ -25,18 +25,19 @@ use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use burn::tensor::FloatDType;
 use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
 use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
 
 use crate::augment::Loader;
 use crate::data::{self, DatasetKind};
-use crate::device::{DeviceArg, resolve};
+use crate::device::{DeviceArg, default_replicas, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
+use crate::parallel::{Batch, Replicas};
 use crate::plots::{self, EpochMetrics};
 use crate::progress::{Progress, clock};
-use crate::recipe::{Preset, Recipe, RecipeFlags};
+use crate::recipe::{Precision, Preset, Recipe, RecipeFlags};
 use crate::rng::Rng;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -81,10 +82,12 @@ pub struct TrainArgs {
     pub resume: bool,
     pub plain: bool,
     pub workers: usize,
+    /// Data-parallel replicas (`--devices`); `None` picks them for the device and recipe.
+    pub devices: Option<usize>,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let (device, device_name) = resolve(args.device)?;
+    let (_, device_name) = resolve(args.device)?;
     let run_dir = &args.run;
     let (recipe, info, state) = if args.resume {
         if format!("{:?}", args.recipe) != format!("{:?}", RecipeFlags::default()) {
@@ -96,6 +99,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         start_files(&args, &device_name)?
     };
+    // One replica per core by default on the CPU, unless dropout or stochastic depth draw random
+    // numbers: replicas draw them from burn's one RNG in no fixed order, and a run must repeat.
+    let m = &recipe.model;
+    let deterministic = m.drop_rate == 0.0 && m.attn_drop_rate == 0.0 && m.drop_path_rate == 0.0;
+    let n = args.devices.unwrap_or_else(|| {
+        if deterministic {
+            default_replicas(args.device)
+        } else {
+            1
+        }
+    });
+    let (mut devices, device_name, cpu) = resolve_many(args.device, n)?;
+    set_precision(&mut devices, recipe.precision, &device_name)?;
+    let device = devices[0].clone();
+    let replicas = Replicas::new(devices, cpu)?;
     let mut progress = Progress::new(args.plain);
     if state.epoch >= recipe.epochs {
         progress.message(&format!(
@@ -140,7 +158,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         recipe.model.num_params(),
     ));
 
-    let ad = device.clone().autodiff();
+    let ad = replicas.main().clone();
     // burn creates parameters lazily from one global RNG: seed before the model exists.
     device.seed(recipe.seed);
     let mut model = recipe.model.init(&ad)?;
@@ -197,12 +215,17 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             );
             let b = batch.len;
             let lr = recipe.lr_at(state.step, steps_per_epoch);
-            let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, size, size]), &ad);
-            let y = Tensor::<2>::from_data(TensorData::new(batch.targets, [b, num_classes]), &ad);
-            let logits = model.forward(x);
-            // Soft-target cross-entropy: covers label smoothing, mixup and cutmix alike.
-            let loss = (log_softmax(logits.clone(), 1) * y).sum_dim(1).mean().neg();
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let step = replicas.step(
+                &model,
+                &Batch {
+                    images: &batch.images,
+                    targets: &batch.targets,
+                    len: b,
+                    size,
+                    classes: num_classes,
+                },
+            )?;
+            let loss_value = step.loss;
             if !loss_value.is_finite() {
                 bail!(
                     "the loss became {loss_value} at epoch {} batch {} (lr {lr:.2e}); try a lower --lr",
@@ -210,22 +233,18 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                     state.next_batch
                 );
             }
-            let predicted = logits
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()?;
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = step.grads;
             if recipe.grad_clip > 0.0 {
                 clip_global_norm(&model, &mut grads, recipe.grad_clip);
             }
             model = optim.step(lr, model, grads);
 
             state.loss_sum += loss_value * b as f64;
-            state.correct += predicted
+            state.correct += step
+                .predicted
                 .iter()
                 .zip(&batch.labels)
-                .filter(|(p, l)| **p == **l as i64)
+                .filter(|(p, l)| **p == **l as usize)
                 .count() as f64;
             state.seen += b;
             state.step += 1;
@@ -258,7 +277,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             test.clone(),
             num_classes,
             recipe.normalization,
-            &device,
+            &replicas,
         )?;
         rows.push(EpochMetrics {
             epoch: state.epoch + 1,
@@ -300,6 +319,29 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `precision` the devices' default float type. It must come before any tensor exists on
+/// them: burn fixes a device's defaults at its first tensor.
+fn set_precision(devices: &mut [Device], precision: Precision, name: &str) -> Result<()> {
+    let dtype = match precision {
+        Precision::F32 => return Ok(()),
+        Precision::Bf16 => FloatDType::BF16,
+        Precision::F16 => FloatDType::F16,
+    };
+    for i in 0..devices.len() {
+        // CPU replicas are one device: configure it once.
+        if devices[..i].contains(&devices[i]) {
+            continue;
+        }
+        if !devices[i].supports_dtype(dtype) {
+            bail!("{name} cannot compute in {precision:?}; use --precision f32");
+        }
+        devices[i]
+            .configure(dtype)
+            .map_err(|e| anyhow::anyhow!("setting {name} to {precision:?}: {e:?}"))?;
+    }
+    Ok(())
 }
 
 fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, State)> {

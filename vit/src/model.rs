@@ -28,7 +28,9 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
         })
         .init(device);
     // timm starts biases at zero; burn's initializer would draw them from the same normal.
-    layer.bias = layer.bias.map(|b| b.map(|t| t.zeros_like()));
+    // A fresh trainable parameter: `Param::map` would keep the new tensor's "no gradient" flag,
+    // and the biases would silently stay frozen at zero.
+    layer.bias = layer.bias.map(|b| Param::from_tensor(b.val().zeros_like()));
     layer
 }
 

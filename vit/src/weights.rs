@@ -182,8 +182,12 @@ pub fn load_model(
 /// Fills `model` with burnpack `weights` (which also carry the parameter ids an optimizer
 /// state refers to), refusing any tensor that is missing, extra or of the wrong shape.
 pub fn apply_burnpack(model: &mut VisionTransformer, weights: &[u8]) -> Result<()> {
+    // Weights are stored in f32; a model built in bf16 or f16 (trainer --precision) takes them
+    // in its own type.
+    let dtype = model.head.weight.val().dtype();
     let mut store =
         BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(weights.to_vec())))
+            .with_from_adapter(FloatCastAdapter::to(dtype))
             .validate(false)
             .allow_partial(true);
     let result = model
@@ -216,7 +220,9 @@ fn check_applied(result: &ApplyResult) -> Result<()> {
 
 /// The model's weights as burnpack bytes.
 pub fn model_to_bytes(model: &VisionTransformer) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None);
+    // Always f32, whatever the model computed in: the page and timm read f32.
+    let mut store =
+        BurnpackStore::from_bytes(None).with_to_adapter(FloatCastAdapter::to(DType::F32));
     model
         .save_into(&mut store)
         .map_err(|e| VitError::Weights(e.to_string()))?;
