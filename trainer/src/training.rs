@@ -144,6 +144,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         dataset_description: data.description.clone(),
         train_images: train.len(),
         test_images: test.len(),
+        // A new run records its replicas too; a resumed one keeps the device it started on.
+        device: if args.resume {
+            info.device
+        } else {
+            device_name.clone()
+        },
         ..info
     };
     write_json(&run_dir.join("run.json"), &info)?;
