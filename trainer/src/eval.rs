@@ -73,6 +73,10 @@ pub fn evaluate(
     let mut confusion = vec![vec![0u64; num_classes]; num_classes];
     let mut predictions = Vec::with_capacity(total);
     let (mut images, mut loss_sum, mut top1, mut top5) = (0usize, 0f64, 0usize, 0usize);
+    // One copy of the model per replica, moved to its device once.
+    let models: Vec<_> = (0..replicas.count())
+        .map(|i| model.clone().fork(&replicas.inference_device(i)))
+        .collect();
     for batch in loader.epoch(0, 0) {
         let b = batch.len;
         let pixels = 3 * size * size;
@@ -84,7 +88,7 @@ pub fn evaluate(
                 TensorData::new(images, [range.len(), 3, size, size]),
                 &device,
             );
-            log_softmax(model.clone().fork(&device).forward(x), 1)
+            log_softmax(models[i].forward(x), 1)
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec::<f32>()

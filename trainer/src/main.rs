@@ -191,7 +191,8 @@ enum Command {
 
 /// Every tensor op allocates its output, mostly a few MB. glibc hands blocks that large back to
 /// the kernel on free, so each op paid page faults to zero fresh pages: a quarter of a training
-/// step went to the kernel. Keeping freed memory in the process halves that (see bench/README).
+/// step went to the kernel. Keeping freed memory in the process cut that time by four fifths
+/// (bench/README.md).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any other thread allocates.

@@ -70,6 +70,11 @@ impl Replicas {
         &self.devices[0]
     }
 
+    /// How many replicas there are.
+    pub fn count(&self) -> usize {
+        self.devices.len()
+    }
+
     /// The replicas' devices without gradients, for inference.
     pub fn inference_device(&self, replica: usize) -> Device {
         self.devices[replica].clone().without_autodiff()
