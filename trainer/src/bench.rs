@@ -19,8 +19,8 @@ pub struct BenchArgs {
     pub device: DeviceArg,
     pub batch_size: usize,
     pub steps: usize,
-    /// Training replicas, as `train --devices`.
-    pub devices: usize,
+    /// Training replicas, as `train --devices` (`None`: one per core on the CPU).
+    pub devices: Option<usize>,
     pub model: ModelFlags,
 }
 

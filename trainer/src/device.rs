@@ -63,13 +63,15 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
 
 /// `n` devices of one kind for data-parallel training (`--devices`): GPUs `0..n` of the kind,
 /// or, on the CPU, the one Flex device `n` times (each replica then computes on its own thread).
-/// The flag is whether they are CPU replicas.
-pub fn resolve_many(arg: DeviceArg, n: usize) -> Result<(Vec<Device>, String, bool)> {
+/// Without `n`: one replica per core on the CPU, one device otherwise. The flag is whether they
+/// are CPU replicas.
+pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, String, bool)> {
     let (first, name) = resolve(arg)?;
+    let cpu = name.starts_with("cpu");
+    let n = n.unwrap_or(if cpu { threads() } else { 1 });
     if n == 0 {
         bail!("--devices must be at least 1");
     }
-    let cpu = name.starts_with("cpu");
     if n == 1 {
         return Ok((vec![first], name, cpu));
     }
@@ -93,14 +95,6 @@ pub fn resolve_many(arg: DeviceArg, n: usize) -> Result<(Vec<Device>, String, bo
         format!("{n} x {name}")
     };
     Ok((devices, name, cpu))
-}
-
-/// `--devices` when not given: one replica per core on the CPU, one device otherwise.
-pub fn default_replicas(arg: DeviceArg) -> usize {
-    match resolve(arg) {
-        Ok((_, name)) if name.starts_with("cpu") => threads(),
-        _ => 1,
-    }
 }
 
 /// Threads Flex computes with: rayon's global pool, sized by `RAYON_NUM_THREADS` or the cores.

@@ -13,7 +13,7 @@ use vit::weights::{Metrics, load_pair};
 
 use crate::augment::Loader;
 use crate::data::{self, DatasetKind, Samples};
-use crate::device::{DeviceArg, default_replicas, resolve_many};
+use crate::device::{DeviceArg, resolve_many};
 use crate::parallel::Replicas;
 
 /// What one pass over a test set measured.
@@ -132,7 +132,7 @@ pub fn run(
     confusion_png: Option<&Path>,
     predictions_csv: Option<&Path>,
 ) -> Result<ExitCode> {
-    let (devices, device_name, cpu) = resolve_many(device, default_replicas(device))?;
+    let (devices, device_name, cpu) = resolve_many(device, None)?;
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
     let (manifest, model) = load_pair(model_path, &device)

@@ -306,7 +306,7 @@ fn main() -> ExitCode {
             device,
             batch_size,
             steps,
-            devices: devices.unwrap_or_else(|| device::default_replicas(device)),
+            devices,
             model,
         }),
     };

@@ -32,7 +32,7 @@ use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
 
 use crate::augment::Loader;
 use crate::data::{self, DatasetKind};
-use crate::device::{DeviceArg, default_replicas, resolve, resolve_many};
+use crate::device::{DeviceArg, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
 use crate::parallel::{Batch, Replicas};
 use crate::plots::{self, EpochMetrics};
@@ -103,13 +103,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     // numbers: replicas draw them from burn's one RNG in no fixed order, and a run must repeat.
     let m = &recipe.model;
     let deterministic = m.drop_rate == 0.0 && m.attn_drop_rate == 0.0 && m.drop_path_rate == 0.0;
-    let n = args.devices.unwrap_or_else(|| {
-        if deterministic {
-            default_replicas(args.device)
-        } else {
-            1
-        }
-    });
+    let n = if deterministic {
+        args.devices
+    } else {
+        Some(args.devices.unwrap_or(1))
+    };
     let (mut devices, device_name, cpu) = resolve_many(args.device, n)?;
     set_precision(&mut devices, recipe.precision, &device_name)?;
     let device = devices[0].clone();
