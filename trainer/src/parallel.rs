@@ -239,7 +239,11 @@ mod tests {
             .with_depth(2)
             .with_num_heads(2)
             .with_num_classes(3);
-        let model = config.init(&device.clone().autodiff()).unwrap();
+        // Mimetic init replaces the attention weights: they must stay trainable parameters.
+        let model = config
+            .init(&device.clone().autodiff())
+            .unwrap()
+            .mimetic_attention();
         let (len, size, classes) = (5, 8, 3);
         let images: Vec<f32> = (0..len * 3 * size * size)
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)

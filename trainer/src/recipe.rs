@@ -3,8 +3,9 @@
 //! A run writes its resolved recipe to `RUN/recipe.json`; `--resume` reads it back, so a resumed
 //! run cannot silently change its own recipe halfway.
 
+use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
-use vit::{Normalization, Pooling, VitConfig};
+use vit::{Normalization, Pooling, VisionTransformer, VitConfig};
 
 use crate::augment::AugmentConfig;
 
@@ -16,8 +17,8 @@ pub enum Preset {
     /// The reference TensorFlow demo's budget (10 epochs on CIFAR-10) with a wider model (dim 128).
     #[value(name = "cifar10-10ep")]
     Cifar10TenEpochs,
-    /// Ten epochs of CIFAR-10 in about an hour on two CPU cores: a narrow patch-4 ViT. The
-    /// shipped default model comes from this preset.
+    /// Ten epochs of CIFAR-10 in about 70 minutes on two CPU cores: a patch-4 ViT-Tiny-sized
+    /// model (dim 192, depth 6). The shipped default model comes from this preset.
     #[value(name = "cifar10-cpu")]
     Cifar10Cpu,
     /// The long GPU run: patch-4 ViT, 200 epochs, RandAugment, mixup/cutmix, label smoothing.
@@ -40,6 +41,17 @@ pub enum Precision {
     Bf16,
     /// float16: without loss scaling, small gradients may underflow; prefer bf16.
     F16,
+}
+
+/// How the attention layers start (every other parameter starts as in timm).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttnInit {
+    /// timm's: N(0, 0.02²) weights, zero biases.
+    #[default]
+    Timm,
+    /// `W_q W_k^T ≈ +I`, `W_v W_proj ≈ -I`, as trained ViTs have (see `vit::model`).
+    Mimetic,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +79,9 @@ pub struct Recipe {
     /// Runs recorded before this field existed trained in f32.
     #[serde(default)]
     pub precision: Precision,
+    /// Runs recorded before this field existed started from timm's initialisation.
+    #[serde(default)]
+    pub attn_init: AttnInit,
 }
 
 impl Preset {
@@ -99,6 +114,7 @@ impl Preset {
             seed: 42,
             limit: None,
             precision: Precision::F32,
+            attn_init: AttnInit::Timm,
         };
         match self {
             Preset::Quick => Recipe {
@@ -132,10 +148,12 @@ impl Preset {
                 warmup_epochs: 1.0,
                 ..base
             },
+            // Mimetic attention init: +1.9 points top-1 after a 2-epoch trial (dim 96, 20,000
+            // images). A peak lr of 1.5e-3 trailed 2e-3 by 3 points after two epochs.
             Preset::Cifar10Cpu => Recipe {
                 model: base_model
                     .with_patch_size(4)
-                    .with_embed_dim(96)
+                    .with_embed_dim(192)
                     .with_depth(6)
                     .with_num_heads(3)
                     .with_mlp_ratio(2.0)
@@ -144,6 +162,7 @@ impl Preset {
                 batch_size: 128,
                 lr: 2e-3,
                 warmup_epochs: 1.0,
+                attn_init: AttnInit::Mimetic,
                 ..base
             },
             Preset::Cifar10Best => Recipe {
@@ -173,6 +192,15 @@ impl Preset {
 }
 
 impl Recipe {
+    /// A freshly initialised model for this recipe.
+    pub fn init_model(&self, device: &Device) -> vit::Result<VisionTransformer> {
+        let model = self.model.init(device)?;
+        Ok(match self.attn_init {
+            AttnInit::Timm => model,
+            AttnInit::Mimetic => model.mimetic_attention(),
+        })
+    }
+
     /// Learning rate at optimizer step `step` of `total`: linear warm-up from near zero, then
     /// cosine decay to `min_lr`. A pure function of the step, so a resumed run needs no
     /// scheduler state.
@@ -244,6 +272,9 @@ pub struct RecipeFlags {
     /// units (burn has no automatic mixed precision; see trainer/src/recipe.rs).
     #[arg(long, value_enum, help_heading = "Recipe")]
     pub precision: Option<Precision>,
+    /// How attention weights start: timm's random init, or mimetic (identity-like products).
+    #[arg(long, value_enum, help_heading = "Recipe")]
+    pub attn_init: Option<AttnInit>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -305,6 +336,7 @@ impl RecipeFlags {
         set(&mut r.grad_clip, &self.grad_clip);
         set(&mut r.seed, &self.seed);
         set(&mut r.precision, &self.precision);
+        set(&mut r.attn_init, &self.attn_init);
         let a = &mut r.augment;
         set(&mut a.label_smoothing, &self.label_smoothing);
         set(&mut a.crop_padding, &self.crop_padding);

@@ -165,7 +165,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let ad = replicas.main().clone();
     // burn creates parameters lazily from one global RNG: seed before the model exists.
     device.seed(recipe.seed);
-    let mut model = recipe.model.init(&ad)?;
+    let mut model = recipe.init_model(&ad)?;
     let mut optim = optimizer(&recipe)?;
     if args.resume {
         (model, optim) = load_checkpoint(run_dir, model, optim)?;
@@ -317,7 +317,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         // Continue from the checkpoint just written, exactly as a resumed run would: Flex's
         // results depend on tensor layouts, which a reload changes, so an unbroken run and a
         // resumed one only agree to the last bit if both pass through the same reload.
-        (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
+        (model, optim) = load_checkpoint(run_dir, recipe.init_model(&ad)?, optimizer(&recipe)?)?;
         if state.epoch == recipe.epochs {
             finish(run_dir, &rows, &eval, &info, &progress)?;
         }

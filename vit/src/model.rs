@@ -270,6 +270,49 @@ impl VitConfig {
 }
 
 impl VisionTransformer {
+    /// Re-initialises every attention layer "mimetically" (Trockman & Kolter, ICML 2023): as
+    /// in trained ViTs, each head's `W_q W_k^T` starts close to `+I` (a token attends to tokens
+    /// that look like it) and `W_v W_proj` close to `-I`. On small datasets this gives attention
+    /// a useful prior from the first step, which matters most in short schedules.
+    ///
+    /// The paper factors `alpha Z + beta I` by SVD; here each product is built directly from
+    /// one Gaussian matrix `G` with `N(0, 1/D)` entries, since `G G^T` is identity-like with
+    /// `1/sqrt(D)`-sized noise: `W_q = W_k = sqrt(beta_qk) G` per head (rank `d` instead of the
+    /// SVD's truncation, same diagonal scale), `W_v = sqrt(beta_vo) H`,
+    /// `W_proj = -sqrt(beta_vo) H^T`. Uses the device's RNG, so a seeded device repeats it.
+    pub fn mimetic_attention(mut self) -> Self {
+        /// The paper's betas for vision (its alphas are the noise that `G G^T` brings here).
+        const BETA_QK: f64 = 0.7;
+        const BETA_VO: f64 = 0.4;
+        for block in &mut self.blocks {
+            let attn = &mut block.attn;
+            let w = attn.qkv.weight.val(); // [D, 3D]
+            let device = w.device();
+            let [d, _] = w.dims();
+            let gaussian = || {
+                Tensor::<2>::random(
+                    [d, d],
+                    burn::tensor::Distribution::Normal(0.0, (d as f64).powf(-0.5)),
+                    &device,
+                )
+            };
+            // A little independent noise so that queries and keys are not exactly tied.
+            let jitter = || {
+                Tensor::<2>::random(
+                    [d, d],
+                    burn::tensor::Distribution::Normal(0.0, INIT_STD),
+                    &device,
+                )
+            };
+            let g = gaussian() * BETA_QK.sqrt(); // columns h*d_h.. are head h's W_q = W_k
+            let h = gaussian() * BETA_VO.sqrt();
+            let qkv = Tensor::cat(vec![g.clone() + jitter(), g + jitter(), h.clone()], 1); // [D, 3D]
+            attn.qkv.weight = Param::from_tensor(qkv);
+            attn.proj.weight = Param::from_tensor(h.transpose().neg()); // [D, D]
+        }
+        self
+    }
+
     /// `[B, C, H, W]` -> `[B, T, D]`: patch tokens with the class token in front, plus positions.
     fn embed(&self, images: Tensor<4>) -> Tensor<3> {
         let x = self.patch_embed.forward(images); // [B, N, D]
@@ -312,5 +355,55 @@ impl VisionTransformer {
             maps.push(probs);
         }
         (self.classify(x), maps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mean of the diagonal and root mean square of the off-diagonal of a square matrix.
+    fn diag_and_noise(m: Tensor<2>) -> (f32, f32) {
+        let [n, _] = m.dims();
+        let v = m.into_data().try_to_vec::<f32>().unwrap();
+        let (mut diag, mut off) = (0.0, 0.0);
+        for i in 0..n {
+            for j in 0..n {
+                let x = v[i * n + j];
+                if i == j {
+                    diag += x;
+                } else {
+                    off += x * x;
+                }
+            }
+        }
+        (diag / n as f32, (off / (n * n - n) as f32).sqrt())
+    }
+
+    #[test]
+    fn mimetic_attention_starts_with_identity_like_products() {
+        let device = Device::flex();
+        device.seed(7);
+        let config = VitConfig::new()
+            .with_embed_dim(192)
+            .with_num_heads(3)
+            .with_depth(2);
+        let model = config.init(&device).unwrap().mimetic_attention();
+        let (d, k) = (192, 64);
+        for block in &model.blocks {
+            let w = block.attn.qkv.weight.val(); // [D, 3D]
+            for head in 0..3 {
+                let wq = w.clone().narrow(1, head * k, k);
+                let wk = w.clone().narrow(1, d + head * k, k);
+                let (diag, noise) = diag_and_noise(wq.matmul(wk.transpose()));
+                // A rank-k share of 0.7 I: 0.7 * k / D on the diagonal.
+                assert!((diag - 0.7 * k as f32 / d as f32).abs() < 0.05, "{diag}");
+                assert!(noise < diag / 4.0, "{noise} vs {diag}");
+            }
+            let wv = w.narrow(1, 2 * d, d);
+            let (diag, noise) = diag_and_noise(wv.matmul(block.attn.proj.weight.val()));
+            assert!((diag + 0.4).abs() < 0.05, "{diag}");
+            assert!(noise < 0.1, "{noise}");
+        }
     }
 }
