@@ -171,8 +171,8 @@ enum Command {
     },
     /// Print training and inference throughput and peak memory for a model shape.
     Bench {
-        /// The preset whose model shape to measure (overridable below).
-        #[arg(long, value_enum, default_value_t = Preset::Cifar10TenEpochs)]
+        /// The preset whose model shape to measure (overridable below); the default model's.
+        #[arg(long, value_enum, default_value_t = Preset::Cifar10Cpu)]
         preset: Preset,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,

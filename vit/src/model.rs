@@ -275,10 +275,10 @@ impl VisionTransformer {
     /// that look like it) and `W_v W_proj` close to `-I`. On small datasets this gives attention
     /// a useful prior from the first step, which matters most in short schedules.
     ///
-    /// The paper factors `alpha Z + beta I` by SVD; here each product is built directly from
-    /// one Gaussian matrix `G` with `N(0, 1/D)` entries, since `G G^T` is identity-like with
-    /// `1/sqrt(D)`-sized noise: `W_q = W_k = sqrt(beta_qk) G` per head (rank `d` instead of the
-    /// SVD's truncation, same diagonal scale), `W_v = sqrt(beta_vo) H`,
+    /// The paper factors `alpha Z + beta I` by SVD. Here each product comes straight from one
+    /// Gaussian matrix with `N(0, 1/D)` entries, since `G G^T` is the identity plus noise of
+    /// size `1/sqrt(D)`: head `h` gets `W_q = W_k = sqrt(beta_qk) G_h` (`G_h` its `d` columns
+    /// of `G`, so its product is a rank-`d` share of `beta_qk I`), and `W_v = sqrt(beta_vo) H`,
     /// `W_proj = -sqrt(beta_vo) H^T`. Uses the device's RNG, so a seeded device repeats it.
     pub fn mimetic_attention(mut self) -> Self {
         /// The paper's betas for vision (its alphas are the noise that `G G^T` brings here).
