@@ -396,6 +396,33 @@ mod tests {
         assert_eq!(r.lr, Preset::Quick.recipe(10).lr);
     }
 
+    /// Mean diagonal of the first block's `W_v W_proj`: about -0.4 after mimetic init, about 0
+    /// after timm's.
+    fn value_proj_diagonal(model: &VisionTransformer) -> f32 {
+        let attn = &model.blocks[0].attn;
+        let w = attn.qkv.weight.val(); // [D, 3D]
+        let [d, _] = w.dims();
+        let product = w.narrow(1, 2 * d, d).matmul(attn.proj.weight.val());
+        let v = product.into_data().try_to_vec::<f32>().unwrap();
+        (0..d).map(|i| v[i * d + i]).sum::<f32>() / d as f32
+    }
+
+    #[test]
+    fn attn_init_flag_reaches_the_model() {
+        let device = Device::flex();
+        let mut r = Preset::Quick.recipe(10);
+        assert_eq!(r.attn_init, AttnInit::Timm);
+        let timm = value_proj_diagonal(&r.init_model(&device).unwrap());
+        RecipeFlags {
+            attn_init: Some(AttnInit::Mimetic),
+            ..RecipeFlags::default()
+        }
+        .apply(&mut r);
+        let mimetic = value_proj_diagonal(&r.init_model(&device).unwrap());
+        assert!(timm.abs() < 0.05, "{timm}");
+        assert!(mimetic < -0.3, "{mimetic}");
+    }
+
     #[test]
     fn schedule_warms_up_then_decays() {
         let r = Preset::Cifar10TenEpochs.recipe(10);
