@@ -316,8 +316,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         save_checkpoint(run_dir, &model, &optim, &state)?;
         // Continue from the checkpoint just written, exactly as a resumed run would: Flex's
         // results depend on tensor layouts, which a reload changes, so an unbroken run and a
-        // resumed one only agree to the last bit if both pass through the same reload.
-        (model, optim) = load_checkpoint(run_dir, recipe.init_model(&ad)?, optimizer(&recipe)?)?;
+        // resumed one only agree to the last bit if both pass through the same reload. The
+        // checkpoint replaces every weight, so a plain init gives the shape without redoing the
+        // recipe's attention init (burn's RNG is re-seeded before each batch either way).
+        (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
         if state.epoch == recipe.epochs {
             finish(run_dir, &rows, &eval, &info, &progress)?;
         }
