@@ -314,6 +314,40 @@ impl VisionTransformer {
         self
     }
 
+    /// Starts `pos_embed` at 2-D sine-cosine codes (as MAE and Beyer et al. 2022, "Better plain
+    /// ViT baselines", fix them) instead of noise; it stays a learned parameter, so timm's layout
+    /// is unchanged. A quarter of the width codes the column with sines, one with cosines, and
+    /// the same for the row; the class token's position is zero. Nearby patches get similar
+    /// codes, so with mimetic attention (`q·k ≈ x·x`) every head starts by looking around its
+    /// patch, the way a convolution does, instead of having to learn where patches are.
+    pub fn sincos_positions(mut self) -> Self {
+        let [_, tokens, d] = self.pos_embed.dims();
+        let grid = ((tokens - 1) as f64).sqrt().round() as usize;
+        let quarter = d / 4;
+        if grid * grid != tokens - 1 || quarter == 0 {
+            return self; // not a square grid: nothing sensible to code
+        }
+        let mut codes = vec![0f32; tokens * d]; // [T, D], token 0 (class) stays zero
+        for row in 0..grid {
+            for col in 0..grid {
+                let token = 1 + row * grid + col;
+                for (half, pos) in [(0, col), (1, row)] {
+                    let base = token * d + half * 2 * quarter;
+                    for i in 0..quarter {
+                        let angle = pos as f64 * 10_000f64.powf(-(i as f64) / quarter as f64);
+                        codes[base + i] = angle.sin() as f32;
+                        codes[base + quarter + i] = angle.cos() as f32;
+                    }
+                }
+            }
+        }
+        let old = self.pos_embed.val();
+        let pos = Tensor::<3>::from_data(TensorData::new(codes, [1, tokens, d]), &old.device())
+            .cast(old.dtype());
+        self.pos_embed = Param::from_tensor(pos);
+        self
+    }
+
     /// `[B, C, H, W]` -> `[B, T, D]`: patch tokens with the class token in front, plus positions.
     fn embed(&self, images: Tensor<4>) -> Tensor<3> {
         let x = self.patch_embed.forward(images); // [B, N, D]
@@ -379,6 +413,41 @@ mod tests {
             }
         }
         (diag / n as f32, (off / (n * n - n) as f32).sqrt())
+    }
+
+    #[test]
+    fn sincos_positions_make_neighbours_alike() {
+        let device = Device::flex();
+        let model = VitConfig::new()
+            .with_patch_size(4)
+            .with_embed_dim(64)
+            .with_num_heads(2)
+            .with_depth(1)
+            .init(&device)
+            .unwrap()
+            .sincos_positions();
+        let [_, t, d] = model.pos_embed.dims();
+        let p = model
+            .pos_embed
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let dot = |a: usize, b: usize| -> f32 { (0..d).map(|k| p[a * d + k] * p[b * d + k]).sum() };
+        assert_eq!(t, 65);
+        assert!(
+            p[..d].iter().all(|&v| v == 0.0),
+            "the class token has no position"
+        );
+        // Token 1 + 8r + c sits at row r, column c of the 8x8 grid.
+        let (centre, right, below, far) =
+            (1 + 8 * 3 + 3, 1 + 8 * 3 + 4, 1 + 8 * 4 + 3, 1 + 8 * 7 + 7);
+        assert!(dot(centre, right) > dot(centre, far) + 1.0);
+        assert!(dot(centre, below) > dot(centre, far) + 1.0);
+        assert!(
+            (dot(right, right) - dot(far, far)).abs() < 1e-3,
+            "every code has one norm"
+        );
     }
 
     #[test]
