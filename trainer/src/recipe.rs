@@ -166,8 +166,8 @@ impl Preset {
             // Attention starts local (mimetic init + sine-cosine positions, see `vit::model`),
             // which led the timm-init recipe (lr 2e-3, 68.57%) by 7 points after epoch 2 and
             // ended at 69.41% with 4-pixel crops; 2-pixel crops took it to 70.49%: the model
-            // still underfits after ten epochs, so lighter augmentation pays. Tried against the
-            // older recipe, epoch by epoch:
+            // still underfits after ten epochs, so lighter augmentation pays (no crops at all:
+            // 70.35%, overfitting from epoch 7). Tried against the older recipe, epoch by epoch:
             // - width 192 at a peak lr of 2e-3 stalled in epoch 2 (34.9%); at 1.5e-3 it still
             //   trailed by 3 points after two epochs, and at 1e-3 by 3 points after five;
             // - width 128 at lr 1e-3 with mimetic attention init led by 3 points through epoch
