@@ -318,7 +318,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         // results depend on tensor layouts, which a reload changes, so an unbroken run and a
         // resumed one only agree to the last bit if both pass through the same reload. The
         // checkpoint replaces every weight, so a plain init gives the shape without redoing the
-        // recipe's attention init (burn's RNG is re-seeded before each batch either way).
+        // recipe's attention and position inits (burn's RNG is re-seeded before each batch
+        // either way).
         (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
         if state.epoch == recipe.epochs {
             finish(run_dir, &rows, &eval, &info, &progress)?;

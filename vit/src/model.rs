@@ -322,19 +322,21 @@ impl VisionTransformer {
     /// patch, the way a convolution does, instead of having to learn where patches are.
     pub fn sincos_positions(mut self) -> Self {
         let [_, tokens, d] = self.pos_embed.dims();
-        let grid = ((tokens - 1) as f64).sqrt().round() as usize;
         let quarter = d / 4;
-        if grid * grid != tokens - 1 || quarter == 0 {
+        let Some(grid) = crate::patches::grid_side(tokens).filter(|_| quarter > 0) else {
             return self; // not a square grid: nothing sensible to code
-        }
+        };
+        let frequencies: Vec<f64> = (0..quarter)
+            .map(|i| 10_000f64.powf(-(i as f64) / quarter as f64))
+            .collect();
         let mut codes = vec![0f32; tokens * d]; // [T, D], token 0 (class) stays zero
         for row in 0..grid {
             for col in 0..grid {
                 let token = 1 + row * grid + col;
                 for (half, pos) in [(0, col), (1, row)] {
                     let base = token * d + half * 2 * quarter;
-                    for i in 0..quarter {
-                        let angle = pos as f64 * 10_000f64.powf(-(i as f64) / quarter as f64);
+                    for (i, frequency) in frequencies.iter().enumerate() {
+                        let angle = pos as f64 * frequency;
                         codes[base + i] = angle.sin() as f32;
                         codes[base + quarter + i] = angle.cos() as f32;
                     }

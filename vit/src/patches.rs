@@ -7,6 +7,14 @@ use image::RgbImage;
 use crate::config::VitConfig;
 use crate::preprocess::CropBox;
 
+/// The side of the square patch grid behind a sequence of `tokens` (one class token, then the
+/// patches row by row), or `None` when the patches do not form a square.
+pub fn grid_side(tokens: usize) -> Option<usize> {
+    let patches = tokens.checked_sub(1)?;
+    let side = (patches as f64).sqrt().round() as usize;
+    (side * side == patches).then_some(side)
+}
+
 /// One patch: its token position and rectangle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PatchRect {
@@ -80,6 +88,15 @@ mod tests {
         assert_eq!((rects[5].x, rects[5].y, rects[5].w), (26.0, 16.0, 16.0));
         let area: f32 = rects.iter().map(|r| r.w * r.h).sum();
         assert_eq!(area, 64.0 * 64.0);
+    }
+
+    #[test]
+    fn grid_side_needs_a_class_token_and_a_square() {
+        let c = VitConfig::new().with_image_size(32).with_patch_size(4);
+        assert_eq!(grid_side(c.num_tokens()), Some(c.grid_size()));
+        assert_eq!(grid_side(64), None, "no class token in front of 8x8");
+        assert_eq!(grid_side(0), None);
+        assert_eq!(grid_side(1), Some(0));
     }
 
     #[test]

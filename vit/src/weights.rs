@@ -336,12 +336,11 @@ pub fn infer_timm_config(
     }
     get("cls_token", 3)?;
     let tokens = get("pos_embed", 3)?[1];
-    let grid = ((tokens.saturating_sub(1)) as f64).sqrt().round() as usize;
-    if grid * grid + 1 != tokens {
-        return Err(VitError::WeightsMismatch(format!(
+    let grid = crate::patches::grid_side(tokens).ok_or_else(|| {
+        VitError::WeightsMismatch(format!(
             "  pos_embed covers {tokens} tokens, which is not 1 class token + a square patch grid"
-        )));
-    }
+        ))
+    })?;
     let depth = (0..)
         .take_while(|i| shapes.contains_key(&format!("blocks.{i}.norm1.weight")))
         .count();
