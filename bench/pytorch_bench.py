@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
-IMAGE_SIZE, CLASSES = 32, 10
+CLASSES = 10
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Defaults are the cifar10-10ep preset, `trainer bench`'s default.
+    p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--patch-size", type=int, default=4)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=6)
@@ -37,7 +38,7 @@ def parse_args():
 
 def build(a):
     return VisionTransformer(
-        img_size=IMAGE_SIZE, patch_size=a.patch_size, num_classes=CLASSES,
+        img_size=a.image_size, patch_size=a.patch_size, num_classes=CLASSES,
         embed_dim=a.embed_dim, depth=a.depth, num_heads=a.heads, mlp_ratio=a.mlp_ratio,
         qkv_bias=True, global_pool=a.pool, drop_path_rate=a.drop_path,
     )
@@ -59,17 +60,17 @@ def main():
     torch.manual_seed(0)
 
     model = build(a)  # fused attention (scaled_dot_product_attention): timm's default
-    tokens = (IMAGE_SIZE // a.patch_size) ** 2 + 1
+    tokens = (a.image_size // a.patch_size) ** 2 + 1
     params = sum(p.numel() for p in model.parameters())
     hidden = round(a.embed_dim * a.mlp_ratio)
-    print(f"config: {IMAGE_SIZE}px, patch {a.patch_size}, {tokens} tokens, dim {a.embed_dim}, "
+    print(f"config: {a.image_size}px, patch {a.patch_size}, {tokens} tokens, dim {a.embed_dim}, "
           f"depth {a.depth}, {a.heads} heads, MLP {hidden}, {params} parameters")
     print(f"device: cpu (torch {torch.__version__}, timm {timm.__version__}); "
           f"threads: {torch.get_num_threads()}")
 
     # Training: uniform soft targets and AdamW, as `trainer bench` does.
     b = a.batch_size
-    x = torch.randn(b, 3, IMAGE_SIZE, IMAGE_SIZE)
+    x = torch.randn(b, 3, a.image_size, a.image_size)
     targets = torch.full((b, CLASSES), 1.0 / CLASSES)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     model.train()
@@ -102,7 +103,7 @@ def main():
 
     with torch.inference_mode():
         for batch in (1, 64):
-            xb = torch.randn(batch, 3, IMAGE_SIZE, IMAGE_SIZE)
+            xb = torch.randn(batch, 3, a.image_size, a.image_size)
             runs = 50 if batch == 1 else 5
             fused = mean_seconds(3, runs, lambda: model(xb))
             explicit_s = mean_seconds(3, runs, lambda: with_maps(xb))

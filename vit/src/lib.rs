@@ -8,11 +8,13 @@
 //! - [`patches`]: where each patch is, for drawing.
 //! - [`rollout`]: attention rollout and per-head class-token maps.
 //! - [`inference`]: probabilities, top-k, attention read-back helpers.
+//! - [`kernels`]: vectorised CPU kernels (GELU, attention) that inference on Flex runs.
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
 
 pub mod config;
 pub mod error;
 pub mod inference;
+pub mod kernels;
 pub mod model;
 pub mod patches;
 pub mod preprocess;

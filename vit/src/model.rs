@@ -15,6 +15,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::{Pooling, VitConfig};
 use crate::error::Result;
+use crate::kernels;
 
 /// timm initialises linear weights, `cls_token` and `pos_embed` from N(0, 0.02²).
 const INIT_STD: f64 = 0.02;
@@ -62,19 +63,13 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `[B, T, D]` -> three `[B, h, T, d]` tensors.
-    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [b, t, dim] = x.dims();
+    /// `[B, T, 3D]`, the `qkv` projection, -> three `[B, h, T, d]` tensors.
+    fn split_heads(&self, qkv: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, t, three_d] = qkv.dims();
         let h = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x) // [B, T, 3D]
-            .reshape([b, t, 3, h, dim / h])
-            .permute([2, 0, 3, 1, 4]); // [3, B, h, T, d]
-        let mut parts = qkv
-            .chunk(3, 0)
-            .into_iter()
-            .map(|p| p.reshape([b, h, t, dim / h]));
+        let d = three_d / 3 / h;
+        let qkv = qkv.reshape([b, t, 3, h, d]).permute([2, 0, 3, 1, 4]); // [3, B, h, T, d]
+        let mut parts = qkv.chunk(3, 0).into_iter().map(|p| p.reshape([b, h, t, d]));
         let (q, k, v) = (
             parts.next().unwrap(),
             parts.next().unwrap(),
@@ -83,11 +78,15 @@ impl Attention {
         (q, k, v)
     }
 
-    /// `[B, h, T, d]` -> `[B, T, D]`, then the output projection.
-    fn merge_heads(&self, x: Tensor<4>) -> Tensor<3> {
+    /// `[B, h, T, d]` -> `[B, T, D]`.
+    fn merge_heads(x: Tensor<4>) -> Tensor<3> {
         let [b, h, t, d] = x.dims();
-        let x = x.swap_dims(1, 2).reshape([b, t, h * d]);
-        self.proj_drop.forward(self.proj.forward(x))
+        x.swap_dims(1, 2).reshape([b, t, h * d])
+    }
+
+    /// The heads' outputs `[B, T, D]` -> the block's attention output.
+    fn project(&self, heads: Tensor<3>) -> Tensor<3> {
+        self.proj_drop.forward(self.proj.forward(heads))
     }
 
     /// Attention dropout exists only in the explicit path: the fused kernel has none.
@@ -97,24 +96,38 @@ impl Attention {
             && x.device().is_autodiff()
     }
 
-    /// The fast path: burn's fused attention kernel, no probabilities kept.
+    /// The fast path: a fused attention kernel, no probabilities kept. On the CPU at inference
+    /// that is ours ([`crate::kernels`]), elsewhere burn's.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         if self.attn_dropout_active(&x) {
             return self.forward_with_attention(x).0;
         }
-        let (q, k, v) = self.split_heads(x);
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        self.merge_heads(out)
+        let heads = kernels::attention_or(self.qkv.forward(x), self.num_heads, |qkv| {
+            let (q, k, v) = self.split_heads(qkv);
+            Self::merge_heads(attention(
+                q,
+                k,
+                v,
+                None,
+                None,
+                AttentionModuleOptions::default(),
+            ))
+        });
+        self.project(heads)
     }
 
     /// The explicit path: also returns the attention probabilities `[B, h, T, T]`.
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (q, k, v) = self.split_heads(x);
-        let scale = (q.dims()[3] as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
-        let probs = softmax(scores, 3);
-        let out = self.attn_drop.forward(probs.clone()).matmul(v); // [B, h, T, d]
-        (self.merge_heads(out), probs)
+        let qkv = self.qkv.forward(x);
+        let (heads, probs) = kernels::attention_with_probs_or(qkv, self.num_heads, |qkv| {
+            let (q, k, v) = self.split_heads(qkv);
+            let scale = (q.dims()[3] as f64).powf(-0.5);
+            let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
+            let probs = softmax(scores, 3);
+            let out = self.attn_drop.forward(probs.clone()).matmul(v); // [B, h, T, d]
+            (Self::merge_heads(out), probs)
+        });
+        (self.project(heads), probs)
     }
 }
 
@@ -128,8 +141,8 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.drop.forward(self.act.forward(self.fc1.forward(x)));
-        self.drop.forward(self.fc2.forward(x))
+        let x = kernels::gelu_or(self.fc1.forward(x), |x| self.act.forward(x));
+        self.drop.forward(self.fc2.forward(self.drop.forward(x)))
     }
 }
 
