@@ -177,8 +177,13 @@ fn load_cifar(
     // Subset before resizing: a quick run should not pay for resizing all 60000 images.
     let (train, test) = apply_limit(train, test, fmt.num_classes, seed, limit);
     let (train, test) = (resize(train, image_size), resize(test, image_size));
+    let size = if image_size == CIFAR_SIDE {
+        format!("{CIFAR_SIDE}x{CIFAR_SIDE}")
+    } else {
+        format!("{CIFAR_SIDE}x{CIFAR_SIDE} resized to {image_size}x{image_size}")
+    };
     let description = format!(
-        "{} from {}: {} train, {} test, {} classes, {image_size}x{image_size}",
+        "{} from {}: {} train, {} test, {} classes, {size}",
         fmt.name,
         root.display(),
         train.len(),
