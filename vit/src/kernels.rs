@@ -262,6 +262,7 @@ fn attention_body(qkv: &[f32], shape: [usize; 4], out: &mut [f32], mut probs: Op
         return;
     }
     let d = dim / heads;
+    let scale = (d as f32).powf(-0.5);
     let row = 3 * dim; // one token's q, k and v
     // Keys padded to whole vectors; the padding's scores are computed and then ignored.
     let t_pad = t.div_ceil(LANES) * LANES;
@@ -286,7 +287,7 @@ fn attention_body(qkv: &[f32], shape: [usize; 4], out: &mut [f32], mut probs: Op
                 t_pad,
                 q_at: h * d,
                 v_at: 2 * dim + h * d,
-                scale: (d as f32).powf(-0.5),
+                scale,
             };
             for i0 in (0..t).step_by(ROWS) {
                 // The last tile repeats its last row where the sequence runs out.
@@ -434,6 +435,7 @@ fn softmax_in_place(p: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Attention;
     use burn::tensor::activation;
 
     /// Deterministic values spread over the range activations take.
@@ -507,20 +509,13 @@ mod tests {
             .assert_approx_eq::<f32>(&theirs.into_data(), burn::tensor::Tolerance::absolute(1e-6));
     }
 
-    /// burn's attention on the same `qkv`, split into heads the way `model::Attention` does.
+    /// burn's attention on the same `qkv`, split into heads and merged back by
+    /// `model::Attention` itself.
     fn reference(qkv: Tensor<3>, heads: usize) -> (Tensor<3>, Tensor<4>) {
-        let [b, t, three_d] = qkv.dims();
-        let (dim, d) = (three_d / 3, three_d / 3 / heads);
-        let parts = qkv.reshape([b, t, 3, heads, d]).permute([2, 0, 3, 1, 4]);
-        let part = |i: usize| parts.clone().narrow(0, i, 1).reshape([b, heads, t, d]);
-        let scores = part(0).matmul(part(1).swap_dims(2, 3)) * (d as f64).powf(-0.5);
-        let probs = activation::softmax(scores, 3);
-        let out = probs
-            .clone()
-            .matmul(part(2))
-            .swap_dims(1, 2)
-            .reshape([b, t, dim]);
-        (out, probs)
+        let (q, k, v) = Attention::split_heads(qkv, heads);
+        let scale = (q.dims()[3] as f64).powf(-0.5);
+        let probs = activation::softmax(q.matmul(k.swap_dims(2, 3)) * scale, 3);
+        (Attention::merge_heads(probs.clone().matmul(v)), probs)
     }
 
     #[test]

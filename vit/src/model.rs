@@ -64,9 +64,8 @@ pub struct Attention {
 
 impl Attention {
     /// `[B, T, 3D]`, the `qkv` projection, -> three `[B, h, T, d]` tensors.
-    fn split_heads(&self, qkv: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    pub(crate) fn split_heads(qkv: Tensor<3>, h: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [b, t, three_d] = qkv.dims();
-        let h = self.num_heads;
         let d = three_d / 3 / h;
         let qkv = qkv.reshape([b, t, 3, h, d]).permute([2, 0, 3, 1, 4]); // [3, B, h, T, d]
         let mut parts = qkv.chunk(3, 0).into_iter().map(|p| p.reshape([b, h, t, d]));
@@ -79,7 +78,7 @@ impl Attention {
     }
 
     /// `[B, h, T, d]` -> `[B, T, D]`.
-    fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    pub(crate) fn merge_heads(x: Tensor<4>) -> Tensor<3> {
         let [b, h, t, d] = x.dims();
         x.swap_dims(1, 2).reshape([b, t, h * d])
     }
@@ -103,7 +102,7 @@ impl Attention {
             return self.forward_with_attention(x).0;
         }
         let heads = kernels::attention_or(self.qkv.forward(x), self.num_heads, |qkv| {
-            let (q, k, v) = self.split_heads(qkv);
+            let (q, k, v) = Self::split_heads(qkv, self.num_heads);
             Self::merge_heads(attention(
                 q,
                 k,
@@ -120,7 +119,7 @@ impl Attention {
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
         let qkv = self.qkv.forward(x);
         let (heads, probs) = kernels::attention_with_probs_or(qkv, self.num_heads, |qkv| {
-            let (q, k, v) = self.split_heads(qkv);
+            let (q, k, v) = Self::split_heads(qkv, self.num_heads);
             let scale = (q.dims()[3] as f64).powf(-0.5);
             let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
             let probs = softmax(scores, 3);
