@@ -1,19 +1,21 @@
-//! `--device`: which backend runs the model.
+//! `--device`: which backend runs the model, and for `auto`, which one is best here.
 
 use anyhow::{Result, bail};
 use burn::prelude::Device;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceArg {
-    /// CUDA when built with it and an NVIDIA driver is present, else the CPU.
+    /// The best device there is: CUDA (when built with it and a driver answers), else a real
+    /// GPU through wgpu (when built with `wgpu` or `vulkan`), else the CPU. Software GPUs
+    /// (SwiftShader, llvmpipe) are slower than the CPU path and only used when named.
     Auto,
     /// burn's Flex backend: pure Rust, multi-threaded, SIMD.
     Cpu,
-    /// wgpu pinned to Vulkan (needs the `vulkan` feature).
+    /// wgpu pinned to Vulkan (needs the `vulkan` or `wgpu` feature).
     Vulkan,
     /// CUDA (needs the `cuda` feature).
     Cuda,
-    /// wgpu on whichever graphics API the machine offers (needs the `wgpu` feature).
+    /// wgpu on whichever graphics API the machine offers (needs the `wgpu` or `vulkan` feature).
     Wgpu,
 }
 
@@ -21,11 +23,9 @@ pub enum DeviceArg {
 pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
     match arg {
         DeviceArg::Auto => {
-            #[cfg(feature = "cuda")]
-            if std::path::Path::new("/dev/nvidiactl").exists() {
-                return resolve(DeviceArg::Cuda);
-            }
-            resolve(DeviceArg::Cpu)
+            let (choice, why) = auto_choice();
+            report_auto_once(choice, &why);
+            resolve(choice)
         }
         DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
         DeviceArg::Cuda => {
@@ -36,28 +36,7 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
                 bail!("this trainer was built without CUDA: rebuild with `--features cuda`")
             }
         }
-        DeviceArg::Vulkan => {
-            #[cfg(feature = "vulkan")]
-            return Ok((
-                Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
-                "vulkan".into(),
-            ));
-            #[allow(unreachable_code)]
-            {
-                bail!("this trainer was built without Vulkan: rebuild with `--features vulkan`")
-            }
-        }
-        DeviceArg::Wgpu => {
-            #[cfg(feature = "wgpu")]
-            return Ok((
-                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                "wgpu".into(),
-            ));
-            #[allow(unreachable_code)]
-            {
-                bail!("this trainer was built without wgpu: rebuild with `--features wgpu`")
-            }
-        }
+        DeviceArg::Vulkan | DeviceArg::Wgpu => gpu::device(arg, 0),
     }
 }
 
@@ -75,18 +54,17 @@ pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, St
     if n == 1 {
         return Ok((vec![first], name, cpu));
     }
+    let arg = match arg {
+        DeviceArg::Auto => auto_choice().0,
+        other => other,
+    };
     let devices: Vec<Device> = match arg {
         _ if cpu => vec![first; n],
         #[cfg(feature = "cuda")]
-        DeviceArg::Cuda | DeviceArg::Auto => (0..n).map(Device::cuda).collect(),
-        #[cfg(feature = "vulkan")]
-        DeviceArg::Vulkan => (0..n)
-            .map(|i| Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(i)))
-            .collect(),
-        #[cfg(feature = "wgpu")]
-        DeviceArg::Wgpu => (0..n)
-            .map(|i| Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)))
-            .collect(),
+        DeviceArg::Cuda => (0..n).map(Device::cuda).collect(),
+        DeviceArg::Vulkan | DeviceArg::Wgpu => (0..n)
+            .map(|i| gpu::device(arg, i).map(|(d, _)| d))
+            .collect::<Result<_>>()?,
         _ => bail!("--devices {n} needs {n} devices of the kind {name}"),
     };
     let name = if cpu {
@@ -104,4 +82,259 @@ pub fn threads() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// What `--device auto` settles on, and why, in the order the flag's help gives.
+fn auto_choice() -> (DeviceArg, String) {
+    let mut why = Vec::new();
+    if cfg!(feature = "cuda") {
+        match cuda_answers() {
+            Ok(()) => return (DeviceArg::Cuda, "CUDA answered".into()),
+            Err(e) => why.push(format!("no CUDA ({e})")),
+        }
+    } else {
+        why.push("built without CUDA".into());
+    }
+    match gpu::best_adapter() {
+        Ok(adapter) => {
+            return (
+                adapter.arg,
+                format!("{}; {}", why.join("; "), adapter.describe()),
+            );
+        }
+        Err(e) => why.push(e),
+    }
+    (DeviceArg::Cpu, format!("{}: the CPU", why.join("; ")))
+}
+
+fn report_auto_once(choice: DeviceArg, why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("--device auto: {choice:?} ({why})"));
+}
+
+/// Whether a CUDA driver and device answer, without letting a missing driver panic the run.
+fn cuda_answers() -> Result<(), String> {
+    #[cfg(feature = "cuda")]
+    {
+        if !std::path::Path::new("/dev/nvidiactl").exists() {
+            return Err("/dev/nvidiactl is missing".into());
+        }
+        // cubecl panics when the driver library or the device is missing: ask in a way that
+        // turns that into an answer, with the panic's message kept out of the user's terminal.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let probe = std::panic::catch_unwind(|| {
+            burn::tensor::Tensor::<1>::ones([1], &Device::cuda(0))
+                .into_data()
+                .try_to_vec::<f32>()
+                .map(|v| v == [1.0])
+        });
+        std::panic::set_hook(hook);
+        return match probe {
+            Ok(Ok(true)) => Ok(()),
+            Ok(_) => Err("its device returned a wrong value".into()),
+            Err(_) => Err("the driver did not answer".into()),
+        };
+    }
+    #[allow(unreachable_code)]
+    Err("built without CUDA".into())
+}
+
+/// The wgpu devices: Vulkan pinned, or wgpu's own choice of graphics API.
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::DeviceArg;
+    use anyhow::{Context, Result};
+    use burn::prelude::Device;
+    use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::{WgpuBackend, wgpu};
+
+    /// A hardware adapter that `auto` may choose.
+    pub struct Adapter {
+        pub arg: DeviceArg,
+        name: String,
+        kind: wgpu::DeviceType,
+        api: wgpu::Backend,
+    }
+
+    impl Adapter {
+        pub fn describe(&self) -> String {
+            format!(
+                "{:?} adapter \"{}\" on {:?}",
+                self.kind, self.name, self.api
+            )
+        }
+    }
+
+    /// `CUBECL_WGPU_DEFAULT_DEVICE` style selection: the `index`-th discrete GPU, else
+    /// integrated, else whatever the driver offers (a CPU adapter included: asked by name).
+    pub fn device(arg: DeviceArg, index: usize) -> Result<(Device, String)> {
+        let api = match arg {
+            DeviceArg::Vulkan => WgpuBackend::Vulkan,
+            _ => WgpuBackend::Auto,
+        };
+        let adapters = adapters(match arg {
+            DeviceArg::Vulkan => wgpu::Backends::VULKAN,
+            _ => wgpu::Backends::all(),
+        });
+        let count = |t| adapters.iter().filter(|a| a.device_type == t).count();
+        let (kind, label) = if count(wgpu::DeviceType::DiscreteGpu) > index {
+            (DeviceKind::DiscreteGpu(index), "discrete")
+        } else if count(wgpu::DeviceType::IntegratedGpu) > index {
+            (DeviceKind::IntegratedGpu(index), "integrated")
+        } else if index == 0 && !adapters.is_empty() {
+            (DeviceKind::DefaultDevice, "default")
+        } else {
+            anyhow::bail!(
+                "{arg:?} device {index} does not exist: the adapters here are [{}]",
+                adapters
+                    .iter()
+                    .map(|a| format!("{} ({:?}, {:?})", a.name, a.device_type, a.backend))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        let device = Device::wgpu_options()
+            .device_kind(kind)
+            .graphics_api(api)
+            .init()
+            .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
+        let name = match device.identity() {
+            Some(id) => format!("{} ({})", arg_name(arg, index), id.name),
+            None => arg_name(arg, index),
+        };
+        super::self_check(&device, &name)?;
+        Ok((device, name))
+    }
+
+    fn arg_name(arg: DeviceArg, index: usize) -> String {
+        format!("{}:{index}", format!("{arg:?}").to_lowercase())
+    }
+
+    fn adapters(backends: wgpu::Backends) -> Vec<wgpu::AdapterInfo> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        pollster_block_on(instance.enumerate_adapters(backends))
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .collect()
+    }
+
+    /// The best hardware adapter for `auto`: discrete before integrated, Vulkan before the
+    /// others. CPU adapters (SwiftShader, llvmpipe) and GL's unnamed kinds never qualify.
+    pub fn best_adapter() -> Result<Adapter, String> {
+        // Vulkan, Metal, DX12: GL's adapters are the same GPUs, slower, or llvmpipe.
+        let all = adapters(wgpu::Backends::PRIMARY);
+        let rank = |a: &wgpu::AdapterInfo| {
+            let kind = match a.device_type {
+                wgpu::DeviceType::DiscreteGpu => 0,
+                wgpu::DeviceType::IntegratedGpu => 1,
+                _ => return None,
+            };
+            Some((kind, a.backend != wgpu::Backend::Vulkan))
+        };
+        let best = all
+            .iter()
+            .filter_map(|a| rank(a).map(|r| (r, a)))
+            .min_by_key(|(r, _)| *r)
+            .map(|(_, a)| a);
+        match best {
+            Some(a) => Ok(Adapter {
+                arg: if a.backend == wgpu::Backend::Vulkan {
+                    DeviceArg::Vulkan
+                } else {
+                    DeviceArg::Wgpu
+                },
+                name: a.name.clone(),
+                kind: a.device_type,
+                api: a.backend,
+            }),
+            None if all.is_empty() => Err("no wgpu adapter".into()),
+            None => Err(format!(
+                "no GPU adapter, only [{}], which the CPU path outruns",
+                all.iter()
+                    .map(|a| format!("{} ({:?})", a.name, a.device_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// wgpu's enumeration is a future that resolves at once on native.
+    fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+mod gpu {
+    use super::DeviceArg;
+    use anyhow::{Result, bail};
+    use burn::prelude::Device;
+
+    pub struct Adapter {
+        pub arg: DeviceArg,
+    }
+
+    impl Adapter {
+        pub fn describe(&self) -> String {
+            unreachable!("no adapter is found without wgpu")
+        }
+    }
+
+    pub fn device(arg: DeviceArg, _index: usize) -> Result<(Device, String)> {
+        let feature = format!("{arg:?}").to_lowercase();
+        bail!("this trainer was built without {arg:?}: rebuild with `--features {feature}`")
+    }
+
+    pub fn best_adapter() -> Result<Adapter, String> {
+        Err("built without wgpu".into())
+    }
+}
+
+/// Refuses a device that computes a small matrix product wrongly, before it trains or predicts
+/// on garbage: a driver or shader-compiler fault shows here as a clear error.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+fn self_check(device: &Device, name: &str) -> Result<()> {
+    use burn::tensor::{Tensor, TensorData};
+    let (m, k, n) = (33, 70, 17);
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+        .collect();
+    let run = |d: &Device| -> Result<Vec<f32>> {
+        let a = Tensor::<2>::from_data(TensorData::new(a.clone(), [m, k]), d);
+        let b = Tensor::<2>::from_data(TensorData::new(b.clone(), [k, n]), d);
+        (burn::tensor::activation::gelu(a.matmul(b)).sum_dim(1) + 0.5)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading back from {name}: {e:?}"))
+    };
+    let want = run(&Device::flex())?;
+    let got = run(device)?;
+    let worst = want
+        .iter()
+        .zip(&got)
+        .map(|(w, g)| (w - g).abs() / w.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    if !(worst <= 1e-3) {
+        bail!(
+            "{name} computes wrong results (a matmul + GELU differs from the CPU's by {worst:.3} \
+             relative): its driver or shader compiler is at fault; use --device cpu, or the \
+             `wgpu` build (see README, GPU backends)"
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,226 @@
+//! The GPU path against Flex, with the same weights and inputs: forward logits (both forward
+//! paths), one training step's loss and gradients, and half precision. It runs on whatever
+//! Vulkan adapter is here; on a machine without a GPU that is SwiftShader's CPU driver, which
+//! Debian's Chromium installs (`scripts/install-web-tools`). With no Vulkan driver at all each
+//! test says so and is counted as skipped (see `skip` and `scripts/test`).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::Gradients;
+use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::{FloatDType, TensorData};
+use vit::preprocess::{batch_tensor, prepare};
+use vit::weights::load_pair;
+
+/// SwiftShader's Vulkan driver, from Debian's `chromium-common`.
+const SWIFTSHADER_ICD: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+/// The Vulkan device all tests share, or why there is none.
+fn gpu() -> Result<&'static Device, &'static str> {
+    static GPU: OnceLock<Result<Device, String>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        if std::env::var_os("VK_ICD_FILENAMES").is_none()
+            && std::path::Path::new(SWIFTSHADER_ICD).exists()
+        {
+            // SAFETY: set once, inside the OnceLock every test waits on, before any Vulkan
+            // loader or other thread of this binary reads the environment for it.
+            unsafe { std::env::set_var("VK_ICD_FILENAMES", SWIFTSHADER_ICD) };
+        }
+        Device::wgpu_options()
+            .graphics_api(WgpuBackend::Vulkan)
+            .init()
+            .map_err(|e| format!("no Vulkan adapter: {e}"))
+    })
+    .as_ref()
+    .map_err(String::as_str)
+}
+
+/// Records a skip where `scripts/test` counts it (`VITRINE_SKIPS`), and says why.
+fn skip(test: &str, why: &str) {
+    eprintln!("skipped {test}: {why}");
+    if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "gpu::{test}: {why}").unwrap();
+    }
+}
+
+macro_rules! gpu_or_skip {
+    ($test:literal) => {
+        match gpu() {
+            Ok(d) => d.clone(),
+            Err(why) => return skip($test, why),
+        }
+    };
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Two of the shipped samples, preprocessed as `predict` does, as a batch on `device`.
+fn samples(image_size: usize, norm: &vit::Normalization, device: &Device) -> Tensor<4> {
+    let chw: Vec<Vec<f32>> = ["cat.png", "ship.png"]
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(repo("www/samples").join(f)).unwrap();
+            prepare(&bytes, image_size as u32, norm).unwrap().chw
+        })
+        .collect();
+    let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+    batch_tensor(&refs, image_size, device)
+}
+
+#[test]
+fn the_default_model_gives_flex_logits_on_both_forward_paths() {
+    let gpu = gpu_or_skip!("the_default_model_gives_flex_logits_on_both_forward_paths");
+    let manifest = repo("www/models/vitrine-cifar10.json");
+    let (m, cpu_model) = load_pair(&manifest, &Device::flex()).unwrap();
+    let (_, gpu_model) = load_pair(&manifest, &gpu).unwrap();
+    let size = m.config.image_size;
+    let x_cpu = samples(size, &m.normalization, &Device::flex());
+    let x_gpu = samples(size, &m.normalization, &gpu);
+
+    let want = values(cpu_model.forward(x_cpu.clone()));
+    let got = values(gpu_model.forward(x_gpu.clone()));
+    // A kernel that computes nothing useful shows as near-equal logits: rule that out first.
+    let spread = want.iter().cloned().fold(f32::MIN, f32::max)
+        - want.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(
+        spread > 1.0,
+        "the CPU logits are too flat to tell: {want:?}"
+    );
+    let d = max_abs_diff(&want, &got);
+    assert!(
+        d <= 1e-4,
+        "fused path: logits differ by {d}\nflex {want:?}\ngpu  {got:?}"
+    );
+
+    let (logits_cpu, maps_cpu) = cpu_model.forward_with_attention(x_cpu);
+    let (logits_gpu, maps_gpu) = gpu_model.forward_with_attention(x_gpu);
+    let d = max_abs_diff(&values(logits_cpu), &values(logits_gpu));
+    assert!(d <= 1e-4, "maps path: logits differ by {d}");
+    assert_eq!(maps_cpu.len(), maps_gpu.len());
+    for (layer, (a, b)) in maps_cpu.into_iter().zip(maps_gpu).enumerate() {
+        let d = max_abs_diff(&values(a), &values(b));
+        assert!(
+            d <= 1e-4,
+            "layer {layer}'s attention probabilities differ by {d}"
+        );
+    }
+}
+
+/// Every parameter's gradient, by its path in the model.
+fn gradients(model: &vit::VisionTransformer, grads: &Gradients) -> Vec<(String, Vec<f32>)> {
+    struct Collect<'a> {
+        grads: &'a Gradients,
+        path: Vec<String>,
+        out: Vec<(String, Vec<f32>)>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = param.val().grad(self.grads) {
+                self.out.push((self.path.join("."), values(g)));
+            }
+        }
+    }
+    let mut c = Collect {
+        grads,
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
+    c.out
+}
+
+/// Loss and gradients of one cross-entropy step on a fixed random batch.
+fn one_step(manifest: &std::path::Path, device: &Device) -> (f32, Vec<(String, Vec<f32>)>) {
+    let device = device.clone().autodiff();
+    let (m, model) = load_pair(manifest, &device).unwrap();
+    let s = m.config.image_size;
+    let n = 4;
+    // A fixed batch, not a random one: building the model draws from the device's own RNG.
+    let pixels: Vec<f32> = (0..n * 3 * s * s)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &device);
+    let y = Tensor::<1, Int>::from_ints([3, 8, 0, 5], &device);
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(model.forward(x), y);
+    let value = values(loss.clone())[0];
+    let grads = loss.backward();
+    (value, gradients(&model, &grads))
+}
+
+#[test]
+fn one_training_step_gives_flex_loss_and_gradients() {
+    let gpu = gpu_or_skip!("one_training_step_gives_flex_loss_and_gradients");
+    let manifest = repo("www/models/vitrine-cifar10.json");
+    let (loss_cpu, grads_cpu) = one_step(&manifest, &Device::flex());
+    let (loss_gpu, grads_gpu) = one_step(&manifest, &gpu);
+    assert!(
+        (loss_cpu - loss_gpu).abs() <= 1e-4,
+        "loss: flex {loss_cpu}, gpu {loss_gpu}"
+    );
+    assert_eq!(grads_cpu.len(), grads_gpu.len());
+    assert!(grads_cpu.len() > 50, "only {} gradients", grads_cpu.len());
+    for ((name, a), (name_gpu, b)) in grads_cpu.iter().zip(&grads_gpu) {
+        assert_eq!(name, name_gpu);
+        let norm = a.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt();
+        assert!(
+            diff <= 1e-3 * norm.max(1e-6),
+            "{name}: gradient differs by {diff} (relative {})",
+            diff / norm
+        );
+    }
+}
+
+#[test]
+fn half_precision_runs_or_says_what_the_adapter_lacks() {
+    let gpu = gpu_or_skip!("half_precision_runs_or_says_what_the_adapter_lacks");
+    for dtype in [FloatDType::F16, FloatDType::BF16] {
+        if !gpu.supports_dtype(dtype) {
+            // What `trainer train --precision` then says is checked in tests/cli.rs.
+            eprintln!("{dtype:?}: not supported by this adapter");
+            continue;
+        }
+        let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &gpu).cast(dtype);
+        let b = values(a.clone().matmul(a));
+        assert_eq!(b, [7.0, 10.0, 15.0, 22.0], "{dtype:?}");
+    }
+}
