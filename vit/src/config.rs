@@ -76,10 +76,18 @@ impl VitConfig {
                 self.image_size, self.patch_size
             ));
         }
-        if self.in_chans == 0 || self.num_classes == 0 || self.depth == 0 {
+        // Preprocessing makes every image 8-bit RGB (grayscale is converted, alpha composited),
+        // so a model of any other channel count could be loaded but never run.
+        if self.in_chans != 3 {
             return bad(format!(
-                "in_chans ({}), num_classes ({}) and depth ({}) must be positive",
-                self.in_chans, self.num_classes, self.depth
+                "in_chans is {}, but Vitrine feeds every model 3-channel RGB images; only in_chans = 3 is supported",
+                self.in_chans
+            ));
+        }
+        if self.num_classes == 0 || self.depth == 0 {
+            return bad(format!(
+                "num_classes ({}) and depth ({}) must be positive",
+                self.num_classes, self.depth
             ));
         }
         if self.num_heads == 0 || self.embed_dim == 0 {

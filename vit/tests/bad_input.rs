@@ -148,3 +148,35 @@ fn broken_manifests_say_why() {
     let e = Manifest::from_json(&wrong_labels, "x.json").unwrap_err();
     assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
 }
+
+#[test]
+fn models_of_other_than_3_channels_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_pair(dir.path());
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"in_chans\": 3", "\"in_chans\": 1");
+    assert!(text.contains("\"in_chans\": 1"));
+    let e = Manifest::from_json(&text, "m.json").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid manifest m.json: invalid model config: in_chans is 1, but Vitrine feeds every model 3-channel RGB images; only in_chans = 3 is supported"
+    );
+
+    // A 1-channel timm state dict, seen through its shapes.
+    let mut shapes = std::collections::BTreeMap::new();
+    for (name, shape) in [
+        ("patch_embed.proj.weight", vec![8, 1, 4, 4]),
+        ("cls_token", vec![1, 1, 8]),
+        ("pos_embed", vec![1, 5, 8]),
+        ("blocks.0.norm1.weight", vec![8]),
+        ("blocks.0.mlp.fc1.weight", vec![16, 8]),
+        ("head.weight", vec![2, 8]),
+    ] {
+        shapes.insert(name.to_string(), shape);
+    }
+    let e = vit::weights::infer_timm_config(&shapes, 2).unwrap_err();
+    assert!(e.to_string().contains("in_chans is 1"), "{e}");
+    shapes.insert("patch_embed.proj.weight".into(), vec![8, 3, 4, 4]);
+    vit::weights::infer_timm_config(&shapes, 2).unwrap();
+}
