@@ -17,14 +17,7 @@ pub fn run(
     make_default: bool,
     description: Option<&str>,
 ) -> Result<ExitCode> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        || name == "index"
-    {
-        bail!("--name '{name}' must be letters, digits, '-', '_' or '.' (and not 'index')");
-    }
+    vit::weights::check_model_name(name)?;
     let (recipe, info, state, model) = load_run_model(run_dir, &Device::flex())?;
     if state.epoch < recipe.epochs {
         bail!(

@@ -28,13 +28,7 @@ pub fn import(
     mean: Option<[f32; 3]>,
     std: Option<[f32; 3]>,
 ) -> Result<ExitCode> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        bail!("--name '{name}' must be letters, digits, '-', '_' or '.'");
-    }
+    vit::weights::check_model_name(name)?;
     let shapes = safetensors_shapes(path)?;
     let config = infer_timm_config(&shapes, heads)
         .with_context(|| format!("reading {} as a timm VisionTransformer", path.display()))?;

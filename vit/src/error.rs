@@ -32,6 +32,12 @@ pub enum VitError {
     Manifest { path: String, message: String },
 
     #[error(
+        "invalid model name '{0}': a name is 1 to {max} letters, digits, '-', '_' or '.', starts with a letter or digit, and is not 'index'",
+        max = crate::weights::MAX_NAME_LEN
+    )]
+    InvalidName(String),
+
+    #[error(
         "checksum mismatch for weights {file}: the manifest says sha256 {expected}, the file has {found}"
     )]
     Checksum {

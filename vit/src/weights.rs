@@ -118,6 +118,7 @@ impl Manifest {
                 m.version
             )));
         }
+        check_model_name(&m.name).map_err(|e| bad(e.to_string()))?;
         m.config.validate().map_err(|e| bad(e.to_string()))?;
         if m.labels.len() != m.config.num_classes {
             return Err(bad(format!(
@@ -147,6 +148,30 @@ impl Manifest {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a manifest always serialises")
+    }
+}
+
+/// Longest model name accepted: it becomes two file names and a label in the page's list.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// The one rule for a model's name, which becomes `NAME.json` and `NAME.bpk`: ASCII letters,
+/// digits, '-', '_' and '.', starting with a letter or digit (a leading '.' would make hidden
+/// files, which [`Manifest::from_json`] refuses as weights), and not `index` (`index.json` is
+/// the page's model list).
+pub fn check_model_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name != "index";
+    if ok {
+        Ok(())
+    } else {
+        Err(VitError::InvalidName(
+            name.chars().take(MAX_NAME_LEN).collect(),
+        ))
     }
 }
 

@@ -180,3 +180,37 @@ fn models_of_other_than_3_channels_are_refused_at_load() {
     shapes.insert("patch_embed.proj.weight".into(), vec![8, 3, 4, 4]);
     vit::weights::infer_timm_config(&shapes, 2).unwrap();
 }
+
+#[test]
+fn one_name_rule_for_every_model() {
+    use vit::weights::check_model_name;
+    for good in ["vitrine-cifar10", "my_vit.v2", "A1"] {
+        check_model_name(good).unwrap();
+    }
+    for bad in [
+        "",
+        ".hidden",
+        "-x",
+        "a/b",
+        "index",
+        "caf\u{e9}",
+        &"x".repeat(101),
+    ] {
+        let e = check_model_name(bad).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("starts with a letter or digit, and is not 'index'"),
+            "{bad}: {e}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(saved_pair(dir.path()))
+        .unwrap()
+        .replace("\"name\": \"m\"", "\"name\": \".m\"");
+    let e = Manifest::from_json(&text, "x.json").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("invalid manifest x.json: invalid model name '.m'"),
+        "{e}"
+    );
+}
