@@ -3,6 +3,8 @@
 //! Field names follow timm's `VisionTransformer` arguments so a config reads the same on both
 //! sides of a weight exchange.
 
+use std::num::Saturating;
+
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +72,13 @@ impl VitConfig {
                 self.image_size, self.patch_size
             ));
         }
+        if self.image_size > crate::preprocess::MAX_SIDE as usize {
+            return bad(format!(
+                "image_size {} is larger than the largest image Vitrine decodes ({})",
+                self.image_size,
+                crate::preprocess::MAX_SIDE
+            ));
+        }
         if !self.image_size.is_multiple_of(self.patch_size) {
             return bad(format!(
                 "image_size {} is not divisible by patch_size {}",
@@ -117,6 +126,9 @@ impl VitConfig {
                 self.layer_norm_eps
             ));
         }
+        if self.num_params() == usize::MAX {
+            return bad("the config describes more parameters than this machine can count".into());
+        }
         Ok(())
     }
 
@@ -142,15 +154,19 @@ impl VitConfig {
         (self.embed_dim as f64 * self.mlp_ratio).round() as usize
     }
 
-    /// Parameters of the model this config builds, computed without building it.
+    /// Parameters of the model this config builds, computed without building it. Saturates at
+    /// `usize::MAX` rather than overflowing, since a manifest's config may be absurd.
     pub fn num_params(&self) -> usize {
-        let d = self.embed_dim;
-        let h = self.mlp_hidden();
-        let patch = self.in_chans * self.patch_size * self.patch_size * d + d;
-        let tokens = d + self.num_tokens() * d;
-        let qkv_bias = if self.qkv_bias { 3 * d } else { 0 };
-        let block = 2 * (2 * d) + (d * 3 * d + qkv_bias) + (d * d + d) + (d * h + h) + (h * d + d);
-        patch + tokens + self.depth * block + 2 * d + d * self.num_classes + self.num_classes
+        let n = |v: usize| Saturating(v);
+        let d = n(self.embed_dim);
+        let h = n(self.mlp_hidden());
+        let tokens_count = n(self.grid_size()) * n(self.grid_size()) + n(1);
+        let patch = n(self.in_chans) * n(self.patch_size) * n(self.patch_size) * d + d;
+        let tokens = d + tokens_count * d;
+        let qkv_bias = if self.qkv_bias { n(3) * d } else { n(0) };
+        let block = n(4) * d + (d * n(3) * d + qkv_bias) + (d * d + d) + (d * h + h) + (h * d + d);
+        let classes = n(self.num_classes);
+        (patch + tokens + n(self.depth) * block + n(2) * d + d * classes + classes).0
     }
 }
 
@@ -180,6 +196,51 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("drop_path_rate"), "{e}");
+    }
+
+    #[test]
+    fn num_params_is_burns_own_count() {
+        use burn::module::Module;
+        use burn::prelude::Device;
+        for c in [
+            VitConfig::new().with_image_size(8).with_depth(2),
+            VitConfig::new()
+                .with_image_size(12)
+                .with_patch_size(3)
+                .with_embed_dim(12)
+                .with_num_heads(4)
+                .with_depth(1)
+                .with_mlp_ratio(3.0)
+                .with_qkv_bias(false)
+                .with_pooling(Pooling::Mean)
+                .with_num_classes(7),
+        ] {
+            let model = c.init(&Device::flex()).unwrap();
+            assert_eq!(c.num_params(), model.num_params(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_not_overflowed() {
+        let e = VitConfig::new()
+            .with_image_size(1 << 20)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid model config: image_size 1048576 is larger than the largest image Vitrine decodes (16384)"
+        );
+        let huge = VitConfig::new()
+            .with_embed_dim(1 << 40)
+            .with_num_heads(1)
+            .with_depth(1 << 30);
+        assert_eq!(huge.num_params(), usize::MAX);
+        assert!(
+            huge.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("more parameters")
+        );
     }
 
     #[test]

@@ -196,12 +196,139 @@ pub fn load_model(
             found,
         });
     }
+    // The config may be absurd even when the checksum is right: compare what it implies with
+    // the weights' own header before allocating a model of that size.
+    check_fits(&manifest.config, &burnpack_shapes(weights)?)?;
     let mut model = manifest.config.init(device)?;
     apply_burnpack(&mut model, weights).map_err(|e| match e {
         VitError::Weights(msg) => VitError::Weights(format!("{}: {msg}", manifest.weights.file)),
         other => other,
     })?;
     Ok(model)
+}
+
+/// Tensor names and shapes in a burnpack's header; no tensor data is read.
+pub fn burnpack_shapes(weights: &[u8]) -> Result<BTreeMap<String, Vec<usize>>> {
+    let mut store =
+        BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(weights.to_vec())));
+    let tensors = store
+        .get_all_tensors()
+        .map_err(|e| VitError::Weights(format!("not a readable burnpack: {e}")))?;
+    Ok(tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.shape.to_vec()))
+        .collect())
+}
+
+/// Tensors a model of `config` holds (burn's paths and layouts: linear weights are
+/// `[in, out]`, LayerNorm has `gamma`/`beta`), worked out without building it.
+pub fn expected_tensors(config: &VitConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, h, p) = (config.embed_dim, config.mlp_hidden(), config.patch_size);
+    let mut t: Vec<(String, Vec<usize>)> = vec![
+        (
+            "patch_embed.proj.weight".into(),
+            vec![d, config.in_chans, p, p],
+        ),
+        ("patch_embed.proj.bias".into(), vec![d]),
+        ("cls_token".into(), vec![1, 1, d]),
+        ("pos_embed".into(), vec![1, config.num_tokens(), d]),
+    ];
+    for i in 0..config.depth {
+        let b = |rest: &str| format!("blocks.{i}.{rest}");
+        t.extend([
+            (b("norm1.gamma"), vec![d]),
+            (b("norm1.beta"), vec![d]),
+            (b("attn.qkv.weight"), vec![d, 3 * d]),
+        ]);
+        if config.qkv_bias {
+            t.push((b("attn.qkv.bias"), vec![3 * d]));
+        }
+        t.extend([
+            (b("attn.proj.weight"), vec![d, d]),
+            (b("attn.proj.bias"), vec![d]),
+            (b("norm2.gamma"), vec![d]),
+            (b("norm2.beta"), vec![d]),
+            (b("mlp.fc1.weight"), vec![d, h]),
+            (b("mlp.fc1.bias"), vec![h]),
+            (b("mlp.fc2.weight"), vec![h, d]),
+            (b("mlp.fc2.bias"), vec![d]),
+        ]);
+    }
+    t.extend([
+        ("norm.gamma".into(), vec![d]),
+        ("norm.beta".into(), vec![d]),
+        ("head.weight".into(), vec![d, config.num_classes]),
+        ("head.bias".into(), vec![config.num_classes]),
+    ]);
+    t
+}
+
+/// How many tensors [`expected_tensors`] lists, without listing them.
+fn expected_tensor_count(config: &VitConfig) -> usize {
+    let per_block = 11 + config.qkv_bias as usize;
+    config.depth.saturating_mul(per_block).saturating_add(8)
+}
+
+/// A mismatch report lists at most this many tensors, then says how many more there are.
+const MAX_LISTED: usize = 12;
+
+/// A config implying this many more tensors than the weights hold is refused on the counts
+/// alone, without listing its tensors.
+const MAX_COMPARED: usize = 4096;
+
+fn capped(mut problems: Vec<String>) -> String {
+    let more = problems.len().saturating_sub(MAX_LISTED);
+    problems.truncate(MAX_LISTED);
+    if more > 0 {
+        problems.push(format!("  ... and {more} more"));
+    }
+    problems.join("\n")
+}
+
+/// Checks a weights header against what `config` implies: tensor count and parameter count
+/// first (cheap whatever the config says), then every name and shape. Time and memory are
+/// bounded by the header, not by the config.
+pub fn check_fits(config: &VitConfig, shapes: &BTreeMap<String, Vec<usize>>) -> Result<()> {
+    let held_params: usize = shapes
+        .values()
+        .map(|s| s.iter().fold(1usize, |a, &b| a.saturating_mul(b)))
+        .fold(0usize, |a, b| a.saturating_add(b));
+    let (want_count, want_params) = (expected_tensor_count(config), config.num_params());
+    let summary = format!(
+        "  the config (depth {}, embed_dim {}, {} tokens, {} classes) implies {want_count} tensors and {want_params} parameters; the weights hold {} tensors and {held_params} parameters",
+        config.depth,
+        config.embed_dim,
+        config.num_tokens(),
+        config.num_classes,
+        shapes.len()
+    );
+    // Listing an absurd config's tensors would cost what the check exists to avoid.
+    if want_count > shapes.len().saturating_add(MAX_COMPARED) {
+        return Err(VitError::WeightsMismatch(summary));
+    }
+    let expected = expected_tensors(config);
+    let mut problems = Vec::new();
+    for (name, shape) in &expected {
+        match shapes.get(name) {
+            None => problems.push(format!("  '{name}' {shape:?} is missing from the weights")),
+            Some(found) if found != shape => problems.push(format!(
+                "  '{name}' has shape {found:?} in the weights, the config implies {shape:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    let names: std::collections::BTreeSet<&str> =
+        expected.iter().map(|(n, _)| n.as_str()).collect();
+    for name in shapes.keys().filter(|n| !names.contains(n.as_str())) {
+        problems.push(format!("  '{name}' is in the weights but not in the model"));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(VitError::WeightsMismatch(format!(
+        "{summary}\n{}",
+        capped(problems)
+    )))
 }
 
 /// Fills `model` with burnpack `weights` (which also carry the parameter ids an optimizer
@@ -239,7 +366,7 @@ fn check_applied(result: &ApplyResult) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(VitError::WeightsMismatch(problems.join("\n")))
+        Err(VitError::WeightsMismatch(capped(problems)))
     }
 }
 

@@ -129,24 +129,123 @@ fn shapes_that_do_not_fit_the_config_are_listed() {
     // Claim a wider model than the weights hold; the checksum still matches.
     let text = std::fs::read_to_string(&path).unwrap();
     let mut manifest = Manifest::from_json(&text, "m.json").unwrap();
+    let saved = manifest.config.num_params();
     manifest.config.embed_dim = 16;
     std::fs::write(&path, manifest.to_json()).unwrap();
     let e = load_pair(&path, &Device::flex()).unwrap_err();
     assert!(matches!(e, VitError::WeightsMismatch(_)), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("cls_token"), "{msg}");
-    assert!(msg.contains("[1, 1, 16]") || msg.contains("16"), "{msg}");
+    assert!(
+        msg.contains(
+            "'cls_token' has shape [1, 1, 8] in the weights, the config implies [1, 1, 16]"
+        ),
+        "{msg}"
+    );
+    let summary = format!(
+        "implies 20 tensors and {} parameters; the weights hold 20 tensors and {saved} parameters",
+        manifest.config.num_params()
+    );
+    assert!(msg.contains(&summary), "{msg}");
+    // Every tensor of the block differs: 12 are listed, the rest counted.
+    assert!(msg.ends_with("\n  ... and 7 more"), "{msg}");
+}
+
+/// Rewrites the saved pair's manifest config with `edit`, keeping the weights (and so the
+/// checksum) as they are.
+fn with_config(path: &std::path::Path, edit: impl FnOnce(&mut VitConfig)) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut manifest = Manifest::from_json(&text, "m.json").unwrap();
+    edit(&mut manifest.config);
+    manifest.labels = (0..manifest.config.num_classes)
+        .map(|i| format!("c{i}"))
+        .collect();
+    std::fs::write(path, manifest.to_json()).unwrap();
 }
 
 #[test]
-fn broken_manifests_say_why() {
-    let e = Manifest::from_json("{ not json", "x.json").unwrap_err();
-    assert!(e.to_string().starts_with("invalid manifest x.json"), "{e}");
+fn an_absurd_config_is_refused_quickly_in_a_few_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(saved_pair(dir.path())).unwrap();
-    let wrong_labels = text.replace("\"b\"", "\"b\", \"c\"");
-    let e = Manifest::from_json(&wrong_labels, "x.json").unwrap_err();
-    assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
+    let path = saved_pair(dir.path());
+    with_config(&path, |c| {
+        c.depth = 1_000_000;
+        c.image_size = 4096;
+        c.embed_dim = 4096;
+        c.num_heads = 64;
+    });
+    let start = std::time::Instant::now();
+    let e = load_pair(&path, &Device::flex()).unwrap_err();
+    assert!(start.elapsed().as_secs_f64() < 2.0, "{:?}", start.elapsed());
+    let msg = e.to_string();
+    assert!(matches!(e, VitError::WeightsMismatch(_)), "{msg}");
+    assert!(
+        msg.contains("implies 12000008 tensors") && msg.contains("the weights hold 20 tensors"),
+        "{msg}"
+    );
+    assert!(msg.lines().count() <= 3, "{msg}");
+}
+
+#[test]
+fn a_config_one_block_too_deep_lists_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_pair(dir.path());
+    with_config(&path, |c| c.depth = 2);
+    let msg = load_pair(&path, &Device::flex()).unwrap_err().to_string();
+    assert!(
+        msg.contains("implies 32 tensors") && msg.contains("hold 20 tensors"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("'blocks.1.attn.qkv.weight' [8, 24] is missing from the weights"),
+        "{msg}"
+    );
+    // 12 tensors are missing: all listed, nothing elided.
+    assert_eq!(
+        msg.matches("is missing from the weights").count(),
+        12,
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_long_mismatch_list_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_pair(dir.path());
+    with_config(&path, |c| c.depth = 3);
+    let msg = load_pair(&path, &Device::flex()).unwrap_err().to_string();
+    assert_eq!(
+        msg.matches("is missing from the weights").count(),
+        12,
+        "{msg}"
+    );
+    assert!(msg.ends_with("  ... and 12 more"), "{msg}");
+}
+
+#[test]
+fn expected_tensors_are_what_a_built_model_saves() {
+    use vit::weights::{burnpack_shapes, expected_tensors, model_to_bytes};
+    for config in [
+        VitConfig::new()
+            .with_image_size(8)
+            .with_embed_dim(8)
+            .with_depth(2)
+            .with_num_heads(2),
+        VitConfig::new()
+            .with_image_size(12)
+            .with_patch_size(3)
+            .with_embed_dim(12)
+            .with_depth(1)
+            .with_num_heads(3)
+            .with_mlp_ratio(3.0)
+            .with_qkv_bias(false)
+            .with_pooling(vit::Pooling::Mean)
+            .with_num_classes(7),
+    ] {
+        let model = config.init(&Device::flex()).unwrap();
+        let saved = burnpack_shapes(&model_to_bytes(&model).unwrap()).unwrap();
+        let expected: std::collections::BTreeMap<_, _> =
+            expected_tensors(&config).into_iter().collect();
+        assert_eq!(saved, expected, "{config:?}");
+    }
 }
 
 #[test]
@@ -213,4 +312,15 @@ fn one_name_rule_for_every_model() {
             .starts_with("invalid manifest x.json: invalid model name '.m'"),
         "{e}"
     );
+}
+
+#[test]
+fn broken_manifests_say_why() {
+    let e = Manifest::from_json("{ not json", "x.json").unwrap_err();
+    assert!(e.to_string().starts_with("invalid manifest x.json"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(saved_pair(dir.path())).unwrap();
+    let wrong_labels = text.replace("\"b\"", "\"b\", \"c\"");
+    let e = Manifest::from_json(&wrong_labels, "x.json").unwrap_err();
+    assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
 }
