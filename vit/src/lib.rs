@@ -5,6 +5,7 @@
 //! - [`model`]: the [`VisionTransformer`] (timm's layout and names), with a fused-attention
 //!   forward and one that also returns every layer's attention probabilities.
 //! - [`preprocess`]: any image bytes -> the normalised square the model sees.
+//! - [`damage`]: whether image bytes were cut off (decoders show what they could read).
 //! - [`patches`]: where each patch is, for drawing.
 //! - [`rollout`]: attention rollout and per-head class-token maps.
 //! - [`inference`]: probabilities, top-k, attention read-back helpers.
@@ -12,6 +13,7 @@
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
 
 pub mod config;
+pub mod damage;
 pub mod error;
 pub mod inference;
 pub mod kernels;
