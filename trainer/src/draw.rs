@@ -15,8 +15,7 @@ const ACCENT: Rgb<u8> = Rgb([230, 90, 30]);
 /// Original (crop outlined) | model view with its patch grid | patches in token order, numbered.
 pub fn patch_sheet(prepared: &Prepared, config: &VitConfig) -> RgbImage {
     let g = config.grid_size() as u32;
-    let gap = 4;
-    let cell = ((PANEL - gap * (g - 1)) / g).max(config.patch_size as u32);
+    let (gap, cell) = token_layout(g, config.patch_size as u32);
     let tokens_side = g * cell + (g - 1) * gap;
     let width = MARGIN * 4 + PANEL * 2 + tokens_side;
     let height = MARGIN * 2 + PANEL.max(tokens_side);
@@ -84,6 +83,19 @@ pub fn patch_sheet(prepared: &Prepared, config: &VitConfig) -> RgbImage {
     sheet
 }
 
+/// The gap between patch tiles and the tiles' side, for a `g` x `g` grid of `patch` pixel
+/// patches: tiles fill about a PANEL, never shrink below one screen pixel per model pixel,
+/// and the gaps narrow (to none) as the grid grows, so any grid fits.
+fn token_layout(g: u32, patch: u32) -> (u32, u32) {
+    let gaps = g.saturating_sub(1);
+    let gap = [4, 2, 1, 0]
+        .into_iter()
+        .find(|gap| gap * gaps <= PANEL / 2)
+        .unwrap_or(0);
+    let cell = ((PANEL - gap * gaps) / g.max(1)).max(patch).max(1);
+    (gap, cell)
+}
+
 fn outline(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
     let (iw, ih) = img.dimensions();
     let mut put = |px: u32, py: u32| {
@@ -138,5 +150,42 @@ fn label(img: &mut RgbImage, x: u32, y: u32, n: usize) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit::preprocess::{Normalization, prepare_decoded};
+
+    fn sheet_for(image_size: usize, patch_size: usize) -> RgbImage {
+        let config = VitConfig::new()
+            .with_image_size(image_size)
+            .with_patch_size(patch_size);
+        let photo = RgbImage::from_fn(300, 200, |x, y| Rgb([x as u8, y as u8, 7]));
+        let prepared = prepare_decoded(photo, image_size as u32, &Normalization::CIFAR10);
+        patch_sheet(&prepared, &config)
+    }
+
+    #[test]
+    fn tiles_and_gaps_fit_every_grid() {
+        assert_eq!(token_layout(4, 8), (4, 61));
+        assert_eq!(token_layout(1, 32).1, 256);
+        for g in [1, 2, 16, 33, 65, 66, 128, 129, 256, 257, 1024] {
+            let (gap, cell) = token_layout(g, 1);
+            assert!(cell >= 1, "{g}");
+            // The token panel stays about a PANEL wide until one pixel per tile overflows it.
+            let side = g * cell + (g - 1) * gap;
+            assert!(side <= PANEL.max(g) + PANEL / 2, "grid {g}: {side}");
+        }
+    }
+
+    #[test]
+    fn large_grids_draw() {
+        // A 264 px, patch-4 model: 66 patches a side, which used to underflow.
+        let sheet = sheet_for(264, 4);
+        assert!(sheet.height() >= 264, "{:?}", sheet.dimensions());
+        let sheet = sheet_for(300, 1);
+        assert!(sheet.width() >= 300 + 2 * PANEL, "{:?}", sheet.dimensions());
     }
 }
