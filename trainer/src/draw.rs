@@ -181,6 +181,41 @@ mod tests {
     }
 
     #[test]
+    fn each_tile_shows_its_patch_of_the_model_input() {
+        let (size, p) = (32usize, 8usize);
+        let config = VitConfig::new().with_image_size(size).with_patch_size(p);
+        // Every model pixel of its own colour, so a tile showing the wrong patch cannot pass.
+        let photo = RgbImage::from_fn(size as u32, size as u32, |x, y| {
+            Rgb([(x * 8) as u8, (y * 8) as u8, ((x * 3 + y * 5) * 2) as u8])
+        });
+        let prepared = prepare_decoded(photo, size as u32, &Normalization::CIFAR10);
+        let sheet = patch_sheet(&prepared, &config);
+        let g = config.grid_size() as u32;
+        let (gap, cell) = token_layout(g, p as u32);
+        let x1 = MARGIN * 3 + PANEL * 2;
+        let view = &prepared.model_view;
+        let label_w = 4 * 2 + 1; // two digits at most: 16 tokens
+        for token in 0..g * g {
+            let (row, col) = (token / g, token % g);
+            let (tx, ty) = (x1 + col * (cell + gap), MARGIN + row * (cell + gap));
+            for (dy, dx) in (0..p as u32).flat_map(|a| (0..p as u32).map(move |b| (a, b))) {
+                // The centre of the tile's copy of model pixel (dx, dy).
+                let sx = tx + ((dx as f32 + 0.5) * cell as f32 / p as f32) as u32;
+                let sy = ty + ((dy as f32 + 0.5) * cell as f32 / p as f32) as u32;
+                if sx < tx + 1 + label_w && sy < ty + 8 {
+                    continue; // under the token's number
+                }
+                let want = view.get_pixel(col * p as u32 + dx, row * p as u32 + dy);
+                assert_eq!(
+                    sheet.get_pixel(sx, sy),
+                    want,
+                    "token {token} pixel ({dx}, {dy})"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn large_grids_draw() {
         // A 264 px, patch-4 model: 66 patches a side, which used to underflow.
         let sheet = sheet_for(264, 4);
