@@ -123,6 +123,46 @@ pub fn evaluate(
     })
 }
 
+/// Differences listed at most, so a model of another dataset gets a short message.
+const MAX_LISTED: usize = 10;
+
+/// A model is scored by label index, so its class names must be the dataset's, in order:
+/// otherwise every "correct" answer would be counted against another class's name.
+fn check_same_classes(model: &[String], dataset: &[String]) -> Result<()> {
+    if model == dataset {
+        return Ok(());
+    }
+    let mut lines = Vec::new();
+    if model.len() != dataset.len() {
+        lines.push(format!(
+            "the dataset has {} classes, the model {}",
+            dataset.len(),
+            model.len()
+        ));
+    }
+    let none = String::from("(none)");
+    let differing: Vec<String> = (0..model.len().max(dataset.len()))
+        .filter(|&i| model.get(i) != dataset.get(i))
+        .map(|i| {
+            format!(
+                "  class {i}: the model says '{}', the dataset '{}'",
+                model.get(i).unwrap_or(&none),
+                dataset.get(i).unwrap_or(&none)
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "{} of the class names differ between the model and the dataset:",
+        differing.len()
+    ));
+    let more = differing.len().saturating_sub(MAX_LISTED);
+    lines.extend(differing.into_iter().take(MAX_LISTED));
+    if more > 0 {
+        lines.push(format!("  ... and {more} more"));
+    }
+    bail!("{}", lines.join("\n"))
+}
+
 /// `trainer eval`: a published model on a dataset's test split.
 pub fn run(
     model_path: &Path,
@@ -138,13 +178,7 @@ pub fn run(
     let (manifest, model) = load_pair(model_path, &device)
         .with_context(|| format!("loading model {}", model_path.display()))?;
     let data = data::load(kind, data_dir, manifest.config.image_size as u32, 0, None)?;
-    if data.classes.len() != manifest.config.num_classes {
-        bail!(
-            "the dataset has {} classes, the model {}",
-            data.classes.len(),
-            manifest.config.num_classes
-        );
-    }
+    check_same_classes(&manifest.labels, &data.classes)?;
     let start = std::time::Instant::now();
     let eval = evaluate(
         &model,
@@ -190,4 +224,37 @@ pub fn run(
         println!("wrote {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn class_names_must_match_in_order() {
+        check_same_classes(&names("cat dog"), &names("cat dog")).unwrap();
+        let e = check_same_classes(&names("cat dog eel"), &names("dog cat eel")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 of the class names differ between the model and the dataset:\n  class 0: the model says 'cat', the dataset 'dog'\n  class 1: the model says 'dog', the dataset 'cat'"
+        );
+        let e = check_same_classes(&names("cat"), &names("cat dog")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the dataset has 2 classes, the model 1\n1 of the class names differ between the model and the dataset:\n  class 1: the model says '(none)', the dataset 'dog'"
+        );
+    }
+
+    #[test]
+    fn a_long_list_of_differences_is_capped() {
+        let model: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        let data: Vec<String> = (0..100).map(|i| format!("d{i}")).collect();
+        let msg = check_same_classes(&model, &data).unwrap_err().to_string();
+        assert_eq!(msg.lines().count(), 12, "{msg}");
+        assert!(msg.ends_with("  ... and 90 more"), "{msg}");
+    }
 }
