@@ -87,6 +87,16 @@ impl AttentionMaps {
     /// (never the class token's attention to itself) before the identity is added.
     pub fn rollout(&self, fusion: HeadFusion, discard_ratio: f32) -> Heatmap {
         let t = self.tokens;
+        let result = self.rollout_matrix(fusion, discard_ratio);
+        Heatmap {
+            grid: self.grid(),
+            values: result[1..t].to_vec(),
+        }
+    }
+
+    /// The whole `tokens x tokens` product of the layers' re-normalised matrices.
+    fn rollout_matrix(&self, fusion: HeadFusion, discard_ratio: f32) -> Vec<f32> {
+        let t = self.tokens;
         let mut result = identity(t);
         for layer in 0..self.layers {
             let mut fused = self.fuse(layer, fusion);
@@ -100,10 +110,7 @@ impl AttentionMaps {
             }
             result = matmul(&fused, &result, t);
         }
-        Heatmap {
-            grid: self.grid(),
-            values: result[1..t].to_vec(),
-        }
+        result
     }
 
     /// The last layer's class-token attention over the patches, one map per head.
@@ -196,32 +203,62 @@ mod tests {
         assert_eq!(map.normalized(), vec![0.0, 0.0, 1.0, 0.0]);
     }
 
+    /// Two heads whose max-fused matrix plus the identity has rows summing to 2.35, 2.5 and
+    /// 2.7: dividing each row by its own sum (right) and each column by the row sum of the same
+    /// index (vit-explain's broadcast) give different class rows. With mean fusion and no
+    /// discard every row would sum to 2 and the two could not be told apart.
+    fn two_heads() -> AttentionMaps {
+        #[rustfmt::skip]
+        let data = vec![
+            0.5, 0.25, 0.25,   0.1, 0.8, 0.1,   0.2, 0.2, 0.6,
+            0.2, 0.6, 0.2,     0.3, 0.3, 0.4,   0.9, 0.05, 0.05,
+        ];
+        AttentionMaps {
+            layers: 1,
+            heads: 2,
+            tokens: 3,
+            data,
+        }
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+
     #[test]
     fn rows_are_renormalised_not_columns() {
-        // Two layers of the same non-uniform attention: the product must stay row-stochastic.
-        let t = 5;
-        let data: Vec<f32> = (0..t)
-            .flat_map(|q| {
-                let row: Vec<f32> = (0..t).map(|k| (1 + q + 2 * k) as f32).collect();
-                let s: f32 = row.iter().sum();
-                row.into_iter().map(move |v| v / s)
-            })
-            .collect();
-        let maps = AttentionMaps {
+        // max(heads) + I = [[1.5, 0.6, 0.25], [0.3, 1.8, 0.4], [0.9, 0.2, 1.6]].
+        let m = two_heads().rollout_matrix(HeadFusion::Max, 0.0);
+        let right = [1.5 / 2.35, 0.6 / 2.35, 0.25 / 2.35];
+        let vit_explain = [1.5 / 2.35, 0.6 / 2.5, 0.25 / 2.7];
+        assert_close(&m[..3], &right);
+        assert!(
+            (m[2] - vit_explain[2]).abs() > 0.01,
+            "the two must differ here"
+        );
+        assert_close(&m[3..6], &[0.3 / 2.5, 1.8 / 2.5, 0.4 / 2.5]);
+        assert_close(&m[6..], &[0.9 / 2.7, 0.2 / 2.7, 1.6 / 2.7]);
+    }
+
+    #[test]
+    fn two_layers_multiply_through() {
+        let one = two_heads();
+        let a = one.rollout_matrix(HeadFusion::Max, 0.0);
+        let two = AttentionMaps {
             layers: 2,
-            heads: 1,
-            tokens: t,
-            data: [data.clone(), data].concat(),
+            data: [one.data.clone(), one.data].concat(),
+            ..one
         };
-        let map = maps.rollout(HeadFusion::Mean, 0.0);
-        let cls_self = {
-            // Rebuild the class row's total: patches plus the class token's own share.
-            let patches: f32 = map.values.iter().sum();
-            1.0 - patches
-        };
-        assert!(cls_self > 0.0 && cls_self < 1.0);
-        let fused = maps.fuse(0, HeadFusion::Mean);
-        assert!((fused[..t].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let m = two.rollout_matrix(HeadFusion::Max, 0.0);
+        // Class row of A . A, written out.
+        let row: Vec<f32> = (0..3)
+            .map(|j| a[0] * a[j] + a[1] * a[3 + j] + a[2] * a[6 + j])
+            .collect();
+        assert_close(&m[..3], &row);
+        assert_close(&two.rollout(HeadFusion::Max, 0.0).values, &row[1..]);
     }
 
     #[test]
