@@ -962,36 +962,6 @@ mod tests {
         assert_eq!((img.iter().min(), img.iter().max()), (Some(&0), Some(&255)));
     }
 
-    /// Throughput on the real CIFAR-10 stand-in, for sizing `--workers`:
-    /// `cargo test -p trainer --release --bin trainer -- --ignored loader_throughput --nocapture`.
-    #[test]
-    #[ignore]
-    fn loader_throughput() {
-        let dir = std::path::Path::new("/work/shared/data/cifar-10-jpeg-approx-bin");
-        let data = crate::data::load(crate::data::DatasetKind::Cifar10, dir, 32, 0, None).unwrap();
-        let cfg = AugmentConfig {
-            randaugment_m: 27.0,
-            ..full_aug()
-        };
-        let train = Arc::new(data.train);
-        for workers in [0, 2] {
-            let l = Loader::new(
-                train.clone(),
-                10,
-                128,
-                Some(cfg.clone()),
-                NORM,
-                0,
-                workers,
-                4,
-            );
-            let start = std::time::Instant::now();
-            let n = l.epoch(0, 0).take(50).count();
-            let per = start.elapsed().as_secs_f64() / n as f64;
-            eprintln!("{workers} workers: {:.1} ms per 128-image batch", per * 1e3);
-        }
-    }
-
     #[test]
     fn rotation_by_a_quarter_turn_moves_corners() {
         let mut img = vec![0u8; 4 * 4 * 3];
