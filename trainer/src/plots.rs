@@ -990,6 +990,101 @@ mod tests {
         curves_png(&[], "nothing yet", &path).unwrap();
         assert_eq!(image::open(&path).unwrap().width(), CURVES_SIZE.0);
     }
+    /// Pixels exactly of colour `c`, as (x, y).
+    fn pixels_of(img: &image::RgbImage, c: RGBColor) -> Vec<(u32, u32)> {
+        img.enumerate_pixels()
+            .filter(|(_, _, p)| p.0 == [c.0, c.1, c.2])
+            .map(|(x, y, _)| (x, y))
+            .collect()
+    }
+
+    fn median(mut v: Vec<u32>) -> u32 {
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+
+    #[test]
+    fn confusion_cells_are_coloured_by_their_row_share_in_place() {
+        // Nine different shares, so each cell has a colour of its own.
+        let matrix = vec![vec![70, 20, 10], vec![5, 60, 35], vec![15, 30, 55]];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.png");
+        let labels = ["a", "b", "c"].map(String::from);
+        confusion_png(&matrix, &labels, "three", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), confusion_size(3));
+        let mut centres = [[(0u32, 0u32); 3]; 3];
+        for (i, row) in matrix.iter().enumerate() {
+            for (j, &count) in row.iter().enumerate() {
+                let px = pixels_of(&img, heat(count as f64 / 100.0));
+                // A cell is about 180 px square; the colour bar holds each colour in a
+                // strip only a few pixels tall, and the cell's number covers a little.
+                assert!(px.len() > 20_000, "cell ({i}, {j}): {} pixels", px.len());
+                let xs = px.iter().map(|p| p.0).collect();
+                let ys = px.iter().map(|p| p.1).collect();
+                centres[i][j] = (median(xs), median(ys));
+            }
+        }
+        for k in 0..3 {
+            for m in 0..2 {
+                // Predicted classes left to right, true classes top to bottom.
+                assert!(centres[k][m].0 < centres[k][m + 1].0, "{centres:?}");
+                assert!(centres[m][k].1 < centres[m + 1][k].1, "{centres:?}");
+            }
+        }
+        // An empty row is drawn as zero share (the background-light end of the scale).
+        let path = dir.path().join("empty.png");
+        confusion_png(&[vec![0, 0], vec![0, 9]], &[], "x", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert!(pixels_of(&img, heat(0.0)).len() > 2 * 20_000);
+        assert!(pixels_of(&img, heat(1.0)).len() > 20_000);
+    }
+
+    #[test]
+    fn curves_show_each_series_falling_or_rising_as_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        curves_png(&fake_rows(10), "t", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        let half = CURVES_SIZE.0 / 2;
+        // Median height of a colour's pixels in the first and last fifth of a panel's plot.
+        let heights = |c: RGBColor, panel: u32| {
+            let px: Vec<_> = pixels_of(&img, c)
+                .into_iter()
+                .filter(|&(x, _)| x / half == panel)
+                .collect();
+            assert!(
+                px.len() > 100,
+                "{c:?} in panel {panel}: {} pixels",
+                px.len()
+            );
+            let (lo, hi) = (
+                px.iter().map(|p| p.0).min().unwrap(),
+                px.iter().map(|p| p.0).max().unwrap(),
+            );
+            let fifth = (hi - lo) / 5;
+            let band = |from: u32, to: u32| {
+                median(
+                    px.iter()
+                        .filter(|p| p.0 >= from && p.0 <= to)
+                        .map(|p| p.1)
+                        .collect(),
+                )
+            };
+            (band(lo, lo + fifth), band(hi - fifth, hi))
+        };
+        // Losses fall (pixels go down the picture, y grows) ...
+        for c in [TRAIN, TEST] {
+            let (start, end) = heights(c, 0);
+            assert!(start < end, "loss {c:?}: {start} -> {end}");
+        }
+        // ... accuracies rise.
+        for c in [TRAIN, TEST, TOP5] {
+            let (start, end) = heights(c, 1);
+            assert!(start > end, "accuracy {c:?}: {start} -> {end}");
+        }
+    }
+
 
     #[test]
     fn confusion_png_is_drawn() {
