@@ -163,22 +163,9 @@ impl Preset {
                 warmup_epochs: 1.0,
                 ..base
             },
-            // Attention starts local (mimetic init + sine-cosine positions, see `vit::model`),
-            // and the 32px images are resized to 48px, so the 4px patches make a 12x12 grid (145
-            // tokens) where 32px gave 8x8: each patch covers 2.7 source pixels, and the linear
-            // patch embedding of the resized image acts as an overlapping one. That took ten
-            // epochs from 70.49% (32px) through 71.65% (40px) to 72.71%, at about twice the
-            // compute. Crops pad 3 pixels at 48px, the 2 that suited 32px scaled up (4 pixels at
-            // 32px: 69.41%; none: 70.35%, overfitting from epoch 7). Tried at 32px, epoch by
-            // epoch, and ended level with the 32px recipe (README, "The default model"):
-            // - batch 64 at lr 1e-3 (twice the steps): 70.47%; MLP ratio 4 (683k parameters):
-            //   70.29%;
-            // - width 192 at a peak lr of 2e-3 stalled in epoch 2 (34.9%); at 1.5e-3 it still
-            //   trailed by 3 points after two epochs, and at 1e-3 by 3 points after five;
-            // - width 128 at lr 1e-3 with mimetic attention init led by 3 points through epoch
-            //   4 and was level by epoch 5 (64.5% at epoch 7, against 64.7%);
-            // - mimetic init alone at width 96 led by 2.5 points after epoch 2 and trailed from
-            //   epoch 3 (51.1% against 54.2% at epoch 4).
+            // Local attention at init (mimetic + sine-cosine positions, `vit::model`) and 48px
+            // inputs (a 12x12 grid of 4px patches) were what helped most in ten CPU epochs; the
+            // runs behind that are README's table under "The default model".
             Preset::Cifar10Cpu => Recipe {
                 model: base_model
                     .with_image_size(48)
