@@ -37,8 +37,8 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-/// Column order of metrics.csv; `read_csv` finds columns by these names, so files written
-/// by a later version with extra columns still read.
+/// Columns metrics.csv must have (the fields of [`EpochMetrics`], in their order): a file
+/// written by a later version with extra columns still reads.
 const COLUMNS: [&str; 9] = [
     "epoch",
     "train_loss",
@@ -66,26 +66,18 @@ pub fn confusion_size(classes: usize) -> (u32, u32) {
 // CSV
 // ---------------------------------------------------------------------------------------
 
-/// Writes `rows` as metrics.csv: a header, then one line per epoch. Floats use Rust's
-/// shortest round-trip form, so reading the file back gives exactly the same numbers.
+/// Writes `rows` as metrics.csv: a header, then one line per epoch. Floats are written in
+/// their shortest round-trip form, so reading the file back gives exactly the same numbers.
 pub fn write_csv(rows: &[EpochMetrics], out: &Path) -> Result<()> {
-    let mut text = COLUMNS.join(",");
-    text.push('\n');
-    for r in rows {
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.epoch,
-            r.train_loss,
-            r.train_acc,
-            r.test_loss,
-            r.top1,
-            r.top5,
-            r.lr,
-            r.images_per_sec,
-            r.seconds
-        ));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        w.write_record(COLUMNS)?;
     }
-    vit::weights::write_atomic(out, text.as_bytes())
+    for r in rows {
+        w.serialize(r)?;
+    }
+    let bytes = w.into_inner().context("writing metrics")?;
+    vit::weights::write_atomic(out, &bytes)
         .with_context(|| format!("writing metrics to {}", out.display()))
 }
 
@@ -101,54 +93,38 @@ pub fn read_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
 }
 
 fn parse_csv(text: &str) -> Result<Vec<EpochMetrics>> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty());
-    let Some((header_no, header)) = lines.next() else {
+    if text.trim().is_empty() {
         return Ok(Vec::new());
-    };
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    let mut index = [0usize; COLUMNS.len()];
-    for (slot, column) in index.iter_mut().zip(COLUMNS) {
-        *slot = names.iter().position(|n| *n == column).with_context(|| {
-            format!("line {header_no}: header has no `{column}` column (header: {header:?})")
-        })?;
     }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header = reader.headers()?.clone();
+    if let Some(column) = COLUMNS.iter().find(|c| !header.iter().any(|h| h == **c)) {
+        bail!("line 1: header has no `{column}` column (header: {header:?})");
+    }
+    reader
+        .deserialize()
+        .map(|row| row.map_err(|e| describe(&e, &header)))
+        .collect()
+}
 
-    let mut rows = Vec::new();
-    for (no, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
-            bail!(
-                "line {no}: expected {} fields, found {}: {line:?}",
-                names.len(),
-                fields.len()
-            );
+/// A csv error as "line N: what", naming the column rather than its index.
+fn describe(e: &csv::Error, header: &csv::StringRecord) -> anyhow::Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => anyhow::anyhow!("line {line}: expected {expected_len} fields, found {len}"),
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let column = err
+                .field()
+                .and_then(|f| header.get(f as usize))
+                .unwrap_or("?");
+            anyhow::anyhow!("line {line}: `{column}`: {}", err.kind())
         }
-        let float = |k: usize| -> Result<f64> {
-            let raw = fields[index[k]];
-            raw.parse::<f64>()
-                .with_context(|| format!("line {no}: `{}` is not a number: {raw:?}", COLUMNS[k]))
-        };
-        let raw_epoch = fields[index[0]];
-        let epoch = raw_epoch
-            .parse::<usize>()
-            .with_context(|| format!("line {no}: `epoch` is not a whole number: {raw_epoch:?}"))?;
-        rows.push(EpochMetrics {
-            epoch,
-            train_loss: float(1)?,
-            train_acc: float(2)?,
-            test_loss: float(3)?,
-            top1: float(4)?,
-            top5: float(5)?,
-            lr: float(6)?,
-            images_per_sec: float(7)?,
-            seconds: float(8)?,
-        });
+        _ => anyhow::anyhow!("line {line}: {e}"),
     }
-    Ok(rows)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -990,6 +966,30 @@ mod tests {
         curves_png(&[], "nothing yet", &path).unwrap();
         assert_eq!(image::open(&path).unwrap().width(), CURVES_SIZE.0);
     }
+
+    #[test]
+    fn confusion_png_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confusion.png");
+        confusion_png(
+            &fake_confusion(10, 1000),
+            &cifar10(),
+            "CIFAR-10 test",
+            &path,
+        )
+        .unwrap();
+        check_png(&path, confusion_size(10));
+
+        let path = dir.path().join("confusion-100.png");
+        confusion_png(&fake_confusion(100, 100), &cifar100(), "CIFAR-100", &path).unwrap();
+        check_png(&path, confusion_size(100));
+
+        let bad = confusion_png(&fake_confusion(3, 10), &cifar10(), "x", &path);
+        assert!(format!("{:#}", bad.unwrap_err()).contains("10 labels"));
+        let ragged = vec![vec![1, 2], vec![3]];
+        assert!(confusion_png(&ragged, &[], "x", &path).is_err());
+    }
+
     /// Pixels exactly of colour `c`, as (x, y).
     fn pixels_of(img: &image::RgbImage, c: RGBColor) -> Vec<(u32, u32)> {
         img.enumerate_pixels()
@@ -1083,30 +1083,6 @@ mod tests {
             let (start, end) = heights(c, 1);
             assert!(start > end, "accuracy {c:?}: {start} -> {end}");
         }
-    }
-
-
-    #[test]
-    fn confusion_png_is_drawn() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("confusion.png");
-        confusion_png(
-            &fake_confusion(10, 1000),
-            &cifar10(),
-            "CIFAR-10 test",
-            &path,
-        )
-        .unwrap();
-        check_png(&path, confusion_size(10));
-
-        let path = dir.path().join("confusion-100.png");
-        confusion_png(&fake_confusion(100, 100), &cifar100(), "CIFAR-100", &path).unwrap();
-        check_png(&path, confusion_size(100));
-
-        let bad = confusion_png(&fake_confusion(3, 10), &cifar10(), "x", &path);
-        assert!(format!("{:#}", bad.unwrap_err()).contains("10 labels"));
-        let ragged = vec![vec![1, 2], vec![3]];
-        assert!(confusion_png(&ragged, &[], "x", &path).is_err());
     }
 
     #[test]
