@@ -6,12 +6,13 @@
 //! names, so the next run replaces them.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::GzDecoder;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md5::{Digest, Md5};
 
 use crate::data::{CIFAR10, CIFAR100, CifarFormat};
@@ -178,56 +179,54 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// A one-line progress report on stderr, redrawn at most a few times a second.
+/// indicatif's byte counter on a terminal; in a log, one line when the download ends.
 struct Progress {
+    bar: ProgressBar,
     name: String,
-    total: Option<u64>,
     got: u64,
     start: Instant,
-    last_draw: Instant,
 }
 
 impl Progress {
     fn new(url: &str, total: Option<u64>) -> Self {
         let name = url.rsplit('/').next().unwrap_or(url).to_string();
-        let now = Instant::now();
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(4))
+        } else {
+            ProgressBar::hidden()
+        };
+        let template = if total.is_some() {
+            "{msg}: [{bar:30}] {decimal_bytes} / {decimal_total_bytes} ({percent}%), {decimal_bytes_per_sec}, ETA {eta}"
+        } else {
+            "{msg}: {decimal_bytes}, {decimal_bytes_per_sec}"
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("a valid template")
+                .progress_chars("#>."),
+        );
+        bar.set_message(name.clone());
         Self {
+            bar,
             name,
-            total,
             got: 0,
-            start: now,
-            last_draw: now,
+            start: Instant::now(),
         }
     }
 
     fn add(&mut self, n: u64) {
         self.got += n;
-        if self.last_draw.elapsed() >= Duration::from_millis(250) {
-            self.draw();
-        }
-    }
-
-    fn draw(&mut self) {
-        self.last_draw = Instant::now();
-        let mb = |b: u64| b as f64 / 1e6;
-        let rate = mb(self.got) / self.start.elapsed().as_secs_f64().max(1e-3);
-        let size = match self.total {
-            Some(t) if t > 0 => {
-                format!(
-                    "{:.1} / {:.1} MB ({:.0}%)",
-                    mb(self.got),
-                    mb(t),
-                    100.0 * self.got as f64 / t as f64
-                )
-            }
-            _ => format!("{:.1} MB", mb(self.got)),
-        };
-        eprint!("\r{}: {size}, {rate:.1} MB/s   ", self.name);
+        self.bar.inc(n);
     }
 
     fn finish(&mut self) {
-        self.draw();
-        eprintln!();
+        if self.bar.is_hidden() {
+            let mb = self.got as f64 / 1e6;
+            let rate = mb / self.start.elapsed().as_secs_f64().max(1e-3);
+            eprintln!("{}: {mb:.1} MB, {rate:.1} MB/s", self.name);
+        } else {
+            self.bar.finish();
+        }
     }
 }
 

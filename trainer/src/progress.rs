@@ -1,23 +1,32 @@
-//! Training progress for people: one live line on a terminal, plain lines in logs (CI).
+//! Training progress for people: indicatif's live bar on a terminal, plain lines in logs (CI,
+//! `--plain`), where a redrawn line would fill the log with escape codes.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 pub struct Progress {
+    /// The live bar of the current epoch; `None` in plain mode.
+    bar: Option<ProgressBar>,
     live: bool,
     epoch: usize,
     epochs: usize,
     batches: usize,
     started: Instant,
     last_print: Instant,
-    /// Images seen and time spent in this session of the epoch (for images/s and ETA).
+    /// Images seen in this session of the epoch (for images/s).
     images: usize,
     first_batch: usize,
 }
 
+/// Plain mode prints a line at most this often (and after an epoch's last batch).
+const PLAIN_INTERVAL: Duration = Duration::from_secs(30);
+
 impl Progress {
     pub fn new(plain: bool) -> Self {
         Self {
+            bar: None,
             live: !plain && std::io::stderr().is_terminal(),
             epoch: 0,
             epochs: 0,
@@ -34,7 +43,25 @@ impl Progress {
             (epoch, epochs, batches, first_batch);
         self.images = 0;
         self.started = Instant::now();
-        self.last_print = Instant::now() - Duration::from_secs(3600);
+        self.last_print = Instant::now() - 2 * PLAIN_INTERVAL;
+        if self.live {
+            let bar = ProgressBar::with_draw_target(
+                Some(batches as u64),
+                ProgressDrawTarget::stderr_with_hz(5),
+            );
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:20}] {percent:>3}% {pos}/{len} | {msg} | ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("#>."),
+            );
+            bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
+            bar.set_position(first_batch as u64);
+            // The ETA counts from here, not from the epoch's start, after a resume.
+            bar.reset_eta();
+            self.bar = Some(bar);
+        }
     }
 
     pub fn images_per_sec(&self) -> f64 {
@@ -44,48 +71,48 @@ impl Progress {
     /// After batch `done` (1-based) with `images` more images and the epoch's running means.
     pub fn batch(&mut self, done: usize, images: usize, loss: f64, acc: f64, lr: f64) {
         self.images += images;
-        let interval = if self.live {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(30)
-        };
+        let rate = self.images_per_sec();
+        let stats = format!(
+            "loss {loss:.4} acc {:5.1}% | lr {lr:.2e} | {rate:.0} img/s",
+            100.0 * acc
+        );
         let last = done == self.batches;
-        if !last && self.last_print.elapsed() < interval {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(stats);
+            if last {
+                bar.finish();
+            }
+            return;
+        }
+        if !last && self.last_print.elapsed() < PLAIN_INTERVAL {
             return;
         }
         self.last_print = Instant::now();
-        let rate = self.images_per_sec();
-        let left = self.batches - done;
         let per_batch =
             self.started.elapsed().as_secs_f64() / (done - self.first_batch).max(1) as f64;
-        let line = format!(
-            "epoch {}/{} [{}] {:>3}% {done}/{} | loss {loss:.4} acc {:5.1}% | lr {lr:.2e} | {rate:.0} img/s | ETA {}",
+        eprintln!(
+            "epoch {}/{} [{}] {:>3}% {done}/{} | {stats} | ETA {}",
             self.epoch + 1,
             self.epochs,
             bar(done, self.batches, 20),
             100 * done / self.batches.max(1),
             self.batches,
-            100.0 * acc,
-            clock(per_batch * left as f64),
+            clock(per_batch * (self.batches - done) as f64),
         );
-        let mut err = std::io::stderr().lock();
-        if self.live {
-            let _ = write!(err, "\r\x1b[2K{line}");
-            if last {
-                let _ = writeln!(err);
-            }
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
     }
 
+    /// A line of its own, above the live bar while there is one.
     pub fn message(&self, text: &str) {
-        eprintln!("{text}");
+        match &self.bar {
+            Some(bar) if !bar.is_finished() => bar.suspend(|| eprintln!("{text}")),
+            _ => eprintln!("{text}"),
+        }
     }
 }
 
 fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = width * done / total.max(1);
+    let filled = (width * done / total.max(1)).min(width);
     format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
 }
 
@@ -96,5 +123,18 @@ pub fn clock(seconds: f64) -> String {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_bar_and_clock() {
+        assert_eq!(bar(5, 20, 10), "##........");
+        assert_eq!(bar(25, 20, 4), "####");
+        assert_eq!(clock(59.6), "1:00");
+        assert_eq!(clock(3725.0), "1:02:05");
     }
 }
