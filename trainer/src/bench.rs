@@ -14,13 +14,23 @@ use crate::device::{DeviceArg, resolve_many};
 use crate::parallel::{Batch, Replicas};
 use crate::recipe::{ModelFlags, Preset};
 
+/// `trainer bench`'s arguments.
+#[derive(clap::Args)]
 pub struct BenchArgs {
+    /// The preset whose model shape to measure (overridable below); the default model's.
+    #[arg(long, value_enum, default_value_t = Preset::Cifar10Cpu)]
     pub preset: Preset,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 5)]
     pub steps: usize,
-    /// Training replicas, as `train --devices` (`None`: one per core on the CPU).
+    /// Training replicas, as in `train --devices` (default: one per core on the CPU).
+    #[arg(long)]
     pub devices: Option<usize>,
+    #[command(flatten)]
     pub model: ModelFlags,
 }
 

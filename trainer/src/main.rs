@@ -24,7 +24,6 @@ mod training;
 
 use data::DatasetKind;
 use device::DeviceArg;
-use recipe::Preset;
 
 #[derive(Parser)]
 #[command(
@@ -92,38 +91,7 @@ enum Command {
         out: PathBuf,
     },
     /// Train a ViT on a dataset; writes checkpoints, metrics.csv and plots into the run folder.
-    Train {
-        /// The dataset folder (CIFAR binary batches, or train/<class>/ and test/<class>/).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The run folder (created; or continued with --resume).
-        #[arg(long)]
-        run: PathBuf,
-        #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
-        dataset: DatasetKind,
-        #[arg(long, value_enum, default_value_t = Preset::Quick)]
-        preset: Preset,
-        #[command(flatten)]
-        recipe: Box<recipe::RecipeFlags>,
-        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-        device: DeviceArg,
-        /// Continue the run in --run from its last checkpoint, with its saved recipe.
-        #[arg(long)]
-        resume: bool,
-        /// Plain progress lines instead of a live line (the default when not on a terminal).
-        #[arg(long)]
-        plain: bool,
-        /// Threads that decode and augment batches ahead of the model.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Train data-parallel on this many devices: GPUs 0..N of the --device kind, each on its
-        /// own thread, gradients summed by burn's multi-device accumulation. On the CPU, N
-        /// replicas of one thread each, which keeps every core busy. Default: one per core on the
-        /// CPU when the recipe has no dropout or stochastic depth (several replicas draw those
-        /// random numbers in no fixed order), else 1.
-        #[arg(long)]
-        devices: Option<usize>,
-    },
+    Train(Box<training::TrainArgs>),
     /// Measure a published model on a dataset's test split: top-1, top-5, per class.
     Eval {
         #[arg(long)]
@@ -170,23 +138,7 @@ enum Command {
         md5: Option<String>,
     },
     /// Print training and inference throughput and peak memory for a model shape.
-    Bench {
-        /// The preset whose model shape to measure (overridable below); the default model's.
-        #[arg(long, value_enum, default_value_t = Preset::Cifar10Cpu)]
-        preset: Preset,
-        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-        device: DeviceArg,
-        #[arg(long, default_value_t = 128)]
-        batch_size: usize,
-        /// Timed training steps.
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        /// Training replicas, as in `train --devices` (default: one per core on the CPU).
-        #[arg(long)]
-        devices: Option<usize>,
-        #[command(flatten)]
-        model: recipe::ModelFlags,
-    },
+    Bench(bench::BenchArgs),
 }
 
 /// Every tensor op allocates its output, mostly a few MB. glibc hands blocks that large back to
@@ -240,29 +192,7 @@ fn main() -> ExitCode {
             std,
         ),
         Command::ExportTimm { model, out } => timm::export(&model, &out),
-        Command::Train {
-            data_dir,
-            run,
-            dataset,
-            preset,
-            recipe,
-            device,
-            resume,
-            plain,
-            workers,
-            devices,
-        } => training::run(training::TrainArgs {
-            data_dir,
-            run,
-            dataset,
-            preset,
-            recipe: *recipe,
-            device,
-            resume,
-            plain,
-            workers: workers.max(1),
-            devices,
-        }),
+        Command::Train(args) => training::run(*args),
         Command::Eval {
             model,
             data_dir,
@@ -294,21 +224,7 @@ fn main() -> ExitCode {
             println!("{}", dir.display());
             ExitCode::SUCCESS
         }),
-        Command::Bench {
-            preset,
-            device,
-            batch_size,
-            steps,
-            devices,
-            model,
-        } => bench::run(bench::BenchArgs {
-            preset,
-            device,
-            batch_size,
-            steps,
-            devices,
-            model,
-        }),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -243,7 +243,7 @@ impl Recipe {
 }
 
 /// Command-line overrides of a preset's recipe; each is optional and the preset fills the rest.
-#[derive(clap::Args, Debug, Default, Clone)]
+#[derive(clap::Args, Debug, Default, Clone, PartialEq)]
 pub struct RecipeFlags {
     #[arg(long, help_heading = "Recipe")]
     pub epochs: Option<usize>,
@@ -309,7 +309,7 @@ pub struct RecipeFlags {
 }
 
 /// Command-line overrides of a preset's model shape (shared by `train` and `bench`).
-#[derive(clap::Args, Debug, Default, Clone)]
+#[derive(clap::Args, Debug, Default, Clone, PartialEq)]
 pub struct ModelFlags {
     #[arg(long, help_heading = "Model")]
     pub patch_size: Option<usize>,

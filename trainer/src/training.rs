@@ -72,17 +72,38 @@ pub struct State {
     pub train_seconds: f64,
 }
 
+/// `trainer train`'s arguments.
+#[derive(clap::Args)]
 pub struct TrainArgs {
+    /// The dataset folder (CIFAR binary batches, or train/<class>/ and test/<class>/).
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The run folder (created; or continued with --resume).
+    #[arg(long)]
     pub run: PathBuf,
+    #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
     pub dataset: DatasetKind,
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
+    #[command(flatten)]
     pub recipe: RecipeFlags,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Continue the run in --run from its last checkpoint, with its saved recipe.
+    #[arg(long)]
     pub resume: bool,
+    /// Plain progress lines instead of a live line (the default when not on a terminal).
+    #[arg(long)]
     pub plain: bool,
-    pub workers: usize,
-    /// Data-parallel replicas (`--devices`); `None` picks them for the device and recipe.
+    /// Threads that decode and augment batches ahead of the model.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// Train data-parallel on this many devices: GPUs 0..N of the --device kind, each on its
+    /// own thread, gradients summed by burn's multi-device accumulation. On the CPU, N
+    /// replicas of one thread each, which keeps every core busy. Default: one per core on the
+    /// CPU when the recipe has no dropout or stochastic depth (several replicas draw those
+    /// random numbers in no fixed order), else 1.
+    #[arg(long)]
     pub devices: Option<usize>,
 }
 
@@ -90,7 +111,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (_, device_name) = resolve(args.device)?;
     let run_dir = &args.run;
     let (recipe, info, state) = if args.resume {
-        if format!("{:?}", args.recipe) != format!("{:?}", RecipeFlags::default()) {
+        if args.recipe != RecipeFlags::default() {
             bail!(
                 "--resume continues a run with the recipe in its recipe.json; drop the recipe flags"
             );
@@ -185,7 +206,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         Some(recipe.augment.clone()),
         recipe.normalization,
         recipe.seed,
-        args.workers,
+        args.workers as usize,
         4,
     );
     let steps_per_epoch = loader.batches_per_epoch();
