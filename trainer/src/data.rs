@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use image::RgbImage;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vit::preprocess::{decode_image, fit_square};
 
@@ -346,37 +347,19 @@ fn resize(samples: Samples, size: u32) -> Samples {
     if samples.size == size {
         return samples;
     }
-    let indices: Vec<usize> = (0..samples.len()).collect();
-    let images = parallel_map(&indices, |&i| {
-        let img = RgbImage::from_raw(samples.size, samples.size, samples.image(i).to_vec())
-            .expect("a sample holds size x size x 3 bytes");
-        fit_square(&img, size).into_raw()
-    });
+    let images: Vec<Vec<u8>> = (0..samples.len())
+        .into_par_iter()
+        .map(|i| {
+            let img = RgbImage::from_raw(samples.size, samples.size, samples.image(i).to_vec())
+                .expect("a sample holds size x size x 3 bytes");
+            fit_square(&img, size).into_raw()
+        })
+        .collect();
     Samples {
         size,
         pixels: images.concat(),
         labels: samples.labels,
     }
-}
-
-/// `f` over `items` on one thread per core, in order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.is_empty() {
-        return Vec::new();
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
 }
 
 /// An image file and its class index.
@@ -557,7 +540,10 @@ fn limit_files(
 
 /// Decodes and fits every file on all cores; unreadable ones are reported and left out.
 fn decode_all(files: &[Labelled], size: u32) -> (Samples, usize) {
-    let decoded = parallel_map(files, |(path, _)| decode_file(path, size));
+    let decoded: Vec<_> = files
+        .par_iter()
+        .map(|(path, _)| decode_file(path, size))
+        .collect();
     let mut samples = empty_samples(size);
     let mut skipped = 0;
     for ((path, label), result) in files.iter().zip(decoded) {
