@@ -944,7 +944,8 @@ mod tests {
                 // detail in it (a full-range, flat-histogram one is already auto-contrasted and
                 // equalised; and like PIL's, equalize leaves fewer than 256 pixels alone).
                 if side == 8 && op != Op::Identity {
-                    let dull: Vec<u8> = (0..32 * 32 * 3).map(|i| 90 + (i * 37 % 61) as u8).collect();
+                    let dull: Vec<u8> =
+                        (0..32 * 32 * 3).map(|i| 90 + (i * 37 % 61) as u8).collect();
                     let mut out = dull.clone();
                     apply_op(&mut out, 32, op, 1.0, [128; 3], &mut rng);
                     assert_ne!(out, dull, "{op:?} at level 1");
