@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
 use vit::weights::{Metrics, load_pair};
 
-use crate::augment::Loader;
+use crate::loader::Loader;
 use crate::data::{self, DatasetKind, Samples};
 use crate::device::{DeviceArg, resolve_many};
 use crate::parallel::Replicas;

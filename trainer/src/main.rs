@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod augment;
+mod batch;
 mod bench;
 mod data;
 mod device;
 mod download;
 mod draw;
 mod eval;
+mod loader;
 mod parallel;
 mod plots;
 mod predict;

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
 use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
 
-use crate::augment::Loader;
+use crate::loader::Loader;
 use crate::data::{self, DatasetKind};
 use crate::device::{DeviceArg, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
