@@ -417,6 +417,59 @@ fn train_publish_predict_end_to_end() {
             "image {i}"
         );
     }
+
+    // A second model published without --default joins the index and leaves the default be.
+    let o = run(&["publish", "--run", r, "--name", "shapes-2", "--out", m]);
+    assert!(o.status.success(), "{}", text(&o));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["default"], "shapes");
+    let names: Vec<&str> = index["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shapes", "shapes-2"]);
+    // An index that cannot be read is named, and left exactly as it was; no temporary file
+    // stays behind.
+    std::fs::write(models.join("index.json"), "{ not an index").unwrap();
+    let o = run(&["publish", "--run", r, "--name", "shapes-3", "--out", m]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("index.json"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(models.join("index.json")).unwrap(),
+        "{ not an index"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Evaluated against a dataset whose class names differ, the model is refused, and the
+    // message says which.
+    let mut swapped = CLASSES;
+    swapped.swap(0, 1);
+    std::fs::write(data.join("batches.meta.txt"), swapped.join("\n") + "\n").unwrap();
+    let o = run(&[
+        "eval",
+        "--model",
+        &manifest_path,
+        "--data-dir",
+        d,
+        "--device",
+        "cpu",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(
+            "2 of the class names differ between the model and the dataset:\n  class 0: the model says 'red-square', the dataset 'red-disk'"
+        ),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
