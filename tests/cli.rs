@@ -591,6 +591,101 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     );
 }
 
+/// Ctrl-C in the middle of an epoch saves a checkpoint there; `--resume` carries on from that
+/// batch. The resumed run replays the same batches and random numbers, but reloading the
+/// checkpoint changes Flex's tensor layouts, so its figures match the unbroken run's closely
+/// rather than bit for bit (training.rs).
+#[test]
+fn ctrl_c_mid_epoch_then_resume_finishes_the_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic_cifar(&data, 60, 10);
+    let d = data.to_str().unwrap();
+    let whole = dir.path().join("whole");
+    let o = run(&train_args(d, whole.to_str().unwrap(), "2"));
+    assert!(o.status.success(), "{}", text(&o));
+
+    let broken = dir.path().join("broken");
+    let b = broken.to_str().unwrap();
+    let mut child = trainer()
+        .args(train_args(d, b, "2"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // --plain prints the first batch of each epoch at once: interrupt there.
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run ended before it could be interrupted:\n{seen}"
+        );
+        seen += &line;
+        if line.starts_with("epoch 1/2 [") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted: saved epoch 1 batch"), "{seen}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(broken.join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["epoch"], 0, "{state}");
+    let next = state["next_batch"].as_u64().unwrap();
+    assert!(next >= 1, "{state}");
+
+    let o = run(&[
+        "train",
+        "--resume",
+        "--run",
+        b,
+        "--device",
+        "cpu",
+        "--plain",
+        "--devices",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("at epoch 1 batch {next}")),
+        "{}",
+        text(&o)
+    );
+    let (a, b) = (
+        plots_rows(&whole.join("metrics.csv")),
+        plots_rows(&broken.join("metrics.csv")),
+    );
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        // epoch, train_loss, train_acc, test_loss, top1, top5, lr
+        assert_eq!(x[0], y[0]);
+        assert_eq!(x[6], y[6], "the schedule is the same");
+        for k in 1..6 {
+            assert!((x[k] - y[k]).abs() < 0.02, "column {k}: {x:?} vs {y:?}");
+        }
+    }
+}
+
+/// metrics.csv's rows as numbers.
+fn plots_rows(path: &Path) -> Vec<Vec<f64>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
 #[test]
 fn broken_data_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
