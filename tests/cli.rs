@@ -716,15 +716,31 @@ fn broken_data_is_named_in_the_error() {
     );
 }
 
+/// Records a skip where `scripts/test` counts it (the file named by `VITRINE_SKIPS`), so the
+/// closing line reports it as skipped rather than passed, and says why on stderr.
+fn skip(test: &str, why: &str) {
+    eprintln!("skipped {test}: {why}");
+    if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "cli::{test}: {why}").unwrap();
+    }
+}
+
 /// The shipped default model measures, on the CIFAR-10 test batch, what its manifest records.
 /// The data lives outside the repository (../shared, beside the checkout); without it the test
-/// says so and passes.
+/// is recorded as skipped.
 #[test]
 fn default_model_measures_what_its_manifest_records() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = root.join("../shared/data/cifar-10-jpeg-approx-bin");
     if !data.join("test_batch.bin").exists() {
-        eprintln!("skipped: no CIFAR-10 data at {}", data.display());
+        let why = format!("no CIFAR-10 data at {}", data.display());
+        skip("default_model_measures_what_its_manifest_records", &why);
         return;
     }
     let index: serde_json::Value =
@@ -751,10 +767,24 @@ fn default_model_measures_what_its_manifest_records() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    let measured = format!("top-1 {:.2}%  top-5 {:.2}%", 100.0 * top1, 100.0 * top5);
-    assert!(out.contains(&measured), "expected `{measured}` in:\n{out}");
+    // The line eval measured, not its "recorded in the manifest" line, which holds the same
+    // words whatever the model does.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("top-1 "))
+        .unwrap_or_else(|| panic!("no measured top-1 in:\n{out}"));
+    let recorded = format!("top-1 {:.2}%  top-5 {:.2}%", 100.0 * top1, 100.0 * top5);
     assert!(
-        top1 > 0.6262,
-        "the default beats the reference demo's 62.62% top-1"
+        line.starts_with(&recorded),
+        "measured `{line}`, recorded `{recorded}`"
+    );
+    let measured: f64 = line["top-1 ".len()..]
+        .split('%')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number in `{line}`"));
+    assert!(
+        measured > 62.62,
+        "the default beats the reference demo's 62.62% top-1: measured {measured}%"
     );
 }
