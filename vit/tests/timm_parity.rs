@@ -58,14 +58,19 @@ fn read(t: Tensor<2>) -> Vec<f32> {
 }
 
 fn import(model: &str, heads: usize) -> VisionTransformer {
-    let path = fixture(&format!("timm_{model}.safetensors"));
-    let config = infer_timm_config(&safetensors_shapes(&path).unwrap(), heads).unwrap();
-    import_timm(&path, &config, &Device::flex()).unwrap()
+    import_on(model, heads, &Device::flex())
 }
 
-fn check_model(model_name: &str, heads: usize) {
-    let device = Device::flex();
-    let model = import(model_name, heads);
+fn import_on(model: &str, heads: usize, device: &Device) -> VisionTransformer {
+    let path = fixture(&format!("timm_{model}.safetensors"));
+    let config = infer_timm_config(&safetensors_shapes(&path).unwrap(), heads).unwrap();
+    import_timm(&path, &config, device).unwrap()
+}
+
+/// `device`: plain Flex runs inference through our kernels (vit::kernels); Flex with autodiff
+/// keeps burn's own ops, the path training and WebGPU take.
+fn check_model(model_name: &str, heads: usize, device: Device) {
+    let model = import_on(model_name, heads, &device);
     let reference = Reference::load(model_name);
     let (shape, input) = reference.get("input");
     let input = Tensor::<4>::from_data(TensorData::new(input, shape.clone()), &device);
@@ -105,12 +110,18 @@ fn check_model(model_name: &str, heads: usize) {
 
 #[test]
 fn token_pooling_model_matches_timm() {
-    check_model("tiny_token", 2);
+    check_model("tiny_token", 2, Device::flex());
 }
 
 #[test]
 fn mean_pooling_model_without_qkv_bias_matches_timm() {
-    check_model("tiny_avg", 3);
+    check_model("tiny_avg", 3, Device::flex());
+}
+
+#[test]
+fn burns_own_attention_matches_timm_too() {
+    check_model("tiny_token", 2, Device::flex().autodiff());
+    check_model("tiny_avg", 3, Device::flex().autodiff());
 }
 
 #[test]
