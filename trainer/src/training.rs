@@ -8,7 +8,11 @@
 //!
 //! Randomness is a function of (seed, epoch, batch): the data order and augmentation come from
 //! the loader's derived streams, and burn's RNG (dropout, drop path) is re-seeded before every
-//! batch. A resumed run therefore computes exactly what the unbroken run would have.
+//! batch. A run resumed from an epoch's end (after a kill or a crash) therefore computes
+//! exactly what the unbroken run would have, since both reload that checkpoint (see the end of
+//! the epoch loop). One resumed from a Ctrl-C mid-epoch sees the same batches and random
+//! numbers, but its reload changes Flex's tensor layouts part-way through the epoch, so its
+//! figures agree with the unbroken run's closely, not to the last bit.
 //!
 //! The loop is written by hand rather than with burn-train's `SupervisedTraining`: that learner
 //! checkpoints only at epoch ends, replays its shuffle from the start on resume, feeds workers
