@@ -788,3 +788,250 @@ fn default_model_measures_what_its_manifest_records() {
         "the default beats the reference demo's 62.62% top-1: measured {measured}%"
     );
 }
+
+/// The CLI on the GPU path: `train`, `eval`, `predict` and `bench` with `--device vulkan` and
+/// `--device wgpu`, on SwiftShader's Vulkan driver where no GPU is present (see tests/gpu.rs
+/// for the numeric parity with Flex).
+#[cfg(feature = "wgpu")]
+mod gpu_path {
+    use super::*;
+
+    const SWIFTSHADER_ICD: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
+
+    /// `trainer` with a Vulkan driver to find, or `None` (and a recorded skip) without one.
+    fn on_vulkan(test: &str) -> Option<Command> {
+        let mut c = trainer();
+        if std::env::var_os("VK_ICD_FILENAMES").is_none() {
+            if !Path::new(SWIFTSHADER_ICD).exists() {
+                eprintln!("skipped {test}: no Vulkan driver ({SWIFTSHADER_ICD} is missing)");
+                if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .unwrap();
+                    writeln!(f, "cli::{test}: no Vulkan driver").unwrap();
+                }
+                return None;
+            }
+            c.env("VK_ICD_FILENAMES", SWIFTSHADER_ICD);
+        }
+        Some(c)
+    }
+
+    fn run_on_vulkan(test: &str, args: &[&str]) -> Option<Output> {
+        Some(on_vulkan(test)?.args(args).output().expect("trainer runs"))
+    }
+
+    #[test]
+    fn a_quick_run_on_vulkan_learns_publishes_and_predicts_on_the_cpu() {
+        let test = "a_quick_run_on_vulkan_learns_publishes_and_predicts_on_the_cpu";
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        synthetic_cifar(&data, 60, 10);
+        let run_dir = dir.path().join("run");
+        let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+        let mut args = train_args(d, r, "2");
+        let at = args.iter().position(|a| *a == "cpu").unwrap();
+        args[at] = "vulkan";
+        // One device: the GPU path has no CPU replicas. A software GPU spends its time
+        // dispatching kernels (about 20 images/s here whatever the width): a tiny model.
+        args.truncate(args.len() - 2);
+        args.extend([
+            "--image-size",
+            "16",
+            "--patch-size",
+            "4",
+            "--embed-dim",
+            "32",
+            "--depth",
+            "1",
+            "--heads",
+            "2",
+        ]);
+        let Some(o) = run_on_vulkan(test, &args) else {
+            return;
+        };
+        assert!(o.status.success(), "{}", text(&o));
+        let rows = metrics_without_timing(&run_dir);
+        assert_eq!(rows.len(), 3, "header + 2 epochs");
+        let loss = |row: &str| row.split(',').nth(1).unwrap().parse::<f64>().unwrap();
+        assert!(
+            loss(&rows[2]) < loss(&rows[1]),
+            "train loss did not fall: {rows:?}"
+        );
+        let eval: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap())
+                .unwrap();
+        let top1 = eval["top1"].as_f64().unwrap();
+        assert!(top1 > 0.25, "ten classes, chance is 10%; got {top1}");
+        let run_json = std::fs::read_to_string(run_dir.join("run.json")).unwrap();
+        assert!(run_json.contains("vulkan"), "run.json: {run_json}");
+
+        // Published, then measured on the CPU: the same top-1 as the GPU run's own eval.
+        let models = dir.path().join("models");
+        let m = models.to_str().unwrap();
+        let o = run(&["publish", "--run", r, "--name", "gpu-shapes", "--out", m]);
+        assert!(o.status.success(), "{}", text(&o));
+        let manifest = models.join("gpu-shapes.json");
+        let o = run(&[
+            "eval",
+            "--model",
+            manifest.to_str().unwrap(),
+            "--data-dir",
+            d,
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
+            "{out}"
+        );
+
+        // `eval` and `predict` on the Vulkan device agree with the CPU.
+        let Some(o) = run_on_vulkan(
+            test,
+            &[
+                "eval",
+                "--model",
+                manifest.to_str().unwrap(),
+                "--data-dir",
+                d,
+                "--device",
+                "vulkan",
+            ],
+        ) else {
+            return;
+        };
+        assert!(o.status.success(), "{}", text(&o));
+        let gpu_out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            gpu_out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
+            "{gpu_out}"
+        );
+    }
+
+    #[test]
+    fn predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer() {
+        let test = "predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer";
+        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/models/vitrine-cifar10.json")
+            .display()
+            .to_string();
+        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/samples/horse.png")
+            .display()
+            .to_string();
+        let logits = |o: &Output| -> Vec<f64> {
+            let v: serde_json::Value =
+                serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
+                    .unwrap();
+            v["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let o = run(&[
+            "predict", "--model", &model, "--json", "--device", "cpu", &sample,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let want = logits(&o);
+        for device in ["vulkan", "wgpu"] {
+            let Some(o) = run_on_vulkan(
+                test,
+                &[
+                    "predict", "--model", &model, "--json", "--device", device, &sample,
+                ],
+            ) else {
+                return;
+            };
+            assert!(o.status.success(), "{device}: {}", text(&o));
+            let got = logits(&o);
+            let worst = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 1e-4,
+                "{device}: logits differ by {worst}: {want:?} vs {got:?}"
+            );
+        }
+        let Some(o) = run_on_vulkan(
+            test,
+            &[
+                "bench",
+                "--preset",
+                "quick",
+                "--device",
+                "vulkan",
+                "--batch-size",
+                "4",
+                "--steps",
+                "2",
+                "--infer-batch",
+                "4",
+                "--infer-runs",
+                "2",
+            ],
+        ) else {
+            return;
+        };
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("device: vulkan"), "{out}");
+        assert!(out.contains("infer     batch   4"), "{out}");
+        // Half precision runs, or is refused up front with the adapter's name.
+        let Some(o) = run_on_vulkan(
+            test,
+            &[
+                "bench", "--preset", "quick", "--device", "vulkan", "--batch-size", "4",
+                "--steps", "1", "--infer-batch", "4", "--infer-runs", "1", "--precision", "f16",
+            ],
+        ) else {
+            return;
+        };
+        if o.status.success() {
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.contains("precision: F16"), "{out}");
+        } else {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("cannot compute in F16") && err.contains("vulkan:0 ("),
+                "{}",
+                text(&o)
+            );
+        }
+    }
+
+    #[test]
+    fn auto_never_picks_a_software_gpu() {
+        let test = "auto_never_picks_a_software_gpu";
+        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/models/vitrine-cifar10.json")
+            .display()
+            .to_string();
+        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/samples/horse.png")
+            .display()
+            .to_string();
+        let Some(o) = run_on_vulkan(
+            test,
+            &["predict", "--model", &model, "--device", "auto", &sample],
+        ) else {
+            return;
+        };
+        assert!(o.status.success(), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--device auto: Cpu"), "{err}");
+        assert!(
+            err.contains("SwiftShader") && err.contains("CPU path outruns"),
+            "{err}"
+        );
+    }
+}

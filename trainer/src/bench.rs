@@ -12,7 +12,7 @@ use vit::VitConfig;
 
 use crate::device::{DeviceArg, resolve_many};
 use crate::parallel::{Batch, Replicas};
-use crate::recipe::{ModelFlags, Preset};
+use crate::recipe::{ModelFlags, Precision, Preset};
 
 /// `trainer bench`'s arguments.
 #[derive(clap::Args)]
@@ -30,6 +30,15 @@ pub struct BenchArgs {
     /// Training replicas, as in `train --devices` (default: one per core on the CPU).
     #[arg(long)]
     pub devices: Option<usize>,
+    /// Compute in this float type, as `train --precision`.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// The larger inference batch (batch 1 is always measured).
+    #[arg(long, default_value_t = 64)]
+    pub infer_batch: usize,
+    /// Timed inference runs per batch size (default: 50 at batch 1, 5 at the larger batch).
+    #[arg(long)]
+    pub infer_runs: Option<usize>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -57,7 +66,8 @@ fn time(warmup: usize, runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    let (devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
+    let (mut devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
+    crate::training::set_precision(&mut devices, args.precision, &device_name)?;
     let device = devices[0].clone();
     let c = config(&args);
     c.validate()?;
@@ -74,6 +84,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         c.num_params()
     );
     println!("device: {device_name}");
+    println!("precision: {:?}", args.precision);
 
     // Training: the trainer's own step (replicas, soft-target loss), then AdamW.
     let replicas = Replicas::new(devices, cpu)?;
@@ -115,10 +126,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 
     // Inference as `trainer eval` runs it: a batch is split across the replicas.
     let model = model.take().expect("model").valid();
-    for batch in [1, 64] {
+    for batch in [1, args.infer_batch.max(1)] {
         let x = images(batch, size, &device);
         let shard = |range: std::ops::Range<usize>| x.clone().narrow(0, range.start, range.len());
-        let runs = if batch == 1 { 50 } else { 5 };
+        let runs = args
+            .infer_runs
+            .unwrap_or(if batch == 1 { 50 } else { 5 })
+            .max(1);
         let fused = time(3, runs, || {
             replicas.map_shards(batch, |_, range| {
                 let _ = model.forward(shard(range)).into_data();

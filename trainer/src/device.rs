@@ -25,7 +25,9 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
         DeviceArg::Auto => {
             let (choice, why) = auto_choice();
             report_auto_once(choice, &why);
-            resolve(choice)
+            // Runs and manifests record the choice with its reason.
+            let (device, name) = resolve(choice)?;
+            Ok((device, format!("{name} [--device auto: {why}]")))
         }
         DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
         DeviceArg::Cuda => {
@@ -148,6 +150,7 @@ mod gpu {
     use burn::prelude::Device;
     use burn::tensor::DeviceKind;
     use burn::tensor::wgpu::{WgpuBackend, wgpu};
+    use std::sync::Mutex;
 
     /// A hardware adapter that `auto` may choose.
     pub struct Adapter {
@@ -194,11 +197,22 @@ mod gpu {
                     .join(", ")
             );
         };
-        let device = Device::wgpu_options()
-            .device_kind(kind)
-            .graphics_api(api)
-            .init()
-            .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
+        // A runtime registers once per process; `train` resolves its device more than once.
+        static STARTED: Mutex<Vec<((DeviceArg, usize), Device)>> = Mutex::new(Vec::new());
+        let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        let device = match started.iter().find(|(k, _)| *k == (arg, index)) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = Device::wgpu_options()
+                    .device_kind(kind)
+                    .graphics_api(api)
+                    .init()
+                    .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
+                started.push(((arg, index), d.clone()));
+                d
+            }
+        };
+        drop(started);
         let name = match device.identity() {
             Some(id) => format!("{} ({})", arg_name(arg, index), id.name),
             None => arg_name(arg, index),

@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
 use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
 
-use crate::loader::Loader;
 use crate::data::{self, DatasetKind};
 use crate::device::{DeviceArg, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
+use crate::loader::Loader;
 use crate::parallel::{Batch, Replicas};
 use crate::plots::{self, EpochMetrics};
 use crate::progress::{Progress, clock};
@@ -355,7 +355,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 
 /// Makes `precision` the devices' default float type. It must come before any tensor exists on
 /// them: burn fixes a device's defaults at its first tensor.
-fn set_precision(devices: &mut [Device], precision: Precision, name: &str) -> Result<()> {
+pub(crate) fn set_precision(
+    devices: &mut [Device],
+    precision: Precision,
+    name: &str,
+) -> Result<()> {
     let dtype = match precision {
         Precision::F32 => return Ok(()),
         Precision::Bf16 => FloatDType::BF16,
