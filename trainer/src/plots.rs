@@ -6,10 +6,6 @@
 //! encodes the PNG and `vit::weights::write_atomic` puts it in place, so a reader never
 //! sees a half-written file while a run is still training.
 
-// The train and evaluate commands are the callers; until they are wired up these are only
-// exercised by the tests below.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::Once;
