@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
 use vit::weights::{Metrics, load_pair};
 
-use crate::loader::Loader;
 use crate::data::{self, DatasetKind, Samples};
 use crate::device::{DeviceArg, resolve_many};
+use crate::loader::Loader;
 use crate::parallel::Replicas;
 
 /// What one pass over a test set measured.
