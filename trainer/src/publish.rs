@@ -1,4 +1,9 @@
 //! `trainer publish`: a finished run becomes a model pair the page lists.
+//!
+//! A published manifest is read by every visitor of the page, so it names no place on the
+//! disk of the machine that trained it: the dataset appears by its folder's name, the command
+//! with each path cut to its last part, and a manifest that would still carry an absolute path
+//! (a `--description` naming one, say) is refused rather than written.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -35,6 +40,8 @@ pub fn run(
         recipe.normalization,
     );
     let c = &recipe.model;
+    let dataset = portable(&info.dataset_description, &info.data_dir);
+    let command = portable(&info.command, &info.data_dir);
     manifest.description = description.map(String::from).unwrap_or_else(|| {
         format!(
             "ViT {}px/patch {}, dim {}, depth {}, {} heads — {:.1}% top-1 on {}",
@@ -44,20 +51,27 @@ pub fn run(
             c.depth,
             c.num_heads,
             100.0 * eval.top1,
-            info.dataset_description
+            dataset
         )
     });
-    manifest.source = format!("trainer train ({})", info.command);
-    manifest.metrics = Some(eval.to_metrics(&info.dataset_description));
+    manifest.source = format!("trainer train ({command})");
+    manifest.metrics = Some(eval.to_metrics(&dataset));
     manifest.training = Some(serde_json::json!({
-        "command": info.command,
+        "command": command,
         "recipe": recipe,
         "device": info.device,
         "train_seconds": state.train_seconds,
         "epochs": recipe.epochs,
         "train_images": info.train_images,
-        "run": run_dir.display().to_string(),
+        "run": last_part(&run_dir.display().to_string()),
     }));
+    let json: serde_json::Value = serde_json::from_str(&manifest.to_json())?;
+    if let Some((field, path)) = machine_path(&json, "") {
+        bail!(
+            "refusing to publish {name}: its manifest would show every visitor the path {path:?} \
+             of this machine (in {field}); describe the model without it"
+        );
+    }
 
     // Model pair first (each file atomic, weights before manifest), then the index the page
     // reads: until the index names it, the page cannot pick a half-published model.
@@ -87,4 +101,155 @@ pub fn run(
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` with every path in it cut to its last part (the data folder, wherever it appears, to
+/// its own name): `--data-dir /home/me/cifar` becomes `--data-dir cifar`, and
+/// `CIFAR-10 from /home/me/cifar/batches: ...` becomes `CIFAR-10 from cifar/batches: ...`.
+fn portable(text: &str, data_dir: &Path) -> String {
+    let data_dir = data_dir.display().to_string();
+    let data_name = last_part(&data_dir);
+    text.split(' ')
+        .map(|word| {
+            // A path may be glued to a flag (`--run=/x`) or followed by punctuation (`/x:`).
+            let (flag, rest) = match word.split_once('=') {
+                Some((flag, rest)) if flag.starts_with('-') => (format!("{flag}="), rest),
+                _ => (String::new(), word),
+            };
+            let body = rest.trim_end_matches([':', ',', ';', ')']);
+            let tail = &rest[body.len()..];
+            if !body.contains('/') && !body.contains('\\') {
+                return word.to_string();
+            }
+            let short = match body.strip_prefix(data_dir.as_str()) {
+                Some(under) if !data_dir.is_empty() => format!("{data_name}{under}"),
+                _ => last_part(body),
+            };
+            format!("{flag}{short}{tail}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last non-empty part of a path, `/` or `\` separated.
+fn last_part(path: &str) -> String {
+    path.rsplit(['/', '\\'])
+        .find(|p| !p.is_empty())
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// The first string in a manifest (with where it is, as `field.sub[2]`) holding an absolute
+/// path: `/...`, `~/...`, `C:\...`, `\\server\...` or a `file:` URL.
+fn machine_path(value: &serde_json::Value, at: &str) -> Option<(String, String)> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s
+            .split(|c: char| c.is_whitespace() || "\"'()=,;`".contains(c))
+            .find(|w| is_absolute_path(w))
+            .map(|w| (at.to_string(), w.trim_end_matches(':').to_string())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| machine_path(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            machine_path(v, &at)
+        }),
+        _ => None,
+    }
+}
+
+fn is_absolute_path(word: &str) -> bool {
+    let b = word.as_bytes();
+    let unix =
+        b.len() > 1 && b[0] == b'/' && (b[1].is_ascii_alphanumeric() || b"._~-".contains(&b[1]));
+    let home = word.starts_with("~/");
+    let drive = b.len() > 2
+        && b[0].is_ascii_alphabetic()
+        && b[1] == b':'
+        && (b[2] == b'\\' || b[2] == b'/');
+    let unc = word.starts_with("\\\\");
+    unix || home || drive || unc || word.starts_with("file:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_names() {
+        let data = Path::new("/work/shared/data/cifar-bin");
+        assert_eq!(
+            portable(
+                "./trainer train --data-dir /work/shared/data/cifar-bin --run=/work/runs/img48 --epochs 10",
+                data
+            ),
+            "trainer train --data-dir cifar-bin --run=img48 --epochs 10"
+        );
+        assert_eq!(
+            portable(
+                "CIFAR-10 from /work/shared/data/cifar-bin/batches: 50000 train, 32x32",
+                data
+            ),
+            "CIFAR-10 from cifar-bin/batches: 50000 train, 32x32"
+        );
+        assert_eq!(
+            portable(
+                "folder C:\\Users\\me\\pets: 10 train",
+                Path::new("C:\\Users\\me\\pets")
+            ),
+            "folder pets: 10 train"
+        );
+    }
+
+    #[test]
+    fn machine_paths_are_found_wherever_they_are() {
+        let clean = serde_json::json!({
+            "description": "ViT 48px/patch 4 — 72.7% top-1 on CIFAR-10 from cifar-bin: 32x32 / 48x48",
+            "training": { "command": "trainer train --data-dir cifar-bin --run img48" },
+        });
+        assert_eq!(machine_path(&clean, ""), None);
+        for (value, field, path) in [
+            (
+                serde_json::json!({"a": {"b": ["x", "data at /home/me/x: 3"]}}),
+                "a.b[1]",
+                "/home/me/x",
+            ),
+            (serde_json::json!({"run": "--run=/tmp/r"}), "run", "/tmp/r"),
+            (serde_json::json!({"d": "from ~/data"}), "d", "~/data"),
+            (
+                serde_json::json!({"d": "(C:\\data\\cifar)"}),
+                "d",
+                "C:\\data\\cifar",
+            ),
+        ] {
+            assert_eq!(
+                machine_path(&value, ""),
+                Some((field.into(), path.into())),
+                "{value}"
+            );
+        }
+    }
+
+    /// What the repository publishes: the default model's manifest and the page's list.
+    #[test]
+    fn shipped_models_carry_no_machine_path() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../www/models");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&models).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let value: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                assert_eq!(machine_path(&value, ""), None, "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "index.json and a manifest");
+    }
 }
