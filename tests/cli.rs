@@ -136,6 +136,91 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
     );
 }
 
+/// `--crop x,y,size` picks the square the model sees: a square of the image alone gives what
+/// that square cut out as its own file gives, and a square that does not fit is refused.
+#[test]
+fn predict_and_patches_take_the_square_to_look_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let wide = dir.path().join("wide.png");
+    write_image(&wide, 300, 120, image::ImageFormat::Png);
+    let (x, y, side) = (170, 10, 96);
+    let part = dir.path().join("part.png");
+    image::open(&wide)
+        .unwrap()
+        .crop_imm(x, y, side, side)
+        .save(&part)
+        .unwrap();
+    let probs = |args: &[&str]| -> Vec<f64> {
+        let mut all = vec!["predict", "--model", &model, "--json", "--device", "cpu"];
+        all.extend(args);
+        let o = run(&all);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
+                .unwrap();
+        v["probs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect()
+    };
+    let crop = format!("{x},{y},{side}");
+    let cropped = probs(&["--crop", &crop, wide.to_str().unwrap()]);
+    let cut_out = probs(&[part.to_str().unwrap()]);
+    let centre = probs(&[wide.to_str().unwrap()]);
+    let diff = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(
+        diff(&cropped, &cut_out) < 1e-6,
+        "{cropped:?} vs {cut_out:?}"
+    );
+    assert!(
+        diff(&cropped, &centre) > 1e-6,
+        "the square changed nothing: {cropped:?}"
+    );
+
+    let sheet = dir.path().join("sheet.png");
+    let o = run(&[
+        "patches",
+        wide.to_str().unwrap(),
+        "--model",
+        &model,
+        "--out",
+        sheet.to_str().unwrap(),
+        "--crop",
+        &crop,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    for (bad, says) in [
+        ("250,0,96", "300 pixels wide"),
+        ("0,30,96", "120 pixels tall"),
+        ("0,0,0", "size 0"),
+        ("10,10", "x,y,size"),
+    ] {
+        let o = run(&[
+            "predict",
+            "--model",
+            &model,
+            "--crop",
+            bad,
+            wide.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "--crop {bad} was taken: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "--crop {bad}: {err}"
+        );
+    }
+}
+
 #[test]
 fn predict_refuses_a_model_whose_checksum_does_not_match() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,6 +448,47 @@ fn train_publish_predict_end_to_end() {
             .unwrap();
     assert!((manifest["metrics"]["top1"].as_f64().unwrap() - top1).abs() < 1e-12);
     assert_eq!(manifest["labels"][3], "green-disk");
+    // What the page shows every visitor names no place on this machine's disk: the data and
+    // the run appear by their folders' names.
+    let tmp = dir.path().display().to_string();
+    for file in ["shapes.json", "index.json"] {
+        let published = std::fs::read_to_string(models.join(file)).unwrap();
+        assert!(
+            !published.contains(&tmp),
+            "{file} names {tmp}:\n{published}"
+        );
+    }
+    assert!(
+        manifest["metrics"]["dataset"]
+            .as_str()
+            .unwrap()
+            .contains("from data:"),
+        "{}",
+        manifest["metrics"]["dataset"]
+    );
+    // A description that would name one is refused, and nothing is written.
+    let o = run(&[
+        "publish",
+        "--run",
+        r,
+        "--name",
+        "leaky",
+        "--out",
+        m,
+        "--description",
+        &format!("shapes from {d}"),
+    ]);
+    assert!(
+        !o.status.success(),
+        "publish wrote a machine path: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("refusing to publish leaky") && text(&o).contains(d),
+        "{}",
+        text(&o)
+    );
+    assert!(!models.join("leaky.json").exists() && !models.join("leaky.bpk").exists());
 
     // `eval` on the published pair measures what the run recorded, and lists each test
     // image's prediction...
@@ -1033,5 +1159,40 @@ mod gpu_path {
             err.contains("SwiftShader") && err.contains("CPU path outruns"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn gpu_check_prints_its_table_on_a_software_gpu() {
+        let test = "gpu_check_prints_its_table_on_a_software_gpu";
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        synthetic_cifar(&data, 10, 4);
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/gpu-check");
+        if on_vulkan(test).is_none() {
+            return;
+        }
+        let mut cmd = Command::new(&script);
+        if std::env::var_os("VK_ICD_FILENAMES").is_none() {
+            cmd.env("VK_ICD_FILENAMES", SWIFTSHADER_ICD);
+        }
+        let o = cmd
+            .args(["--tiny", "--trainer", env!("CARGO_BIN_EXE_trainer"), "--data"])
+            .arg(&data)
+            .output()
+            .expect("gpu-check runs");
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
+        let has = |backend: &str, what: &str| {
+            rows.iter().any(|r| {
+                let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+                cells[1] == backend && cells[2].starts_with(what) && cells[3].parse::<f64>().is_ok()
+            })
+        };
+        for backend in ["vulkan", "cpu"] {
+            assert!(has(backend, "quick"), "no {backend} bench row:\n{out}");
+            assert!(has(backend, "cifar10-10ep"), "no {backend} training row:\n{out}");
+        }
+        assert!(out.contains("top-1 "), "{out}");
     }
 }

@@ -26,6 +26,7 @@ mod training;
 
 use data::DatasetKind;
 use device::DeviceArg;
+use vit::preprocess::Crop;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,10 @@ enum Command {
         json: bool,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
+        /// The square the model sees, as x,y,size in the image's pixels (default: the centre
+        /// square); the page's draggable square reports the same numbers.
+        #[arg(long)]
+        crop: Option<Crop>,
     },
     /// Draw an image beside its patch grid and its patches in token order.
     Patches {
@@ -64,6 +69,9 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The square the model sees, as x,y,size in the image's pixels (as for predict).
+        #[arg(long)]
+        crop: Option<Crop>,
     },
     /// Turn a timm VisionTransformer state dict (safetensors) into a model pair.
     ImportTimm {
@@ -174,8 +182,14 @@ fn main() -> ExitCode {
             top,
             json,
             device,
-        } => predict::run(&model, &images, top, json, device),
-        Command::Patches { image, model, out } => predict::patches(&image, &model, &out),
+            crop,
+        } => predict::run(&model, &images, top, json, device, crop),
+        Command::Patches {
+            image,
+            model,
+            out,
+            crop,
+        } => predict::patches(&image, &model, &out, crop),
         Command::ImportTimm {
             safetensors,
             heads,

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use vit::inference::{Ranked, rows, softmax, top_k};
-use vit::preprocess::{Prepared, batch_tensor, prepare};
+use vit::inference::{NoFit, Ranked, Verdict, rows, softmax, top_k, verdict};
+use vit::preprocess::{Crop, Prepared, batch_tensor, is_blank, prepare_cropped};
 use vit::weights::{Manifest, load_pair};
 
 use crate::device::{DeviceArg, resolve};
@@ -20,6 +20,9 @@ struct Answer<'a> {
     logits: &'a [f32],
     probs: &'a [f32],
     top: &'a [Ranked],
+    /// Whether a class fits (`vit::inference::verdict`, the page's rule too), and why not.
+    #[serde(flatten)]
+    verdict: Verdict,
 }
 
 #[derive(Serialize)]
@@ -34,6 +37,7 @@ pub fn run(
     k: usize,
     json: bool,
     device: DeviceArg,
+    crop: Option<Crop>,
 ) -> Result<ExitCode> {
     let (device, _) = resolve(device)?;
     let (manifest, model) =
@@ -45,7 +49,7 @@ pub fn run(
         let mut ready: Vec<(String, Prepared)> = Vec::new();
         for path in chunk {
             let name = path.display().to_string();
-            match read_and_prepare(path, &manifest) {
+            match read_and_prepare(path, &manifest, crop) {
                 Ok(p) => ready.push((name, p)),
                 Err(e) => {
                     failed += 1;
@@ -62,19 +66,32 @@ pub fn run(
             .into_data()
             .try_to_vec::<f32>()
             .context("reading logits")?;
-        for ((name, _), logits) in ready.iter().zip(rows(&flat, manifest.config.num_classes)) {
+        for ((name, prepared), logits) in ready.iter().zip(rows(&flat, manifest.config.num_classes))
+        {
             let probs = softmax(&logits);
             let top = top_k(&probs, &manifest.labels, k);
+            let verdict = verdict(&probs, is_blank(&prepared.model_view));
             if json {
                 let answer = Answer {
                     file: name,
                     logits: &logits,
                     probs: &probs,
                     top: &top,
+                    verdict,
                 };
                 println!("{}", serde_json::to_string(&answer)?);
             } else {
                 println!("{name}");
+                match verdict.why_not {
+                    Some(NoFit::Blank) => {
+                        println!("  no class fits: the square is one flat colour; its guesses:")
+                    }
+                    Some(NoFit::Unsure) => println!(
+                        "  no class fits: none has {:.0}% or more; its guesses:",
+                        100.0 * vit::inference::MIN_TOP1
+                    ),
+                    None => {}
+                }
                 for (rank, r) in top.iter().enumerate() {
                     println!("  {}. {:<16} {:6.2}%", rank + 1, r.label, 100.0 * r.prob);
                 }
@@ -99,20 +116,22 @@ fn report_failure(name: &str, error: &str, json: bool) {
     }
 }
 
-fn read_and_prepare(path: &Path, manifest: &Manifest) -> Result<Prepared> {
+/// `crop`: the square the model sees, in the image's own pixels (`None`: the centre square).
+fn read_and_prepare(path: &Path, manifest: &Manifest, crop: Option<Crop>) -> Result<Prepared> {
     let bytes = std::fs::read(path).context("cannot read the file")?;
-    Ok(prepare(
+    Ok(prepare_cropped(
         &bytes,
         manifest.config.image_size as u32,
         &manifest.normalization,
+        crop,
     )?)
 }
 
-pub fn patches(image: &Path, model: &Path, out: &Path) -> Result<ExitCode> {
+pub fn patches(image: &Path, model: &Path, out: &Path, crop: Option<Crop>) -> Result<ExitCode> {
     let text = std::fs::read_to_string(model)
         .with_context(|| format!("reading manifest {}", model.display()))?;
     let manifest = Manifest::from_json(&text, &model.display().to_string())?;
-    let prepared = read_and_prepare(image, &manifest)
+    let prepared = read_and_prepare(image, &manifest, crop)
         .with_context(|| format!("reading image {}", image.display()))?;
     let png = crate::draw::patch_sheet(&prepared, &manifest.config);
     let mut bytes = std::io::Cursor::new(Vec::new());

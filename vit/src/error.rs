@@ -18,6 +18,9 @@ pub enum VitError {
     #[error("the image is too large to decode safely: {0}")]
     ImageTooLarge(String),
 
+    #[error("invalid crop {0}")]
+    BadCrop(String),
+
     #[error("the image is empty (0 bytes)")]
     EmptyImage,
 

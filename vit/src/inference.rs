@@ -40,6 +40,54 @@ pub fn top_k(probs: &[f32], labels: &[String], k: usize) -> Vec<Ranked> {
         .collect()
 }
 
+/// Below this top-1 probability no class is said to fit (see [`verdict`]). On the CIFAR-10
+/// test set the default model's right answers have top-1 >= 0.40 in 95 cases of 100, and
+/// 27 of 100 of its wrong answers fall below: the usual operating point of confidence-based
+/// out-of-distribution detection (95% of the known kept).
+pub const MIN_TOP1: f32 = 0.4;
+
+/// Why no class fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoFit {
+    /// The most probable class has less than [`MIN_TOP1`].
+    Unsure,
+    /// The square is one flat colour ([`crate::preprocess::is_blank`]): there is nothing in
+    /// it to recognise, however the probabilities fall.
+    Blank,
+}
+
+/// Whether the image looks like one of the model's classes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Some class is probable enough to name.
+    pub fits: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<NoFit>,
+    pub top1: f32,
+}
+
+/// The rule the page and `trainer predict` share: no class fits when the square the model saw
+/// is blank, or when the most probable class has less than [`MIN_TOP1`]. A classifier must
+/// spread all of the probability over the classes it knows, so on a photo of something else it
+/// still "picks" one; a low top-1 is what gives that away. Not always: softmax confidence is a
+/// weak detector, and this model takes some noise images for a deer or a frog at 60-77%.
+pub fn verdict(probs: &[f32], blank: bool) -> Verdict {
+    let top1 = probs.iter().copied().fold(0.0f32, f32::max);
+    let why_not = if blank {
+        Some(NoFit::Blank)
+    } else if top1 < MIN_TOP1 {
+        Some(NoFit::Unsure)
+    } else {
+        None
+    };
+    Verdict {
+        fits: why_not.is_none(),
+        why_not,
+        top1,
+    }
+}
+
 /// Splits logits `[B, classes]` read back as a flat vector into rows.
 pub fn rows(flat: &[f32], width: usize) -> Vec<Vec<f32>> {
     flat.chunks(width).map(<[f32]>::to_vec).collect()
@@ -84,6 +132,24 @@ mod tests {
         let top = top_k(&probs, &labels, 2);
         assert_eq!(top[0].label, "b");
         assert_eq!(top[1].index, 2);
+    }
+
+    #[test]
+    fn a_class_fits_when_probable_and_the_square_shows_something() {
+        let sure = [0.05, 0.9, 0.05];
+        assert!(verdict(&sure, false).fits);
+        let v = verdict(&sure, true);
+        assert_eq!((v.fits, v.why_not), (false, Some(NoFit::Blank)));
+        let spread = [0.39, 0.31, 0.30];
+        assert_eq!(verdict(&spread, false).why_not, Some(NoFit::Unsure));
+        assert!(
+            verdict(&[0.4, 0.3, 0.3], false).fits,
+            "the threshold itself fits"
+        );
+        assert_eq!(
+            serde_json::to_string(&verdict(&spread, false)).unwrap(),
+            r#"{"fits":false,"why_not":"unsure","top1":0.39}"#
+        );
     }
 
     #[test]
