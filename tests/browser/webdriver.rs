@@ -181,6 +181,70 @@ impl Session<'_> {
             .map(|_| ())
     }
 
+    /// A real pointer drag, as a mouse gives it: press at the centre of the element `css`,
+    /// move by (`dx`, `dy`) CSS pixels in `steps` moves, release.
+    pub fn drag(&self, css: &str, dx: i64, dy: i64, steps: i64) -> Result<(), String> {
+        let id = self.element(css)?;
+        let mut actions = vec![
+            json!({ "type": "pointerMove", "duration": 0, "x": 0, "y": 0,
+                    "origin": { "element-6066-11e4-a52e-4f735466cecf": id } }),
+            json!({ "type": "pointerDown", "button": 0 }),
+        ];
+        for i in 1..=steps.max(1) {
+            let (x, y) = (dx * i / steps.max(1), dy * i / steps.max(1));
+            let (px, py) = (dx * (i - 1) / steps.max(1), dy * (i - 1) / steps.max(1));
+            actions.push(
+                json!({ "type": "pointerMove", "duration": 40, "origin": "pointer",
+                                 "x": x - px, "y": y - py }),
+            );
+        }
+        actions.push(json!({ "type": "pointerUp", "button": 0 }));
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{
+                "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+                "actions": actions,
+            }]})),
+        )?;
+        self.cmd("DELETE", "/actions", None).map(|_| ())
+    }
+
+    /// Presses keys (W3C key values, e.g. "\u{E014}" for the right arrow) on the focused
+    /// element, each down then up; `shift` holds Shift meanwhile.
+    pub fn keys(&self, keys: &[&str], shift: bool) -> Result<(), String> {
+        let mut actions = Vec::new();
+        if shift {
+            actions.push(json!({ "type": "keyDown", "value": "\u{E008}" }));
+        }
+        for k in keys {
+            actions.push(json!({ "type": "keyDown", "value": k }));
+            actions.push(json!({ "type": "keyUp", "value": k }));
+        }
+        if shift {
+            actions.push(json!({ "type": "keyUp", "value": "\u{E008}" }));
+        }
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
+        )?;
+        self.cmd("DELETE", "/actions", None).map(|_| ())
+    }
+
+    /// The browser console's errors so far (chromedriver hands each entry out once).
+    pub fn console_errors(&self) -> Vec<String> {
+        match self.cmd("POST", "/se/log", Some(json!({ "type": "browser" }))) {
+            Ok(Value::Array(entries)) => entries
+                .iter()
+                .filter(|e| e["level"] == "SEVERE")
+                .map(|e| e["message"].as_str().unwrap_or("").to_string())
+                .collect(),
+            Ok(other) => vec![format!("unexpected log: {other}")],
+            Err(e) => vec![format!("console unavailable: {e}")],
+        }
+    }
+
     pub fn set_window(&self, width: u32, height: u32) -> Result<(), String> {
         self.cmd(
             "POST",

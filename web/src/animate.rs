@@ -25,6 +25,8 @@ use crate::draw::{self, blit, ease, font, lerp, palette, phase, round_rect, text
 pub struct Scene {
     pub photo: HtmlCanvasElement,
     pub crop: CropBox,
+    /// Whether the person chose the square (else it is the centre square).
+    pub chosen: bool,
     /// The original's size, for the caption (the display bitmap may be smaller).
     pub original: (u32, u32),
     pub view: HtmlCanvasElement,
@@ -79,7 +81,8 @@ impl Layout {
         let top = 30.0;
         // Tokens: as large as reads well, small enough that the sequence takes <= 8 rows.
         let usable = width - 2.0 * pad;
-        let by_rows = usable / (tokens as f64 / 8.0).ceil() / 1.2;
+        // A slot is the token plus its gap, at most a quarter of the token (see `gap`).
+        let by_rows = usable / (tokens as f64 / 8.0).ceil() / 1.25;
         let token = (width / 22.0).min(by_rows).clamp(12.0, 40.0);
         let gap = (token * 0.22).round().max(3.0);
         let per_row = (((usable + gap) / (token + gap)).floor() as usize).clamp(1, tokens);
@@ -175,6 +178,13 @@ impl Stage {
         self.replay(reduced_motion);
     }
 
+    /// Swaps in the same photo with another square, where the animation is (the square is
+    /// being dragged: restarting would flicker).
+    pub fn update(&mut self, scene: Scene) {
+        self.describe(&scene);
+        self.scene = Some(scene);
+    }
+
     pub fn replay(&mut self, reduced_motion: bool) {
         self.last_frame = None;
         if reduced_motion {
@@ -215,9 +225,15 @@ impl Stage {
     fn describe(&self, scene: &Scene) {
         let c = &scene.config;
         let (w, h) = scene.original;
-        let side = scene.crop.side.round();
+        // The crop is in the display bitmap's pixels, which may be fewer than the original's.
+        let side = (scene.crop.side as f64 * w as f64 / scene.photo.width().max(1) as f64).round();
+        let which = if scene.chosen {
+            "the square you chose, of"
+        } else {
+            "its centre square of"
+        };
         let label = format!(
-            "The photo, {w} by {h} pixels, cropped to its centre square of {side} pixels, resized to the model's {s} by {s} input and cut into {n} patches of {p} by {p} pixels ({g} rows of {g}). The patches are read row by row as a sequence of {t} tokens: the class token first, then patch 1 to {n}.",
+            "The photo, {w} by {h} pixels, cropped to {which} {side} pixels, resized to the model's {s} by {s} input and cut into {n} patches of {p} by {p} pixels ({g} rows of {g}). The patches are read row by row as a sequence of {t} tokens: the class token first, then patch 1 to {n}.",
             s = c.image_size,
             n = c.num_patches(),
             p = c.patch_size,
@@ -612,5 +628,42 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
             );
         }
         ctx.restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_fits_the_width_and_every_token() {
+        for width in [320.0, 420.0, 800.0, 1160.0] {
+            for tokens in [17, 65, 145, 197] {
+                let l = Layout::new(width, tokens);
+                // Photo and model view side by side, inside the canvas.
+                assert!(l.photo_box.x >= 0.0 && l.photo_box.x + l.photo_box.side <= l.view_box.x);
+                assert!((l.view_box.x + l.view_box.side) as f64 <= width + 1e-9);
+                // Every token slot inside the canvas, the last one included, in at most 8 rows
+                // when the tokens can be that small.
+                let (x, y) = l.slot(tokens - 1);
+                assert!(
+                    x >= 0.0 && x + l.token <= width + 1e-9,
+                    "{width} {tokens}: x {x}"
+                );
+                assert!(y + l.token <= l.height, "{width} {tokens}: y {y}");
+                if l.token > 12.0 {
+                    assert!(tokens.div_ceil(l.per_row) <= 8, "{width} {tokens}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_patch_leaves_within_the_spread() {
+        for patches in [16, 64, 144, 196] {
+            let last_leaves = TRAVEL_START + stagger(patches) * (patches - 1) as f64;
+            assert!(last_leaves <= TRAVEL_START + TRAVEL_SPREAD + 1e-9);
+            assert_eq!(travel_end(patches), last_leaves + TRAVEL_LEN);
+        }
     }
 }

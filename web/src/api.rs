@@ -3,10 +3,13 @@
 //! - `state()`: "busy", "ready" or "error"
 //! - `backend()`: "webgpu" or "cpu", the backend of the last result ("" before one)
 //! - `predictions()`: the last result as JSON (`run`, `model`, `image`, `backend`, `ms`,
-//!   `top` [{label, index, prob}], `probs`), or null
+//!   `top` [{label, index, prob}], `probs`, `fits`: whether a class fits (see
+//!   `vit::inference::verdict`), `crop`: [x, y, size] of a square the person chose, or null),
+//!   or null
 //! - `error()`: the last error message, or null
 //! - `timings()`: the backend timings as JSON
 //! - `model()`: the current model's name
+//! - `following()`: whether the model is still catching up with a moved square
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -30,7 +33,7 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 6] = [
+    let entries: [(&str, Getter); 7] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
             a.shown
@@ -45,6 +48,9 @@ pub fn install(app: &Shared) {
             a.error.clone().map_or(JsValue::NULL, |s| s.into())
         }),
         ("timings", |a| a.timings_json().into()),
+        ("following", |a| {
+            (a.crop_job || a.crop_next.is_some()).into()
+        }),
         ("model", |a| {
             a.model
                 .as_ref()

@@ -1,4 +1,5 @@
-//! The top-5 classes as horizontal bars with percentages.
+//! The top-5 classes as horizontal bars with percentages; in grey when no class fits, so a
+//! wrong class never looks like a confident answer.
 
 use vit::inference::Ranked;
 use web_sys::HtmlCanvasElement;
@@ -7,7 +8,12 @@ use crate::draw::{self, fit_text, font, palette, round_rect, text};
 
 const ROW: f64 = 46.0;
 
-pub fn draw(canvas: &HtmlCanvasElement, top: &[Ranked]) {
+pub fn draw(canvas: &HtmlCanvasElement, top: &[Ranked], muted: bool) {
+    let (strong, soft) = if muted {
+        (palette::INK_3, palette::LINE)
+    } else {
+        (palette::ACCENT, palette::ACCENT_SOFT)
+    };
     let width = draw::css_width(canvas);
     let ctx = draw::prepare(canvas, width, ROW * top.len().max(1) as f64);
     for (rank, r) in top.iter().enumerate() {
@@ -20,11 +26,7 @@ pub fn draw(canvas: &HtmlCanvasElement, top: &[Ranked]) {
             &percent,
             width,
             y + 16.0,
-            if rank == 0 {
-                palette::ACCENT
-            } else {
-                palette::INK_2
-            },
+            if rank == 0 { strong } else { palette::INK_2 },
             "right",
         );
         font(&ctx, if rank == 0 { 700 } else { 500 }, 14.0);
@@ -36,11 +38,7 @@ pub fn draw(canvas: &HtmlCanvasElement, top: &[Ranked]) {
         round_rect(&ctx, 0.0, bar_y, width, 10.0, 5.0);
         ctx.fill();
         let fill = (width * r.prob as f64).max(4.0);
-        ctx.set_fill_style_str(if rank == 0 {
-            palette::ACCENT
-        } else {
-            palette::ACCENT_SOFT
-        });
+        ctx.set_fill_style_str(if rank == 0 { strong } else { soft });
         round_rect(&ctx, 0.0, bar_y, fill, 10.0, 5.0);
         ctx.fill();
     }

@@ -1,16 +1,22 @@
-//! What each control does: the page's event listeners.
+//! What each control does: the page's event listeners. The top layer: it calls the actions
+//! (`startup`, `loading`, `images`, `inference`, `results`), and nothing calls back into it.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use vit::preprocess::Crop;
 use vit::rollout::HeadFusion;
-use wasm_bindgen::JsCast;
 use web_sys::{
-    ClipboardEvent, DragEvent, Event, File, FileList, HtmlButtonElement, HtmlImageElement,
+    ClipboardEvent, DragEvent, Event, File, FileList, HtmlButtonElement, KeyboardEvent,
+    PointerEvent,
 };
 
 use crate::animate;
-use crate::app::{self, App, Choice, Shared, spawn_task};
-use crate::dom::{create, on, set_attr, set_text, window_target};
+use crate::app::{Choice, Shared, spawn_task};
+use crate::crop::{self, Gesture};
+use crate::dom::{on, set_text, window_target};
 use crate::model::Backend;
-use crate::ui::Ui;
+use crate::{images, inference, loading, results};
 
 pub fn wire(app: &Shared) {
     let ui_targets = {
@@ -67,12 +73,12 @@ pub fn wire(app: &Shared) {
             match entry {
                 Some(entry) => {
                     let label = format!("Loading model {}", entry.name);
-                    spawn_task(&app, &label, app::load_published(app.clone(), entry));
+                    spawn_task(&app, &label, loading::load_published(app.clone(), entry));
                 }
                 None => spawn_task(
                     &app,
                     "Switching model",
-                    app::select_cached(app.clone(), key),
+                    loading::select_cached(app.clone(), key),
                 ),
             }
         });
@@ -86,7 +92,7 @@ pub fn wire(app: &Shared) {
             spawn_task(
                 &app,
                 "Loading model files",
-                app::load_files(app.clone(), files),
+                loading::load_files(app.clone(), files),
             );
         });
     }
@@ -100,36 +106,35 @@ pub fn wire(app: &Shared) {
                 _ => Choice::Auto,
             };
             app.borrow_mut().choice = choice;
-            spawn_task(&app, "Running", app::run_inference(app.clone()));
+            spawn_task(&app, "Running", inference::run_inference(app.clone()));
         });
     }
 
     wire_animation(app);
     wire_heat(app);
+    wire_crop(app);
 
     let app2 = app.clone();
     on(&window_target(), "resize", move |_: Event| {
         let a = app2.borrow();
         animate::kick(&a.stage);
-        app::render_results(&a);
+        results::render_results(&a);
+        images::draw_cropper(&a);
     });
 }
 
-/// Disables the WebGPU option when there is no adapter, saying why.
-pub fn describe_backends(a: &App) {
-    if a.backends.gpu.is_none() {
-        let options = a.ui.backend_select.options();
-        for i in 0..options.length() {
-            if let Some(option) = options
-                .item(i)
-                .and_then(|o| o.dyn_into::<web_sys::HtmlOptionElement>().ok())
-                && option.value() == "webgpu"
-            {
-                option.set_disabled(true);
-                let why = a.backends.gpu_problem.as_deref().unwrap_or("no adapter");
-                option.set_text(&format!("WebGPU (unavailable: {why})"));
-            }
-        }
+/// Makes each sample button (made by `Ui::add_sample_buttons` from `names`) load its image.
+pub fn wire_samples(app: &Shared, names: &[String], buttons: &[HtmlButtonElement]) {
+    for (name, button) in names.iter().zip(buttons) {
+        let app = app.clone();
+        let name = name.clone();
+        on(button, "click", move |_: Event| {
+            spawn_task(
+                &app,
+                &format!("Loading {name}"),
+                images::load_sample(app.clone(), name.clone()),
+            );
+        });
     }
 }
 
@@ -148,14 +153,14 @@ fn first_image(files: &FileList) -> Option<File> {
 /// Reads a user's file (after a size check) and shows it.
 fn take_file(app: &Shared, file: File) {
     let name = file.name();
-    if let Err(message) = app::check_size(&name, file.size()) {
+    if let Err(message) = images::check_size(&name, file.size()) {
         spawn_task(app, "Checking the file", async move { Err(message) });
         return;
     }
     let app2 = app.clone();
     spawn_task(app, &format!("Reading {name}"), async move {
         let bytes = crate::dom::read_file(&file).await?;
-        app::set_image(app2, bytes, name).await
+        images::set_image(app2, bytes, name).await
     });
 }
 
@@ -245,7 +250,7 @@ fn wire_heat(app: &Shared) {
                 &a.ui.opacity_out,
                 &format!("{:.0}%", 100.0 * a.heat.opacity),
             );
-            app::render_heat(&a);
+            results::render_heat(&a);
         });
     }
     {
@@ -254,7 +259,7 @@ fn wire_heat(app: &Shared) {
         on(&fusion, "change", move |_: Event| {
             let mut a = app.borrow_mut();
             a.heat.fusion = select.value().parse().unwrap_or(HeadFusion::Mean);
-            app::rerollout(&mut a);
+            results::rerollout(&mut a);
         });
     }
     let app = app.clone();
@@ -266,53 +271,117 @@ fn wire_heat(app: &Shared) {
             &a.ui.discard_out,
             &format!("{:.0}%", 100.0 * a.heat.discard),
         );
-        app::rerollout(&mut a);
+        results::rerollout(&mut a);
     });
 }
 
-/// One button per sample image, its thumbnail inside.
-pub fn add_sample_buttons(app: &Shared, names: &[String]) {
-    let container = app.borrow().ui.samples.clone();
-    container.set_inner_html("");
-    for name in names {
-        let button: HtmlButtonElement = create("button");
-        button.set_type("button");
-        button.set_class_name("sample");
-        set_attr(&button, "data-name", name);
-        set_attr(&button, "aria-pressed", "false");
-        let title = name
-            .rsplit_once('.')
-            .map_or(name.as_str(), |(stem, _)| stem);
-        set_attr(&button, "aria-label", &format!("Sample image: {title}"));
-        let img: HtmlImageElement = create("img");
-        img.set_src(&format!("samples/{name}"));
-        img.set_alt("");
-        let _ = button.append_child(&img);
-        let _ = container.append_child(&button);
-        let app = app.clone();
-        let name = name.clone();
-        on(&button, "click", move |_: Event| {
-            spawn_task(
-                &app,
-                &format!("Loading {name}"),
-                app::load_sample(app.clone(), name.clone()),
-            );
-        });
-    }
-    if names.is_empty()
-        && let Some(parent) = container.parent_element()
-    {
-        let _ = parent.set_attribute("hidden", "");
-    }
+/// A drag of the square under way: where it started, in screen and photo pixels.
+struct Drag {
+    gesture: Gesture,
+    pointer: i32,
+    from: (f64, f64),
+    start: Crop,
+    /// Photo pixels per CSS pixel of the frame.
+    scale: f64,
+    size: (u32, u32),
 }
 
-/// Marks the sample button for the current image, if it is a sample.
-pub fn mark_sample(ui: &Ui, name: &str) {
-    let buttons = ui.samples.children();
-    for i in 0..buttons.length() {
-        if let Some(b) = buttons.item(i) {
-            let pressed = b.get_attribute("data-name").as_deref() == Some(name);
-            set_attr(&b, "aria-pressed", if pressed { "true" } else { "false" });
-        }
+/// The square on the photo: dragged (inside to move it, by its corner to resize it), moved
+/// with the keyboard, or put back in the centre.
+fn wire_crop(app: &Shared) {
+    let (square, handle, reset, frame) = {
+        let a = app.borrow();
+        (
+            a.ui.crop_square.clone(),
+            a.ui.crop_handle.clone(),
+            a.ui.crop_reset.clone(),
+            a.ui.crop_frame.clone(),
+        )
+    };
+    let drag: Rc<RefCell<Option<Drag>>> = Rc::new(RefCell::new(None));
+    {
+        let (app, drag, el) = (app.clone(), drag.clone(), square.clone());
+        on(&square, "pointerdown", move |e: PointerEvent| {
+            let Some((start, size)) = newest_square(&app) else {
+                return;
+            };
+            let on_handle = e.target().is_some_and(|t| {
+                wasm_bindgen::JsValue::from(t) == wasm_bindgen::JsValue::from(&handle)
+            });
+            let width = frame.client_width().max(1) as f64;
+            e.prevent_default();
+            // Keeps the moves coming when the pointer leaves the square mid-drag; a synthetic
+            // event has no pointer to capture, which changes nothing else.
+            let _ = el.set_pointer_capture(e.pointer_id());
+            let _ = el.focus();
+            *drag.borrow_mut() = Some(Drag {
+                gesture: if on_handle {
+                    Gesture::Resize
+                } else {
+                    Gesture::Move
+                },
+                pointer: e.pointer_id(),
+                from: (e.client_x() as f64, e.client_y() as f64),
+                start,
+                scale: size.0 as f64 / width,
+                size,
+            });
+        });
     }
+    {
+        let (app, drag) = (app.clone(), drag.clone());
+        on(&square, "pointermove", move |e: PointerEvent| {
+            let next = drag.borrow().as_ref().and_then(|d| {
+                (d.pointer == e.pointer_id()).then(|| {
+                    let dx = (e.client_x() as f64 - d.from.0) * d.scale;
+                    let dy = (e.client_y() as f64 - d.from.1) * d.scale;
+                    crop::dragged(d.start, d.gesture, dx, dy, d.size.0, d.size.1)
+                })
+            });
+            if let Some(c) = next {
+                images::move_crop(&app, Some(c));
+            }
+        });
+    }
+    for event in ["pointerup", "pointercancel", "lostpointercapture"] {
+        let drag = drag.clone();
+        on(&square, event, move |e: PointerEvent| {
+            let mut d = drag.borrow_mut();
+            if d.as_ref().is_some_and(|d| d.pointer == e.pointer_id()) {
+                *d = None;
+            }
+        });
+    }
+    {
+        let app = app.clone();
+        on(&square, "keydown", move |e: KeyboardEvent| {
+            let Some((current, (w, h))) = newest_square(&app) else {
+                return;
+            };
+            let key = e.key();
+            if key == "Home" {
+                e.prevent_default();
+                images::move_crop(&app, None);
+            } else if let Some(c) = crop::keyed(current, &key, e.shift_key(), w, h) {
+                e.prevent_default();
+                images::move_crop(&app, Some(c));
+            }
+        });
+    }
+    let app = app.clone();
+    on(&reset, "click", move |_: Event| {
+        images::move_crop(&app, None)
+    });
+}
+
+/// The square most recently asked for (it may not have been run yet) and the photo's size.
+fn newest_square(app: &Shared) -> Option<(Crop, (u32, u32))> {
+    let a = app.borrow();
+    let p = a.picture.as_ref()?;
+    let (w, h) = p.prepared.original.dimensions();
+    let crop = match a.crop_next {
+        Some(next) => next.unwrap_or_else(|| Crop::centre(w, h)),
+        None => p.square(),
+    };
+    Some((crop, (w, h)))
 }

@@ -174,3 +174,42 @@ pub fn draw_empty(canvas: &HtmlCanvasElement, height: f64, message: &str) {
         "center",
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colour_map_runs_dark_to_light_and_clamps() {
+        assert_eq!(colormap(0.0), [0, 0, 4]);
+        assert_eq!(colormap(1.0), [252, 253, 191]);
+        assert_eq!(colormap(-3.0), colormap(0.0));
+        assert_eq!(colormap(7.0), colormap(1.0));
+        // Halfway between the 3rd and 4th stops.
+        assert_eq!(colormap(0.5), [181, 57, 117]);
+        let brightness = |v: f32| colormap(v).iter().map(|&c| c as u32).sum::<u32>();
+        assert!((0..10).all(|i| brightness(i as f32 / 10.0) < brightness((i + 1) as f32 / 10.0)));
+    }
+
+    #[test]
+    fn the_peak_is_named_by_patch_and_place() {
+        let mut map = Heatmap {
+            grid: 12,
+            values: vec![0.0; 144],
+        };
+        map.values[12 * 11 + 1] = 1.0; // bottom row, second column
+        assert_eq!(
+            describe_peak(&map),
+            "strongest on patch 134 (row 12 of 12, column 2), in the bottom left of the image"
+        );
+        map.values[12 * 6 + 6] = 2.0;
+        assert!(describe_peak(&map).ends_with("in the centre of the image"));
+        map.values[12 * 5 + 11] = 3.0;
+        assert!(describe_peak(&map).ends_with("in the middle right of the image"));
+        let empty = Heatmap {
+            grid: 0,
+            values: vec![],
+        };
+        assert_eq!(describe_peak(&empty), "empty");
+    }
+}

@@ -1,23 +1,31 @@
 //! Vitrine's page: the `vit` crate's Vision Transformer and preprocessing, compiled to
 //! WebAssembly, with the patch animation, predictions and attention maps drawn on canvas.
 //!
-//! - [`app`]: the page's state and actions (load a model, take an image, run, show)
-//! - [`model`]: backends (WebGPU, Flex), loading, inference and timing
-//! - [`animate`]: the photo-to-tokens animation
-//! - [`bars`], [`heatmap`], [`draw`]: the pictures
-//! - [`events`], [`ui`], [`dom`], [`net`]: the page around them
-//! - [`api`]: `window.vitrine`, for tests
+//! The modules form layers, each using only those below it:
+//! - [`events`]: what each control does (the top: it calls the actions below)
+//! - the actions: [`startup`], [`loading`] (models), [`images`] (photos and the square the
+//!   model sees), [`inference`], [`results`]
+//! - [`app`]: the page's state, its tasks and status line; [`api`]: `window.vitrine`, for tests
+//! - [`model`]: backends (WebGPU, Flex), loading, inference and timing; everything burn
+//! - [`animate`], [`bars`], [`heatmap`], [`draw`]: the pictures; [`crop`]: the square's geometry
+//! - [`ui`], [`dom`], [`net`]: the page's elements, web-sys helpers, fetching
 
 pub mod animate;
 pub mod api;
 pub mod app;
 pub mod bars;
+pub mod crop;
 pub mod dom;
 pub mod draw;
 pub mod events;
 pub mod heatmap;
+pub mod images;
+pub mod inference;
+pub mod loading;
 pub mod model;
 pub mod net;
+pub mod results;
+pub mod startup;
 pub mod ui;
 
 use std::cell::RefCell;
@@ -29,8 +37,8 @@ use wasm_bindgen::prelude::*;
 unsafe extern "C" {
     /// The linker's constructor list. cubecl (through pliron) registers thousands of start-up
     /// constructors; unless they run once here, the linker wraps every export so that they run
-    /// again on every call from JavaScript (a 3-4x slower page, see
-    /// shared/notes/burn-in-the-browser.md).
+    /// again on every call from JavaScript (a 3-4x slower page: warm WebGPU inference went
+    /// from about 400 to about 110 ms when this call was added). `web/README.md` has more.
     fn __wasm_call_ctors();
 }
 
@@ -67,14 +75,26 @@ async fn run() {
     let backends = model::Backends::init().await;
     let gpu_init = dom::now() - wasm_ready;
     let app = Rc::new(RefCell::new(app::App::new(ui, backends)));
-    app.borrow_mut().startup_ms = (wasm_ready, gpu_init);
+    app.borrow_mut().milestones.wasm_ready = wasm_ready;
+    app.borrow_mut().milestones.webgpu_init = gpu_init;
     api::install(&app);
     {
         let a = app.borrow();
-        events::describe_backends(&a);
-        app::render_results(&a);
+        a.ui.describe_backends(
+            a.backends
+                .gpu
+                .is_none()
+                .then(|| a.backends.gpu_problem.as_deref().unwrap_or("no adapter")),
+        );
+        results::render_results(&a);
         a.stage.borrow().draw();
     }
     events::wire(&app);
-    app::spawn_task(&app, "Loading", app::startup(app.clone()));
+    let loading = app.clone();
+    app::spawn_task(&app, "Loading", async move {
+        let names = startup::sample_names().await;
+        let buttons = loading.borrow().ui.add_sample_buttons(&names);
+        events::wire_samples(&loading, &names, &buttons);
+        startup::startup(loading, names.into_iter().next()).await
+    });
 }

@@ -89,8 +89,6 @@ impl Backends {
 /// A model ready on every available device.
 pub struct Loaded {
     pub manifest: Manifest,
-    /// Where it came from, for messages: a URL or the picked file names.
-    pub origin: String,
     cpu: VisionTransformer,
     gpu: Option<VisionTransformer>,
 }
@@ -98,12 +96,7 @@ pub struct Loaded {
 impl Loaded {
     /// Checks the weights against the manifest (size, SHA-256, every tensor's shape) and
     /// copies the model to WebGPU when there is one.
-    pub fn new(
-        manifest: Manifest,
-        weights: &[u8],
-        origin: String,
-        backends: &Backends,
-    ) -> Result<Self, String> {
+    pub fn new(manifest: Manifest, weights: &[u8], backends: &Backends) -> Result<Self, String> {
         if manifest.weights.bytes != 0 && manifest.weights.bytes != weights.len() as u64 {
             return Err(format!(
                 "the weights file {} has {} bytes but the manifest {} says {}: they do not belong together",
@@ -117,12 +110,7 @@ impl Loaded {
         // same numbers moved over.
         let cpu = load_model(&manifest, weights, &backends.cpu).map_err(|e| e.to_string())?;
         let gpu = backends.gpu.as_ref().map(|g| cpu.clone().to_device(g));
-        Ok(Self {
-            manifest,
-            origin,
-            cpu,
-            gpu,
-        })
+        Ok(Self { manifest, cpu, gpu })
     }
 
     fn on(&self, backend: Backend) -> Option<&VisionTransformer> {
@@ -212,13 +200,6 @@ impl Timings {
             _ => Backend::Cpu,
         }
     }
-
-    pub fn get(&self, backend: Backend) -> Option<f64> {
-        match backend {
-            Backend::Cpu => self.cpu,
-            Backend::WebGpu => self.gpu,
-        }
-    }
 }
 
 pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
@@ -248,4 +229,31 @@ pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
         }
     }
     timings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_faster_backend_wins_and_the_cpu_until_measured() {
+        let none = Timings::default();
+        assert_eq!(none.fastest(), Backend::Cpu);
+        let t = Timings {
+            cpu: Some(30.0),
+            gpu: Some(900.0),
+            ..none
+        };
+        assert_eq!(t.fastest(), Backend::Cpu);
+        assert_eq!(
+            Timings {
+                gpu: Some(3.0),
+                ..t
+            }
+            .fastest(),
+            Backend::WebGpu
+        );
+        // WebGPU measured, the CPU failed: the one that works.
+        assert_eq!(Timings { cpu: None, ..t }.fastest(), Backend::WebGpu);
+    }
 }

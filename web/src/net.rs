@@ -3,12 +3,17 @@
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ReadableStreamDefaultReader, Response};
+use web_sys::{ReadableStreamDefaultReader, RequestCache, RequestInit, Response};
 
 use crate::dom::{js_message, window};
 
+/// Every fetch is checked with the server (a cached copy only when it is still current): the
+/// model list, manifests and weights change when a model is (re)published while the page is
+/// served, and a stale copy would hide it or fail its checksum.
 async fn get(url: &str) -> Result<Response, String> {
-    let response = JsFuture::from(window().fetch_with_str(url))
+    let init = RequestInit::new();
+    init.set_cache(RequestCache::NoCache);
+    let response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
         .await
         .map_err(|e| format!("could not fetch {url}: {}", js_message(&e)))?;
     let response: Response = response.unchecked_into();

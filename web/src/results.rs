@@ -1,0 +1,127 @@
+//! Drawing the last result: the top-5 bars (or, when no class fits, that in words), and the
+//! attention maps over the square the model saw.
+
+use vit::inference::{MIN_TOP1, NoFit, Ranked, Verdict};
+
+use crate::app::App;
+use crate::dom::{human_ms, set_attr, set_text};
+use crate::{bars, heatmap};
+
+pub fn render_results(a: &App) {
+    let Some(s) = &a.shown else {
+        heatmap::draw_empty(&a.ui.bars, 120.0, "Predictions appear here");
+        heatmap::draw_empty(&a.ui.heat, 240.0, "The attention map appears here");
+        heatmap::draw_empty(&a.ui.heads, 90.0, "One map per attention head");
+        return;
+    };
+    let classes = a.model.as_ref().map_or(0, |m| m.manifest.labels.len());
+    match no_fit_message(&s.verdict, &s.top, classes) {
+        Some(message) => {
+            set_text(&a.ui.verdict, &message);
+            a.ui.verdict.set_hidden(false);
+        }
+        None => a.ui.verdict.set_hidden(true),
+    }
+    bars::draw(&a.ui.bars, &s.top, !s.verdict.fits);
+    set_attr(&a.ui.bars, "aria-label", &bars::describe(&s.top));
+    a.ui.pred_list.set_inner_html("");
+    for r in &s.top {
+        let li: web_sys::HtmlElement = crate::dom::create("li");
+        set_text(&li, &format!("{}: {:.1}%", r.label, 100.0 * r.prob));
+        let _ = a.ui.pred_list.append_child(&li);
+    }
+    set_text(
+        &a.ui.pred_meta,
+        &format!(
+            "{} on {} · {} · {}",
+            human_ms(s.output.ms),
+            s.output.backend.label(),
+            s.model,
+            s.image
+        ),
+    );
+    render_heat(a);
+}
+
+/// What the page says when no class fits (`vit::inference::verdict`'s rule).
+pub fn no_fit_message(v: &Verdict, top: &[Ranked], classes: usize) -> Option<String> {
+    let guess = top.first()?;
+    Some(match v.why_not? {
+        NoFit::Blank => format!(
+            "This square is one flat colour, with nothing in it to recognise: it looks like none of the {classes} classes the model knows. The grey bars are what it guesses anyway."
+        ),
+        NoFit::Unsure => format!(
+            "This looks like none of the {classes} classes the model knows, with confidence: its best guess, {}, has only {:.0}% (a class fits from {:.0}%). The grey bars are its guesses.",
+            guess.label,
+            100.0 * guess.prob,
+            100.0 * MIN_TOP1
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit::inference::verdict;
+
+    #[test]
+    fn the_message_says_why_no_class_fits() {
+        let top = vec![Ranked {
+            label: "ship".into(),
+            index: 8,
+            prob: 0.31,
+        }];
+        let unsure = no_fit_message(&verdict(&[0.31, 0.3, 0.39], false), &top, 10).unwrap();
+        assert!(
+            unsure.contains("none of the 10 classes") && unsure.contains("ship, has only 31%"),
+            "{unsure}"
+        );
+        let blank = no_fit_message(&verdict(&[0.9, 0.1], true), &top, 10).unwrap();
+        assert!(
+            blank.contains("flat colour") && blank.contains("none of the 10 classes"),
+            "{blank}"
+        );
+        assert_eq!(no_fit_message(&verdict(&[0.9, 0.1], false), &top, 10), None);
+    }
+}
+
+/// The heat maps from the stored attention (no model run).
+pub fn render_heat(a: &App) {
+    let (Some(s), Some(p)) = (&a.shown, &a.picture) else {
+        return;
+    };
+    let crop = (p.crop.x as f64, p.crop.y as f64, p.crop.side as f64);
+    heatmap::draw_rollout(&a.ui.heat, &p.photo, crop, &s.rollout, a.heat.opacity);
+    set_attr(
+        &a.ui.heat,
+        "aria-label",
+        &format!(
+            "Attention rollout over the photo: {}.",
+            heatmap::describe_peak(&s.rollout)
+        ),
+    );
+    heatmap::draw_heads(&a.ui.heads, &p.view, &s.heads);
+    let heads: Vec<String> = s
+        .heads
+        .iter()
+        .enumerate()
+        .map(|(h, m)| format!("head {}: {}", h + 1, heatmap::describe_peak(m)))
+        .collect();
+    set_attr(
+        &a.ui.heads,
+        "aria-label",
+        &format!(
+            "Last layer's class-token attention per head. {}.",
+            heads.join("; ")
+        ),
+    );
+}
+
+/// Recomputes the rollout with the current fusion and discard ratio from stored maps.
+pub fn rerollout(a: &mut App) {
+    let (fusion, discard) = (a.heat.fusion, a.heat.discard);
+    if let Some(s) = &mut a.shown {
+        s.rollout = s.output.attention.rollout(fusion, discard);
+    }
+    render_heat(a);
+}
