@@ -4,7 +4,7 @@ use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Document, Element, EventTarget, File, HtmlElement, Window};
+use web_sys::{Document, Element, EventTarget, File, Window};
 
 pub fn window() -> Window {
     web_sys::window().expect("the page runs in a browser window")
@@ -50,10 +50,6 @@ pub fn set_text(el: &Element, text: &str) {
 
 pub fn set_attr(el: &Element, name: &str, value: &str) {
     let _ = el.set_attribute(name, value);
-}
-
-pub fn set_hidden(el: &HtmlElement, hidden: bool) {
-    el.set_hidden(hidden);
 }
 
 /// Milliseconds from `performance.now()`.

@@ -170,6 +170,7 @@ async fn time_backends(app: Shared, loaded: Rc<Loaded>) {
     if backends.gpu.is_some() {
         app.borrow_mut().timing += 1;
         note(&app, Some("timing WebGPU in the background".into()));
+        show_model(&app.borrow());
     }
     let timings = model::measure(&loaded, &backends).await;
     let switch = {
