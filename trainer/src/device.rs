@@ -32,7 +32,11 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
         DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
         DeviceArg::Cuda => {
             #[cfg(feature = "cuda")]
-            return Ok((Device::cuda(0), "cuda:0".into()));
+            {
+                let device = Device::cuda(0);
+                self_check(&device, "cuda:0")?;
+                return Ok((device, "cuda:0".into()));
+            }
             #[allow(unreachable_code)]
             {
                 bail!("this trainer was built without CUDA: rebuild with `--features cuda`")
@@ -318,7 +322,7 @@ mod gpu {
 
 /// Refuses a device that computes a small matrix product wrongly, before it trains or predicts
 /// on garbage: a driver or shader-compiler fault shows here as a clear error.
-#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 fn self_check(device: &Device, name: &str) -> Result<()> {
     use burn::tensor::{Tensor, TensorData};
     let (m, k, n) = (33, 70, 17);
@@ -343,7 +347,7 @@ fn self_check(device: &Device, name: &str) -> Result<()> {
         .zip(&got)
         .map(|(w, g)| (w - g).abs() / w.abs().max(1.0))
         .fold(0.0f32, f32::max);
-    if !(worst <= 1e-3) {
+    if worst.is_nan() || worst > 1e-3 {
         bail!(
             "{name} computes wrong results (a matmul + GELU differs from the CPU's by {worst:.3} \
              relative): its driver or shader compiler is at fault; use --device cpu, or the \

@@ -174,6 +174,14 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     keep_freed_memory();
+    // burn materialises a loaded optimizer state on `Device::default()` and moves it to each
+    // parameter's device at the next step. In a build with a GPU feature that default is a
+    // wgpu or CUDA device: a CPU run's `--resume` would start a GPU runtime (or fail without
+    // one) and bring the state back in f32 beside bf16 weights. The CPU is the default here.
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: the first thing main does after the signal set-up: no other thread exists.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict {

@@ -377,6 +377,13 @@ pub(crate) fn set_precision(
             .configure(dtype)
             .map_err(|e| anyhow::anyhow!("setting {name} to {precision:?}: {e:?}"))?;
     }
+    // A resumed optimizer state is loaded on the default device (Flex, see main) before it
+    // moves to the parameters' device: in their type too. Flex may already hold tensors (the
+    // GPU self-check) and then keeps f32; a GPU run's resume in half precision is not covered.
+    let mut flex = Device::flex();
+    if !devices.contains(&flex) && flex.supports_dtype(dtype) {
+        let _ = flex.configure(dtype);
+    }
     Ok(())
 }
 
