@@ -870,7 +870,7 @@ fn moved_square(
     );
     let (x, y, size) = (crop[0], crop[1], crop[2]);
     assert!(x + size == 360 || x > 200, "dragged to the right: {crop:?}");
-    assert!(size < 120 && size >= 8, "resized smaller: {crop:?}");
+    assert!((8..120).contains(&size), "resized smaller: {crop:?}");
     println!("moved square: {x},{y},{size} on the 360x120 photo");
     shots.take(s, "03-moved-square");
     let flag = format!("{x},{y},{size}");

@@ -2,7 +2,7 @@
 //! paths), one training step's loss and gradients, and half precision. It runs on whatever
 //! Vulkan adapter is here; on a machine without a GPU that is SwiftShader's CPU driver, which
 //! Debian's Chromium installs (`scripts/install-web-tools`). With no Vulkan driver at all each
-//! test says so and is counted as skipped (see `skip` and `scripts/test`).
+//! test says so and is counted as skipped (tests/support/skips.rs).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -15,6 +15,10 @@ use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::{FloatDType, TensorData};
 use vit::preprocess::{batch_tensor, prepare};
 use vit::weights::load_pair;
+
+#[path = "support/skips.rs"]
+mod skips;
+use skips::skip;
 
 /// SwiftShader's Vulkan driver, from Debian's `chromium-common`.
 const SWIFTSHADER_ICD: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -43,20 +47,6 @@ fn gpu() -> Result<&'static Device, &'static str> {
     })
     .as_ref()
     .map_err(String::as_str)
-}
-
-/// Records a skip where `scripts/test` counts it (`VITRINE_SKIPS`), and says why.
-fn skip(test: &str, why: &str) {
-    eprintln!("skipped {test}: {why}");
-    if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "gpu::{test}: {why}").unwrap();
-    }
 }
 
 macro_rules! gpu_or_skip {

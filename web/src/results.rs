@@ -59,32 +59,6 @@ pub fn no_fit_message(v: &Verdict, top: &[Ranked], classes: usize) -> Option<Str
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vit::inference::verdict;
-
-    #[test]
-    fn the_message_says_why_no_class_fits() {
-        let top = vec![Ranked {
-            label: "ship".into(),
-            index: 8,
-            prob: 0.31,
-        }];
-        let unsure = no_fit_message(&verdict(&[0.31, 0.3, 0.39], false), &top, 10).unwrap();
-        assert!(
-            unsure.contains("none of the 10 classes") && unsure.contains("ship, has only 31%"),
-            "{unsure}"
-        );
-        let blank = no_fit_message(&verdict(&[0.9, 0.1], true), &top, 10).unwrap();
-        assert!(
-            blank.contains("flat colour") && blank.contains("none of the 10 classes"),
-            "{blank}"
-        );
-        assert_eq!(no_fit_message(&verdict(&[0.9, 0.1], false), &top, 10), None);
-    }
-}
-
 /// The heat maps from the stored attention (no model run).
 pub fn render_heat(a: &App) {
     let (Some(s), Some(p)) = (&a.shown, &a.picture) else {
@@ -124,4 +98,30 @@ pub fn rerollout(a: &mut App) {
         s.rollout = s.output.attention.rollout(fusion, discard);
     }
     render_heat(a);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit::inference::verdict;
+
+    #[test]
+    fn the_message_says_why_no_class_fits() {
+        let top = vec![Ranked {
+            label: "ship".into(),
+            index: 8,
+            prob: 0.31,
+        }];
+        let unsure = no_fit_message(&verdict(&[0.31, 0.3, 0.39], false), &top, 10).unwrap();
+        assert!(
+            unsure.contains("none of the 10 classes") && unsure.contains("ship, has only 31%"),
+            "{unsure}"
+        );
+        let blank = no_fit_message(&verdict(&[0.9, 0.1], true), &top, 10).unwrap();
+        assert!(
+            blank.contains("flat colour") && blank.contains("none of the 10 classes"),
+            "{blank}"
+        );
+        assert_eq!(no_fit_message(&verdict(&[0.9, 0.1], false), &top, 10), None);
+    }
 }
