@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/skips.rs"]
+mod skips;
+use skips::skip;
+
 fn trainer() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
     c.env("RUST_BACKTRACE", "0");
@@ -217,6 +221,28 @@ fn predict_and_patches_take_the_square_to_look_at() {
         assert!(
             err.contains(says) && !err.contains("panicked"),
             "--crop {bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn predict_says_when_an_image_was_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let whole = dir.path().join("whole.jpg");
+    write_image(&whole, 64, 48, image::ImageFormat::Jpeg);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    for (file, damaged) in [(&whole, false), (&cut, true)] {
+        let o = run(&["predict", "--model", &model, file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            err.contains("warning:") && err.contains("the part that could be read"),
+            damaged,
+            "{}",
+            text(&o)
         );
     }
 }
@@ -842,21 +868,6 @@ fn broken_data_is_named_in_the_error() {
     );
 }
 
-/// Records a skip where `scripts/test` counts it (the file named by `VITRINE_SKIPS`), so the
-/// closing line reports it as skipped rather than passed, and says why on stderr.
-fn skip(test: &str, why: &str) {
-    eprintln!("skipped {test}: {why}");
-    if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "cli::{test}: {why}").unwrap();
-    }
-}
-
 /// The shipped default model measures, on the CIFAR-10 test batch, what its manifest records.
 /// The data lives outside the repository (../shared, beside the checkout); without it the test
 /// is recorded as skipped.
@@ -929,16 +940,10 @@ mod gpu_path {
         let mut c = trainer();
         if std::env::var_os("VK_ICD_FILENAMES").is_none() {
             if !Path::new(SWIFTSHADER_ICD).exists() {
-                eprintln!("skipped {test}: no Vulkan driver ({SWIFTSHADER_ICD} is missing)");
-                if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
-                    use std::io::Write;
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .unwrap();
-                    writeln!(f, "cli::{test}: no Vulkan driver").unwrap();
-                }
+                skip(
+                    test,
+                    &format!("no Vulkan driver ({SWIFTSHADER_ICD} is missing)"),
+                );
                 return None;
             }
             c.env("VK_ICD_FILENAMES", SWIFTSHADER_ICD);
@@ -1116,8 +1121,21 @@ mod gpu_path {
         let Some(o) = run_on_vulkan(
             test,
             &[
-                "bench", "--preset", "quick", "--device", "vulkan", "--batch-size", "4",
-                "--steps", "1", "--infer-batch", "4", "--infer-runs", "1", "--precision", "f16",
+                "bench",
+                "--preset",
+                "quick",
+                "--device",
+                "vulkan",
+                "--batch-size",
+                "4",
+                "--steps",
+                "1",
+                "--infer-batch",
+                "4",
+                "--infer-runs",
+                "1",
+                "--precision",
+                "f16",
             ],
         ) else {
             return;
@@ -1176,7 +1194,12 @@ mod gpu_path {
             cmd.env("VK_ICD_FILENAMES", SWIFTSHADER_ICD);
         }
         let o = cmd
-            .args(["--tiny", "--trainer", env!("CARGO_BIN_EXE_trainer"), "--data"])
+            .args([
+                "--tiny",
+                "--trainer",
+                env!("CARGO_BIN_EXE_trainer"),
+                "--data",
+            ])
             .arg(&data)
             .output()
             .expect("gpu-check runs");
@@ -1191,7 +1214,10 @@ mod gpu_path {
         };
         for backend in ["vulkan", "cpu"] {
             assert!(has(backend, "quick"), "no {backend} bench row:\n{out}");
-            assert!(has(backend, "cifar10-10ep"), "no {backend} training row:\n{out}");
+            assert!(
+                has(backend, "cifar10-10ep"),
+                "no {backend} training row:\n{out}"
+            );
         }
         assert!(out.contains("top-1 "), "{out}");
     }
