@@ -935,6 +935,14 @@ mod gpu_path {
 
     const SWIFTSHADER_ICD: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
 
+    /// One GPU-path test at a time: a software driver already uses every core, and several
+    /// processes on SwiftShader at once only queue for them.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `trainer` with a Vulkan driver to find, or `None` (and a recorded skip) without one.
     fn on_vulkan(test: &str) -> Option<Command> {
         let mut c = trainer();
@@ -958,6 +966,7 @@ mod gpu_path {
     #[test]
     fn a_quick_run_on_vulkan_learns_publishes_and_predicts_on_the_cpu() {
         let test = "a_quick_run_on_vulkan_learns_publishes_and_predicts_on_the_cpu";
+        let _gpu = serial();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         synthetic_cifar(&data, 60, 10);
@@ -1048,6 +1057,7 @@ mod gpu_path {
     #[test]
     fn predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer() {
         let test = "predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer";
+        let _gpu = serial();
         let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../www/models/vitrine-cifar10.json")
             .display()
@@ -1156,6 +1166,7 @@ mod gpu_path {
     #[test]
     fn auto_never_picks_a_software_gpu() {
         let test = "auto_never_picks_a_software_gpu";
+        let _gpu = serial();
         let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../www/models/vitrine-cifar10.json")
             .display()
@@ -1182,6 +1193,7 @@ mod gpu_path {
     #[test]
     fn gpu_check_prints_its_table_on_a_software_gpu() {
         let test = "gpu_check_prints_its_table_on_a_software_gpu";
+        let _gpu = serial();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         synthetic_cifar(&data, 10, 4);
