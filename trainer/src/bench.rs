@@ -68,6 +68,7 @@ fn time(warmup: usize, runs: usize, mut f: impl FnMut()) -> f64 {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let (mut devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
     crate::training::set_precision(&mut devices, args.precision, &device_name)?;
+    crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let c = config(&args);
     c.validate()?;

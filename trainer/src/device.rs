@@ -32,11 +32,7 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
         DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
         DeviceArg::Cuda => {
             #[cfg(feature = "cuda")]
-            {
-                let device = Device::cuda(0);
-                self_check(&device, "cuda:0")?;
-                return Ok((device, "cuda:0".into()));
-            }
+            return Ok((Device::cuda(0), "cuda:0".into()));
             #[allow(unreachable_code)]
             {
                 bail!("this trainer was built without CUDA: rebuild with `--features cuda`")
@@ -129,16 +125,16 @@ fn cuda_answers() -> Result<(), String> {
         // turns that into an answer, with the panic's message kept out of the user's terminal.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
+        // No tensor is made: a device's float type can only be set before its first one.
         let probe = std::panic::catch_unwind(|| {
-            burn::tensor::Tensor::<1>::ones([1], &Device::cuda(0))
-                .into_data()
-                .try_to_vec::<f32>()
-                .map(|v| v == [1.0])
+            Device::enumerate(burn::tensor::DeviceType::Cuda)
+                .into_iter()
+                .count()
         });
         std::panic::set_hook(hook);
         return match probe {
-            Ok(Ok(true)) => Ok(()),
-            Ok(_) => Err("its device returned a wrong value".into()),
+            Ok(0) => Err("no CUDA device".into()),
+            Ok(_) => Ok(()),
             Err(_) => Err("the driver did not answer".into()),
         };
     }
@@ -221,7 +217,6 @@ mod gpu {
             Some(id) => format!("{} ({})", arg_name(arg, index), id.name),
             None => arg_name(arg, index),
         };
-        super::self_check(&device, &name)?;
         Ok((device, name))
     }
 
@@ -320,9 +315,19 @@ mod gpu {
     }
 }
 
-/// Refuses a device that computes a small matrix product wrongly, before it trains or predicts
-/// on garbage: a driver or shader-compiler fault shows here as a clear error.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+/// Refuses GPU devices that compute a small matrix product wrongly, before they train or predict
+/// on garbage: a driver or shader-compiler fault shows here as a clear error. Call it after
+/// `--precision` has configured the devices (that must come before their first tensor).
+pub fn check(devices: &[Device], name: &str) -> Result<()> {
+    let flex = Device::flex();
+    for (i, device) in devices.iter().enumerate() {
+        if *device != flex && !devices[..i].contains(device) {
+            self_check(device, name)?;
+        }
+    }
+    Ok(())
+}
+
 fn self_check(device: &Device, name: &str) -> Result<()> {
     use burn::tensor::{Tensor, TensorData};
     let (m, k, n) = (33, 70, 17);

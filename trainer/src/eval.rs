@@ -173,6 +173,7 @@ pub fn run(
     predictions_csv: Option<&Path>,
 ) -> Result<ExitCode> {
     let (devices, device_name, cpu) = resolve_many(device, None)?;
+    crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
     let (manifest, model) = load_pair(model_path, &device)

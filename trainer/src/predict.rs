@@ -39,7 +39,8 @@ pub fn run(
     device: DeviceArg,
     crop: Option<Crop>,
 ) -> Result<ExitCode> {
-    let (device, _) = resolve(device)?;
+    let (device, name) = resolve(device)?;
+    crate::device::check(std::slice::from_ref(&device), &name)?;
     let (manifest, model) =
         load_pair(model, &device).with_context(|| format!("loading model {}", model.display()))?;
     let size = manifest.config.image_size;

@@ -135,6 +135,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     let (mut devices, device_name, cpu) = resolve_many(args.device, n)?;
     set_precision(&mut devices, recipe.precision, &device_name)?;
+    crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
     let mut progress = Progress::new(args.plain);
@@ -378,8 +379,8 @@ pub(crate) fn set_precision(
             .map_err(|e| anyhow::anyhow!("setting {name} to {precision:?}: {e:?}"))?;
     }
     // A resumed optimizer state is loaded on the default device (Flex, see main) before it
-    // moves to the parameters' device: in their type too. Flex may already hold tensors (the
-    // GPU self-check) and then keeps f32; a GPU run's resume in half precision is not covered.
+    // moves to the parameters' device: in their type too. This comes before the GPU
+    // self-check (device::check), whose tensors on Flex would fix its type at f32.
     let mut flex = Device::flex();
     if !devices.contains(&flex) && flex.supports_dtype(dtype) {
         let _ = flex.configure(dtype);
