@@ -11,6 +11,8 @@
 //! - [`inference`]: probabilities, top-k, attention read-back helpers.
 //! - [`kernels`]: vectorised CPU kernels (GELU, attention) that inference on Flex runs.
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
+//! - [`pos_embed`]: position embeddings resampled to another patch grid, as timm does.
+//! - [`transfer`]: fine-tuning: a new head, another image size, freezing, layer-wise decay.
 
 pub mod config;
 pub mod damage;
@@ -19,8 +21,10 @@ pub mod inference;
 pub mod kernels;
 pub mod model;
 pub mod patches;
+pub mod pos_embed;
 pub mod preprocess;
 pub mod rollout;
+pub mod transfer;
 pub mod weights;
 
 pub use config::{Pooling, VitConfig};
