@@ -21,6 +21,9 @@ pub enum VitError {
     #[error("invalid crop {0}")]
     BadCrop(String),
 
+    #[error("{0}")]
+    BadQuery(String),
+
     #[error("the image is empty (0 bytes)")]
     EmptyImage,
 

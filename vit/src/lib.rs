@@ -8,15 +8,19 @@
 //! - [`damage`]: whether image bytes were cut off (decoders show what they could read).
 //! - [`patches`]: where each patch is, for drawing.
 //! - [`rollout`]: attention rollout and per-head class-token maps.
+//! - [`colormap`]: the heat maps' colours (page and CLI).
+//! - [`explain`]: any token's map at any layer and head, both ways, and class relevance.
 //! - [`inference`]: probabilities, top-k, attention read-back helpers.
 //! - [`kernels`]: vectorised CPU kernels (GELU, attention) that inference on Flex runs.
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
 //! - [`pos_embed`]: position embeddings resampled to another patch grid, as timm does.
 //! - [`transfer`]: fine-tuning: a new head, another image size, freezing, layer-wise decay.
 
+pub mod colormap;
 pub mod config;
 pub mod damage;
 pub mod error;
+pub mod explain;
 pub mod inference;
 pub mod kernels;
 pub mod model;

@@ -118,15 +118,31 @@ impl Attention {
     /// The explicit path: also returns the attention probabilities `[B, h, T, T]`.
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
         let qkv = self.qkv.forward(x);
-        let (heads, probs) = kernels::attention_with_probs_or(qkv, self.num_heads, |qkv| {
-            let (q, k, v) = Self::split_heads(qkv, self.num_heads);
-            let scale = (q.dims()[3] as f64).powf(-0.5);
-            let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
-            let probs = softmax(scores, 3);
-            let out = self.attn_drop.forward(probs.clone()).matmul(v); // [B, h, T, d]
-            (Self::merge_heads(out), probs)
-        });
+        let (heads, probs) =
+            kernels::attention_with_probs_or(qkv, self.num_heads, |qkv| self.explicit(qkv, None));
         (self.project(heads), probs)
+    }
+
+    /// As [`Self::forward_with_attention`], with `probe` `[B, h, T, T]` added to the
+    /// probabilities before they weigh the values. burn keeps gradients only for leaves, so a
+    /// zero leaf that requires its gradient gets exactly the gradient with respect to the
+    /// probabilities (Chefer et al.'s relevance needs it). Always burn's own ops.
+    pub fn forward_probed(&self, x: Tensor<3>, probe: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
+        let (heads, probs) = self.explicit(self.qkv.forward(x), Some(probe));
+        (self.project(heads), probs)
+    }
+
+    /// `[B, T, 3D]` -> the heads' outputs `[B, T, D]` and the probabilities `[B, h, T, T]`.
+    fn explicit(&self, qkv: Tensor<3>, probe: Option<Tensor<4>>) -> (Tensor<3>, Tensor<4>) {
+        let (q, k, v) = Self::split_heads(qkv, self.num_heads);
+        let scale = (q.dims()[3] as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale; // [B, h, T, T]
+        let mut probs = softmax(scores, 3);
+        if let Some(probe) = probe {
+            probs = probs + probe;
+        }
+        let out = self.attn_drop.forward(probs.clone()).matmul(v); // [B, h, T, d]
+        (Self::merge_heads(out), probs)
     }
 }
 
@@ -188,9 +204,20 @@ impl Block {
     }
 
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (a, probs) = self
-            .attn
-            .forward_with_attention(self.norm1.forward(x.clone()));
+        self.forward_attending(x, |attn, x| attn.forward_with_attention(x))
+    }
+
+    /// As [`Self::forward_with_attention`], through [`Attention::forward_probed`].
+    pub fn forward_probed(&self, x: Tensor<3>, probe: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
+        self.forward_attending(x, |attn, x| attn.forward_probed(x, probe))
+    }
+
+    fn forward_attending(
+        &self,
+        x: Tensor<3>,
+        attend: impl FnOnce(&Attention, Tensor<3>) -> (Tensor<3>, Tensor<4>),
+    ) -> (Tensor<3>, Tensor<4>) {
+        let (a, probs) = attend(&self.attn, self.norm1.forward(x.clone()));
         let x = x + self.drop_path.forward(a);
         let x = x.clone()
             + self
@@ -400,6 +427,23 @@ impl VisionTransformer {
         let mut maps = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let (next, probs) = block.forward_with_attention(x);
+            x = next;
+            maps.push(probs);
+        }
+        (self.classify(x), maps)
+    }
+
+    /// As [`Self::forward_with_attention`], with `probes[l]` added to block `l`'s probabilities
+    /// (see [`Attention::forward_probed`]): one probe per block.
+    pub fn forward_probed(
+        &self,
+        images: Tensor<4>,
+        probes: Vec<Tensor<4>>,
+    ) -> (Tensor<2>, Vec<Tensor<4>>) {
+        let mut x = self.embed(images);
+        let mut maps = Vec::with_capacity(self.blocks.len());
+        for (block, probe) in self.blocks.iter().zip(probes) {
+            let (next, probs) = block.forward_probed(x, probe);
             x = next;
             maps.push(probs);
         }

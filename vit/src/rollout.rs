@@ -71,13 +71,13 @@ impl Heatmap {
 }
 
 impl AttentionMaps {
-    fn matrix(&self, layer: usize, head: usize) -> &[f32] {
+    pub(crate) fn matrix(&self, layer: usize, head: usize) -> &[f32] {
         let t2 = self.tokens * self.tokens;
         let start = (layer * self.heads + head) * t2;
         &self.data[start..start + t2]
     }
 
-    fn grid(&self) -> usize {
+    pub(crate) fn grid(&self) -> usize {
         ((self.tokens - 1) as f64).sqrt().round() as usize
     }
 
@@ -123,7 +123,7 @@ impl AttentionMaps {
             .collect()
     }
 
-    fn fuse(&self, layer: usize, fusion: HeadFusion) -> Vec<f32> {
+    pub(crate) fn fuse(&self, layer: usize, fusion: HeadFusion) -> Vec<f32> {
         let mut fused = self.matrix(layer, 0).to_vec();
         for h in 1..self.heads {
             for (f, &v) in fused.iter_mut().zip(self.matrix(layer, h)) {
@@ -141,7 +141,7 @@ impl AttentionMaps {
     }
 }
 
-fn identity(t: usize) -> Vec<f32> {
+pub(crate) fn identity(t: usize) -> Vec<f32> {
     let mut m = vec![0.0; t * t];
     (0..t).for_each(|i| m[i * t + i] = 1.0);
     m
@@ -162,7 +162,8 @@ fn discard_weakest(m: &mut [f32], ratio: f32) {
     }
 }
 
-fn matmul(a: &[f32], b: &[f32], t: usize) -> Vec<f32> {
+/// `a · b` for `t x t` row-major matrices.
+pub(crate) fn matmul(a: &[f32], b: &[f32], t: usize) -> Vec<f32> {
     let mut out = vec![0.0; t * t];
     for i in 0..t {
         for k in 0..t {
