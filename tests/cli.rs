@@ -1234,3 +1234,383 @@ mod gpu_path {
         assert!(out.contains("top-1 "), "{out}");
     }
 }
+
+/// `trainer finetune` from the shipped default model onto a folder of images this test draws:
+/// a new head for new classes, frozen layers, another image size, resume, publish, predict.
+mod finetune {
+    use super::*;
+
+    /// Three classes the CIFAR-10 model has never seen as classes, but whose colours and
+    /// shapes its features tell apart: a red disk, a blue square, green stripes, each on grey
+    /// noise at a random place and size.
+    const CLASSES: [&str; 3] = ["blue-square", "green-stripes", "red-disk"];
+
+    fn draw(class: usize, size: u32, rng: &mut Lcg) -> image::RgbImage {
+        let (cx, cy) = (
+            (size / 3 + rng.next() % (size / 3)) as i32,
+            (size / 3 + rng.next() % (size / 3)) as i32,
+        );
+        let r = (size / 6 + rng.next() % (size / 8)) as i32;
+        let phase = rng.next() % 8;
+        image::RgbImage::from_fn(size, size, |x, y| {
+            let (dx, dy) = (x as i32 - cx, y as i32 - cy);
+            let noise = (rng.next() % 50) as u8;
+            let grey = image::Rgb([90 + noise, 90 + noise, 90 + noise]);
+            let ink = |c: [u8; 3]| image::Rgb(c.map(|v| v.saturating_sub(noise / 2)));
+            match class {
+                0 if dx.abs() <= r && dy.abs() <= r => ink([40, 70, 230]),
+                1 if (y + phase) % 8 < 4 => ink([40, 200, 60]),
+                2 if dx * dx + dy * dy <= r * r => ink([230, 40, 40]),
+                _ => grey,
+            }
+        })
+    }
+
+    /// `per_class` images of each class in `dir/<class>/`.
+    fn folder(dir: &Path, per_class: usize, seed: u64) {
+        let mut rng = Lcg(seed);
+        for (c, name) in CLASSES.iter().enumerate() {
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+            for i in 0..per_class {
+                draw(c, 48, &mut rng)
+                    .save(dir.join(name).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+    }
+
+    fn default_model() -> String {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/models/vitrine-cifar10.json")
+            .display()
+            .to_string()
+    }
+
+    fn finetune(data: &str, run_dir: &str, extra: &[&str]) -> Output {
+        let from = default_model();
+        let mut args = vec![
+            "finetune",
+            "--from",
+            &from,
+            "--data-dir",
+            data,
+            "--run",
+            run_dir,
+            "--device",
+            "cpu",
+            "--plain",
+            "--seed",
+            "3",
+        ];
+        args.extend(extra);
+        run(&args)
+    }
+
+    fn json(path: &Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A parameter's values in a model pair.
+    fn tensor(manifest: &Path, name: &str) -> Vec<f32> {
+        use burn::module::{Module, ModuleVisitor, Param};
+        use burn::prelude::*;
+        struct Find<'a>(&'a str, Vec<String>, Option<Vec<f32>>);
+        impl ModuleVisitor for Find<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.1.push(name.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.1.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.1.join(".") == self.0 {
+                    self.2 = Some(param.val().into_data().try_into_vec_as::<f32>().unwrap());
+                }
+            }
+        }
+        let (_, model) = vit::weights::load_pair(manifest, &Device::flex()).unwrap();
+        let mut find = Find(name, Vec::new(), None);
+        model.visit(&mut find);
+        find.2
+            .unwrap_or_else(|| panic!("no {name} in {}", manifest.display()))
+    }
+
+    #[test]
+    fn a_linear_probe_learns_new_classes_publishes_and_predicts() {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("shapes");
+        folder(&data, 20, 11);
+        let run_dir = dir.path().join("probe");
+        let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
+        let o = finetune(
+            d,
+            r,
+            &[
+                "--head-only",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "8",
+                "--lr",
+                "5e-3",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("fine-tuning vitrine-cifar10 for 3 classes at 48px: training the head"),
+            "{stderr}"
+        );
+        let top1 = json(&run_dir.join("eval.json"))["top1"].as_f64().unwrap();
+        assert!(top1 >= 0.8, "three classes, chance is 33%; got {top1}");
+
+        let models = dir.path().join("models");
+        let o = run(&[
+            "publish",
+            "--run",
+            r,
+            "--name",
+            "shapes",
+            "--out",
+            models.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let manifest = json(&models.join("shapes.json"));
+        let base = json(Path::new(&default_model()));
+        assert_eq!(manifest["labels"], serde_json::json!(CLASSES));
+        assert_eq!(manifest["config"]["num_classes"], 3);
+        assert_eq!(manifest["normalization"], base["normalization"]);
+        let source = manifest["source"].as_str().unwrap();
+        assert!(
+            source.starts_with("trainer finetune of vitrine-cifar10 (")
+                && source.contains("--from vitrine-cifar10.json"),
+            "{source}"
+        );
+        assert_eq!(
+            manifest["training"]["base"]["sha256"],
+            base["weights"]["sha256"]
+        );
+        assert_eq!(
+            manifest["training"]["recipe"]["finetune"]["trainable"],
+            "head"
+        );
+        assert!(
+            !std::fs::read_to_string(models.join("shapes.json"))
+                .unwrap()
+                .contains(&dir.path().display().to_string()),
+            "the manifest names a path of this machine"
+        );
+
+        // Only the head learned: the base model's layers come back unchanged.
+        let (published, shipped) = (models.join("shapes.json"), PathBuf::from(default_model()));
+        for name in [
+            "patch_embed.proj.weight",
+            "pos_embed",
+            "blocks.5.mlp.fc2.weight",
+            "norm.gamma",
+        ] {
+            assert_eq!(
+                tensor(&published, name),
+                tensor(&shipped, name),
+                "{name} changed"
+            );
+        }
+
+        // `predict` on photos drawn afresh names their classes.
+        let fresh = dir.path().join("fresh");
+        folder(&fresh, 3, 99);
+        let mut files = Vec::new();
+        for class in CLASSES {
+            for i in 0..3 {
+                files.push(
+                    fresh
+                        .join(class)
+                        .join(format!("{i}.png"))
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+        let manifest_path = published.display().to_string();
+        let mut args = vec!["predict", "--model", &manifest_path, "--json", "--top", "1"];
+        args.extend(files.iter().map(String::as_str));
+        let o = run(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let right = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .zip(&files)
+            .filter(|(line, file)| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                file.contains(&format!("/{}/", v["top"][0]["label"].as_str().unwrap()))
+            })
+            .count();
+        assert!(
+            right >= 8,
+            "{right} of 9 fresh photos named right:\n{}",
+            text(&o)
+        );
+        eprintln!(
+            "linear probe: top-1 {top1:.3}, {right}/9 fresh, {:.1?}",
+            started.elapsed()
+        );
+    }
+
+    /// The last block learns at 64px (pos_embed resampled from 12x12 to 16x16); a kill after
+    /// the first epoch and `--resume` end where the unbroken run ends.
+    #[test]
+    fn last_blocks_at_another_size_resume_to_the_same_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("shapes");
+        folder(&data, 16, 5);
+        let d = data.to_str().unwrap();
+        let args = [
+            "--last-blocks",
+            "1",
+            "--image-size",
+            "64",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+        ];
+        let whole = dir.path().join("whole");
+        let o = finetune(d, whole.to_str().unwrap(), &args);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(
+                "at 64px (pos_embed resampled from 12x12 to 16x16): training the last 1 block(s)"
+            ),
+            "{}",
+            text(&o)
+        );
+        let top1 = json(&whole.join("eval.json"))["top1"].as_f64().unwrap();
+        assert!(top1 > 0.6, "three classes, chance is 33%; got {top1}");
+
+        // The same run killed once its first epoch is checkpointed, then resumed.
+        let broken = dir.path().join("broken");
+        let b = broken.to_str().unwrap();
+        let from = default_model();
+        let mut child = trainer()
+            .args([
+                "finetune",
+                "--from",
+                &from,
+                "--data-dir",
+                d,
+                "--run",
+                b,
+                "--device",
+                "cpu",
+                "--plain",
+                "--seed",
+                "3",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let state = broken.join("checkpoint/state.json");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let epoch = || {
+            std::fs::read_to_string(&state)
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v["epoch"].as_u64())
+        };
+        while epoch().unwrap_or(0) < 1 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "ended before it could be killed"
+            );
+            assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let o = run(&[
+            "finetune", "--resume", "--run", b, "--device", "cpu", "--plain",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            metrics_without_timing(&broken),
+            metrics_without_timing(&whole)
+        );
+
+        // `train --resume` points to `finetune --resume`; a finished run says so.
+        let o = run(&["train", "--resume", "--run", b, "--device", "cpu"]);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("is a fine-tuning run: continue it with `trainer finetune --resume"),
+            "{}",
+            text(&o)
+        );
+        let o = run(&[
+            "finetune", "--resume", "--run", b, "--device", "cpu", "--epochs", "9",
+        ]);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("drop --from and the recipe flags"),
+            "{}",
+            text(&o)
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("shapes");
+        folder(&data, 2, 1);
+        let d = data.to_str().unwrap();
+        let run_dir = |n: &str| dir.path().join(n).display().to_string();
+        for (extra, want) in [
+            (
+                vec!["--last-blocks", "7"],
+                "--last-blocks 7: vitrine-cifar10 has 6 blocks",
+            ),
+            (
+                vec!["--image-size", "50"],
+                "image_size 50 is not divisible by patch_size 4",
+            ),
+            (vec!["--head-only", "--full"], "cannot be used with"),
+            (
+                vec!["--layer-decay", "1.5"],
+                "--layer-decay 1.5 must be in (0, 1]",
+            ),
+        ] {
+            let o = finetune(d, &run_dir("r"), &extra);
+            assert!(!o.status.success(), "{extra:?}: {}", text(&o));
+            assert!(text(&o).contains(want), "{extra:?}: {}", text(&o));
+        }
+        // One class is not a classification problem; an empty class folder is named.
+        let one = dir.path().join("one");
+        std::fs::create_dir_all(one.join("only")).unwrap();
+        write_image(&one.join("only/a.png"), 8, 8, image::ImageFormat::Png);
+        let o = finetune(one.to_str().unwrap(), &run_dir("r1"), &[]);
+        assert!(
+            text(&o).contains("one class (\"only\"); fine-tuning needs at least two"),
+            "{}",
+            text(&o)
+        );
+        std::fs::create_dir_all(one.join("empty")).unwrap();
+        let o = finetune(one.to_str().unwrap(), &run_dir("r2"), &[]);
+        assert!(text(&o).contains("empty is empty"), "{}", text(&o));
+        // A base that is not a model pair is named.
+        let o = run(&[
+            "finetune",
+            "--from",
+            d,
+            "--data-dir",
+            d,
+            "--run",
+            &run_dir("r3"),
+            "--device",
+            "cpu",
+        ]);
+        assert!(!o.status.success());
+        assert!(text(&o).contains(&format!("reading {d}")), "{}", text(&o));
+    }
+}

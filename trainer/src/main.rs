@@ -13,6 +13,7 @@ mod device;
 mod download;
 mod draw;
 mod eval;
+mod finetune;
 mod loader;
 mod parallel;
 mod plots;
@@ -102,6 +103,9 @@ enum Command {
     },
     /// Train a ViT on a dataset; writes checkpoints, metrics.csv and plots into the run folder.
     Train(Box<training::TrainArgs>),
+    /// Fine-tune a published (or imported) model on new classes: a new head, optionally frozen
+    /// layers and another image size; the run folder is as for train, publish it the same way.
+    Finetune(Box<finetune::FinetuneArgs>),
     /// Measure a published model on a dataset's test split: top-1, top-5, per class.
     Eval {
         #[arg(long)]
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
         ),
         Command::ExportTimm { model, out } => timm::export(&model, &out),
         Command::Train(args) => training::run(*args),
+        Command::Finetune(args) => finetune::run(*args),
         Command::Eval {
             model,
             data_dir,

@@ -24,9 +24,14 @@ pub fn run(
 ) -> Result<ExitCode> {
     vit::weights::check_model_name(name)?;
     let (recipe, info, state, model) = load_run_model(run_dir, &Device::flex())?;
+    let verb = if recipe.finetune.is_some() {
+        "finetune"
+    } else {
+        "train"
+    };
     if state.epoch < recipe.epochs {
         bail!(
-            "{} is not finished ({} of {} epochs); resume it with `trainer train --resume --run {0}`",
+            "{} is not finished ({} of {} epochs); resume it with `trainer {verb} --resume --run {0}`",
             run_dir.display(),
             state.epoch,
             recipe.epochs
@@ -42,9 +47,14 @@ pub fn run(
     let c = &recipe.model;
     let dataset = portable(&info.dataset_description, &info.data_dir);
     let command = portable(&info.command, &info.data_dir);
+    let base = recipe
+        .finetune
+        .as_ref()
+        .map(|f| format!(" fine-tuned from {}", f.base))
+        .unwrap_or_default();
     manifest.description = description.map(String::from).unwrap_or_else(|| {
         format!(
-            "ViT {}px/patch {}, dim {}, depth {}, {} heads — {:.1}% top-1 on {}",
+            "ViT {}px/patch {}, dim {}, depth {}, {} heads{base} — {:.1}% top-1 on {}",
             c.image_size,
             c.patch_size,
             c.embed_dim,
@@ -54,7 +64,11 @@ pub fn run(
             dataset
         )
     });
-    manifest.source = format!("trainer train ({command})");
+    // A fine-tuned model names its base (and the base's checksum, under training.base).
+    manifest.source = match &recipe.finetune {
+        Some(f) => format!("trainer finetune of {} ({command})", f.base),
+        None => format!("trainer train ({command})"),
+    };
     manifest.metrics = Some(eval.to_metrics(&dataset));
     manifest.training = Some(serde_json::json!({
         "command": command,
@@ -65,6 +79,9 @@ pub fn run(
         "train_images": info.train_images,
         "run": last_part(&run_dir.display().to_string()),
     }));
+    if let (Some(f), Some(training)) = (&recipe.finetune, manifest.training.as_mut()) {
+        training["base"] = serde_json::json!({ "name": f.base, "sha256": f.base_sha256 });
+    }
     let json: serde_json::Value = serde_json::from_str(&manifest.to_json())?;
     if let Some((field, path)) = machine_path(&json, "") {
         bail!(

@@ -5,6 +5,8 @@
 
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
+use vit::pos_embed::Resample;
+use vit::transfer::Trainable;
 use vit::{Normalization, Pooling, VisionTransformer, VitConfig};
 
 use crate::augment::AugmentConfig;
@@ -24,6 +26,10 @@ pub enum Preset {
     /// The long GPU run: patch-4 ViT, 200 epochs, RandAugment, mixup/cutmix, label smoothing.
     #[value(name = "cifar10-best")]
     Cifar10Best,
+    /// `trainer finetune`'s hyperparameters; its model is the base model's. Not a `train`
+    /// preset: a fine-tuning run starts from a model, not from scratch.
+    #[value(skip)]
+    Finetune,
 }
 
 /// The float type training computes in.
@@ -96,6 +102,25 @@ pub struct Recipe {
     /// Runs recorded before this field existed started `pos_embed` as timm does.
     #[serde(default)]
     pub pos_init: PosInit,
+    /// A fine-tuning run's base model and what of it learns (`trainer finetune`); `None` for a
+    /// run from scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneRecipe>,
+}
+
+/// What a fine-tuning run starts from, and how it learns from there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneRecipe {
+    /// The base model's name, and the SHA-256 of its weights (checked again on resume).
+    pub base: String,
+    pub base_sha256: String,
+    /// The base model's image size; `pos_embed` is resampled when the run's differs.
+    pub base_image_size: usize,
+    pub resample: Resample,
+    pub trainable: Trainable,
+    /// Layer-wise learning-rate decay (BEiT, timm): layer `l` of `depth + 1` learns at
+    /// `lr * layer_decay^(depth + 1 - l)`. 1 turns it off.
+    pub layer_decay: f64,
 }
 
 impl Preset {
@@ -130,6 +155,7 @@ impl Preset {
             precision: Precision::F32,
             attn_init: AttnInit::Timm,
             pos_init: PosInit::Timm,
+            finetune: None,
         };
         match self {
             Preset::Quick => Recipe {
@@ -185,6 +211,17 @@ impl Preset {
                     crop_padding: 3,
                     ..base.augment.clone()
                 },
+                ..base
+            },
+            // Fine-tuning after timm's and BEiT's recipes, scaled to small folders: short
+            // warm-up, cosine to near zero, layer decay set by `trainer finetune`. Batches are
+            // small because the datasets are (a few dozen photos per class).
+            Preset::Finetune => Recipe {
+                epochs: 10,
+                batch_size: 32,
+                lr: 1e-3,
+                min_lr: 1e-6,
+                warmup_epochs: 1.0,
                 ..base
             },
             Preset::Cifar10Best => Recipe {

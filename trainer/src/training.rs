@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
@@ -57,6 +58,9 @@ pub struct RunInfo {
     pub test_images: usize,
     pub command: String,
     pub device: String,
+    /// A fine-tuning run's base model manifest (`trainer finetune --from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<PathBuf>,
 }
 
 /// Progress through the run, saved with every checkpoint.
@@ -111,6 +115,36 @@ pub struct TrainArgs {
     pub devices: Option<usize>,
 }
 
+/// Where a run's model comes from, and how fast each of its parameters learns: from scratch
+/// for `train`, from a published model for `finetune` (finetune.rs).
+pub(crate) trait Origin {
+    /// The model at step 0 on `device` (a run resumed before its first checkpoint starts here
+    /// too), already through [`Origin::prepare`].
+    fn initial(&self, recipe: &Recipe, device: &Device) -> Result<VisionTransformer>;
+    /// Applied to every model loaded from a checkpoint: which parameters are frozen belongs
+    /// to the module, not to the stored weights.
+    fn prepare(&self, model: VisionTransformer) -> VisionTransformer;
+    /// Each parameter's learning rate when the schedule is at `lr`.
+    fn learning_rates(&self, lr: f64) -> ModuleLearningRate;
+}
+
+/// `trainer train`: the recipe's initialisation, one learning rate for all.
+struct Scratch;
+
+impl Origin for Scratch {
+    fn initial(&self, recipe: &Recipe, device: &Device) -> Result<VisionTransformer> {
+        Ok(recipe.init_model(device)?)
+    }
+
+    fn prepare(&self, model: VisionTransformer) -> VisionTransformer {
+        model
+    }
+
+    fn learning_rates(&self, lr: f64) -> ModuleLearningRate {
+        lr.into()
+    }
+}
+
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (_, device_name) = resolve(args.device)?;
     let run_dir = &args.run;
@@ -124,6 +158,26 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         start_files(&args, &device_name)?
     };
+    if recipe.finetune.is_some() {
+        bail!(
+            "{} is a fine-tuning run: continue it with `trainer finetune --resume --run {0}`",
+            run_dir.display()
+        );
+    }
+    run_with(&args, recipe, info, state, &Scratch)
+}
+
+/// The training loop, for `train` and `finetune` alike. `args` gives the run folder and how to
+/// run (device, replicas, resume, workers, output); the recipe flags and data folder in it are
+/// already resolved into `recipe` and `info`.
+pub(crate) fn run_with(
+    args: &TrainArgs,
+    recipe: Recipe,
+    info: RunInfo,
+    state: State,
+    origin: &dyn Origin,
+) -> Result<ExitCode> {
+    let run_dir = &args.run;
     // One replica per core by default on the CPU, unless dropout or stochastic depth draw random
     // numbers: replicas draw them from burn's one RNG in no fixed order, and a run must repeat.
     let m = &recipe.model;
@@ -191,10 +245,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let ad = replicas.main().clone();
     // burn creates parameters lazily from one global RNG: seed before the model exists.
     device.seed(recipe.seed);
-    let mut model = recipe.init_model(&ad)?;
+    let mut model = origin.initial(&recipe, &ad)?;
     let mut optim = optimizer(&recipe)?;
     if args.resume {
         (model, optim) = load_checkpoint(run_dir, model, optim)?;
+        model = origin.prepare(model);
         progress.message(&format!(
             "resuming {} at epoch {} batch {}",
             run_dir.display(),
@@ -267,7 +322,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             if recipe.grad_clip > 0.0 {
                 clip_global_norm(&model, &mut grads, recipe.grad_clip);
             }
-            model = optim.step(lr, model, grads);
+            model = optim.step(origin.learning_rates(lr), model, grads);
 
             state.loss_sum += loss_value * b as f64;
             state.correct += step
@@ -347,6 +402,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         // recipe's attention and position inits (burn's RNG is re-seeded before each batch
         // either way).
         (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
+        model = origin.prepare(model);
         if state.epoch == recipe.epochs {
             finish(run_dir, &rows, &eval, &info, &progress)?;
         }
@@ -414,6 +470,7 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
         test_images: 0,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         device: device_name.into(),
+        base_model: None,
     };
     std::fs::create_dir_all(&args.run)
         .with_context(|| format!("creating {}", args.run.display()))?;
@@ -422,7 +479,7 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
     Ok((recipe, info, State::default()))
 }
 
-fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
+pub(crate) fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
     let recipe: Recipe = read_json(&run_dir.join("recipe.json"))?;
     let info: RunInfo = read_json(&run_dir.join("run.json"))?;
     let state = match checkpoint_dir(run_dir) {
@@ -446,7 +503,7 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 /// AdamW with weight decay off for biases, norms and the two token embeddings, as in timm.
-fn optimizer(recipe: &Recipe) -> Result<ModuleOptimizer> {
+pub(crate) fn optimizer(recipe: &Recipe) -> Result<ModuleOptimizer> {
     let adamw = AdamWConfig::new()
         .with_beta_1(recipe.beta1 as f32)
         .with_beta_2(recipe.beta2 as f32)
