@@ -1614,3 +1614,215 @@ mod finetune {
         assert!(text(&o).contains(&format!("reading {d}")), "{}", text(&o));
     }
 }
+
+/// `trainer explain` on the tiny timm model (16 px, patch 4: 16 patches and 17 tokens, 2
+/// layers, 2 heads). Its maps are checked against timm and PyTorch in vit/tests/explain_parity.rs;
+/// here the command's own promises: rows of probabilities, the reverse reading the columns,
+/// rollout built from the attention, relevance for the class asked, the picture, and errors.
+mod explain {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let model = tiny_model(dir.path());
+        let photo = dir.path().join("photo.png");
+        write_image(&photo, 40, 30, image::ImageFormat::Png);
+        let photo = photo.display().to_string();
+        (dir, model, photo)
+    }
+
+    /// `trainer explain PHOTO --model M --json ARGS...`: the map's tokens and the whole answer.
+    fn ask(model: &str, photo: &str, args: &[&str]) -> (Vec<f64>, serde_json::Value) {
+        let mut all = vec![
+            "explain", photo, "--model", model, "--json", "--device", "cpu",
+        ];
+        all.extend(args);
+        let o = run(&all);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let tokens = v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (tokens, v)
+    }
+
+    fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+    }
+
+    #[test]
+    fn attention_rows_columns_and_rollout() {
+        let (_dir, model, photo) = setup();
+        let (row, v) = ask(
+            &model,
+            &photo,
+            &["--layer", "2", "--head", "1", "--token", "5"],
+        );
+        assert_eq!(row.len(), 17);
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row:?}");
+        let grid = v["grid"].as_array().unwrap();
+        assert_eq!(grid.len(), 4);
+        assert_eq!(
+            grid[1][0].as_f64().unwrap(),
+            row[5],
+            "patch 5 is row 2, column 1"
+        );
+        assert_eq!(
+            (
+                v["method"].as_str(),
+                v["layer"].as_u64(),
+                v["heads"].as_u64()
+            ),
+            (Some("attention"), Some(2), Some(1))
+        );
+
+        // The reverse map of token 5 is column 5: entry q is token q's row at 5.
+        let (column, _) = ask(
+            &model,
+            &photo,
+            &["--layer", "2", "--head", "1", "--token", "5", "--reverse"],
+        );
+        for q in [0usize, 3, 16] {
+            let (row_q, _) = ask(
+                &model,
+                &photo,
+                &["--layer", "2", "--head", "1", "--token", &q.to_string()],
+            );
+            assert_eq!(column[q], row_q[5], "token {q}");
+        }
+
+        // Max-fused heads are at least each head, the mean between them.
+        let (h2, _) = ask(
+            &model,
+            &photo,
+            &["--layer", "2", "--head", "2", "--token", "5"],
+        );
+        let (max, _) = ask(
+            &model,
+            &photo,
+            &["--layer", "2", "--head", "max", "--token", "5"],
+        );
+        let (mean, _) = ask(&model, &photo, &["--layer", "2", "--token", "5"]);
+        for j in 0..17 {
+            assert!((max[j] - row[j].max(h2[j])).abs() < 1e-7, "{j}");
+            assert!((mean[j] - (row[j] + h2[j]) / 2.0).abs() < 1e-6, "{j}");
+        }
+
+        // Rollout through layer 1 from the class token is (A + I) / 2's first row, A the mean
+        // of the heads (each row of A + I sums to 2).
+        let (a, _) = ask(&model, &photo, &["--layer", "1"]);
+        let (r, _) = ask(&model, &photo, &["--method", "rollout", "--layer", "1"]);
+        let want: Vec<f64> = (0..17)
+            .map(|j| (a[j] + if j == 0 { 1.0 } else { 0.0 }) / 2.0)
+            .collect();
+        assert!(close(&r, &want, 1e-6), "{r:?} vs {want:?}");
+    }
+
+    #[test]
+    fn relevance_is_for_the_class_asked_and_defaults_to_the_top_one() {
+        let (dir, model, photo) = setup();
+        let o = run(&[
+            "predict", "--model", &model, "--json", "--device", "cpu", &photo,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let top = p["top"][0]["index"].as_u64().unwrap();
+        let last = p["top"][4]["index"].as_u64().unwrap();
+
+        let (default, v) = ask(&model, &photo, &["--method", "relevance"]);
+        assert_eq!(v["class"]["index"].as_u64(), Some(top), "{v}");
+        assert_eq!(v["token"].as_str(), Some("output"));
+        let (by_index, _) = ask(
+            &model,
+            &photo,
+            &["--method", "relevance", "--class", &top.to_string()],
+        );
+        assert_eq!(default, by_index);
+        // By label, and another class gives another map. R - I only grows from zero, and
+        // some patch matters.
+        let label = p["top"][4]["label"].as_str().unwrap();
+        let (other, v) = ask(&model, &photo, &["--method", "relevance", "--class", label]);
+        assert_eq!(v["class"]["index"].as_u64(), Some(last));
+        assert!(!close(&default, &other, 1e-4), "{default:?} vs {other:?}");
+        assert!(
+            default.iter().all(|&x| x >= 0.0) && default[1..].iter().any(|&x| x > 0.0),
+            "{default:?}"
+        );
+
+        // The picture: the square under the map, beside the model's view; text without --json.
+        let png = dir.path().join("heat.png");
+        let o = run(&[
+            "explain",
+            &photo,
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "--method",
+            "relevance",
+            "--class",
+            label,
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("Relevance for {label}")), "{out}");
+        let img = image::open(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (676, 344));
+    }
+
+    #[test]
+    fn bad_questions_are_refused_clearly() {
+        let (_dir, model, photo) = setup();
+        for (args, want) in [
+            (
+                vec!["--layer", "3"],
+                "there is no layer 3: the model has layers 1 to 2",
+            ),
+            (vec!["--layer", "0"], "there is no layer 0"),
+            (
+                vec!["--head", "3"],
+                "there is no head 3: the model has heads 1 to 2",
+            ),
+            (vec!["--head", "median"], "unknown head 'median'"),
+            (
+                vec!["--token", "17"],
+                "there is no token 17: the model has tokens 0 (the class token) to 16",
+            ),
+            (vec!["--token=-2"], "unknown token '-2'"),
+            (vec!["--method", "gradcam"], "unknown method 'gradcam'"),
+            (vec!["--class", "bee"], "--class is for --method relevance"),
+            (
+                vec!["--method", "relevance", "--class", "zebra"],
+                "no class 'zebra'; give an index or one of: ant, bee",
+            ),
+            (
+                vec!["--method", "relevance", "--class", "5"],
+                "there is no class 5: the model has classes 0 to 4",
+            ),
+            (
+                vec!["--method", "relevance", "--head", "1"],
+                "relevance averages the heads",
+            ),
+        ] {
+            let mut all = vec![
+                "explain",
+                photo.as_str(),
+                "--model",
+                &model,
+                "--device",
+                "cpu",
+            ];
+            all.extend(&args);
+            let o = run(&all);
+            assert!(!o.status.success(), "{args:?}: {}", text(&o));
+            let t = text(&o);
+            assert!(t.contains(want), "{args:?}: {t}");
+            assert!(!t.contains("panicked"), "{args:?}: {t}");
+        }
+    }
+}

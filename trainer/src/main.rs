@@ -13,6 +13,7 @@ mod device;
 mod download;
 mod draw;
 mod eval;
+mod explain;
 mod finetune;
 mod loader;
 mod parallel;
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long)]
         crop: Option<Crop>,
     },
+    /// Ask the model about one image: any token's attention at any layer and head (or fused
+    /// heads), either way, attention rollout, or the relevance for a class (Chefer et al.).
+    Explain(Box<explain::ExplainArgs>),
     /// Draw an image beside its patch grid and its patches in token order.
     Patches {
         image: PathBuf,
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
             device,
             crop,
         } => predict::run(&model, &images, top, json, device, crop),
+        Command::Explain(args) => explain::run(*args),
         Command::Patches {
             image,
             model,

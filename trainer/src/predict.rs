@@ -118,7 +118,11 @@ fn report_failure(name: &str, error: &str, json: bool) {
 }
 
 /// `crop`: the square the model sees, in the image's own pixels (`None`: the centre square).
-fn read_and_prepare(path: &Path, manifest: &Manifest, crop: Option<Crop>) -> Result<Prepared> {
+pub(crate) fn read_and_prepare(
+    path: &Path,
+    manifest: &Manifest,
+    crop: Option<Crop>,
+) -> Result<Prepared> {
     let bytes = std::fs::read(path).context("cannot read the file")?;
     // Decoders show what a cut-off file holds, as browsers do: say so rather than classify it
     // as if it were whole.

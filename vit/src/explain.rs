@@ -10,8 +10,11 @@
 //!   Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers" (ICCV 2021),
 //!   the rule their ViT notebook uses: per layer `Ā = mean over heads of (∇A ⊙ A)⁺`, where
 //!   `∇A` is the gradient of class `c`'s logit with respect to the layer's probabilities `A`;
-//!   then `R = I` and `R ← R + Ā·R` layer by layer. The map is a row of `R`: by default the
-//!   one the classifier reads ([`Token::Output`]).
+//!   then `R = I` and `R ← R + Ā·R` layer by layer. The map is a row of `R − I`, what
+//!   attention added to the residual stream's identity: by default the row the classifier
+//!   reads ([`Token::Output`]). For class-token pooling its patches are Chefer's `R[0, 1:]`
+//!   exactly; for mean pooling, the mean of the patch rows of `R` would carry `1/N` of
+//!   identity on every patch, a flat floor larger than what the gradients add.
 //!
 //! Layers and heads are numbered from 1 as the page and the CLI show them; token 0 is the
 //! class token and token `k` is patch `k` (row-major, as [`crate::patches`]).
@@ -249,7 +252,9 @@ pub fn explain(
                     r.layers, r.tokens, maps.layers
                 )));
             }
-            r.matrix(layer)
+            let mut m = r.matrix(layer);
+            (0..t).for_each(|i| m[i * t + i] -= 1.0); // R - I
+            m
         }
     };
     Ok(TokenMap {

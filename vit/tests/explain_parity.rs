@@ -156,7 +156,7 @@ fn check_relevance(name: &str, heads: usize, pooling: Pooling, device: Device) {
         let w = worst(&relevance.matrix(layers), want);
         assert!(w <= TOL, "{name} {tensor}: relevance matrix differs by {w}");
 
-        // The map is the row the classifier reads.
+        // The map is the row of R - I the classifier reads.
         let query = Query {
             method: Method::Relevance,
             token: Token::Output,
@@ -168,7 +168,13 @@ fn check_relevance(name: &str, heads: usize, pooling: Pooling, device: Device) {
             Pooling::Mean => (1..t).collect(),
         };
         let want_row: Vec<f32> = (0..t)
-            .map(|j| rows.iter().map(|&i| want[i * t + j]).sum::<f32>() / rows.len() as f32)
+            .map(|j| {
+                let identity = |i: usize| if i == j { 1.0 } else { 0.0 };
+                rows.iter()
+                    .map(|&i| want[i * t + j] - identity(i))
+                    .sum::<f32>()
+                    / rows.len() as f32
+            })
             .collect();
         let w = worst(&map.values, &want_row);
         assert!(w <= TOL, "{name} {tensor}: relevance map differs by {w}");
