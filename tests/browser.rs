@@ -14,7 +14,8 @@
 //!    WebGPU and on the CPU;
 //! 3. the square the model sees, dragged, resized and moved by keys on a wide photo, gives
 //!    what `trainer predict --crop` gives for the square the page reports, on both backends;
-//! 4. a photo of nothing it knows (flat grey, noise) says no class fits;
+//! 4. a photo of nothing it knows (flat grey, noise) says no class fits; a JPEG cut off
+//!    mid-scan is said to be damaged, with the CLI's answer for the part that could be read;
 //! 5. the patch animation changes the canvas over time;
 //! 6. a corrupt file shows a message and keeps the last result;
 //! 7. a model pair loaded from disk replaces the model and matches the CLI; a mismatched pair
@@ -648,11 +649,17 @@ fn steps(
     let work = image.parent().expect("the fixture sits in the work folder");
     run = moved_square(s, shots, work, run, backends, default_model);
     run = nothing_it_knows(s, shots, work, run, default_model);
+    run = cut_off_file(s, work, run, default_model);
 
     // Back to the fixture, which the later steps compare against the CLI.
     s.upload("#file-input", &[image]).unwrap();
     let p = wait_result(s, "the fixture again", run, "p.image === 'fixture.png'").unwrap();
     run = run_id(&p);
+    assert_eq!(
+        damage_line(s),
+        "",
+        "a whole file after a damaged one: the damage line should go"
+    );
 
     // 3. The animation moves: two snapshots of the stage a moment apart differ.
     s.click("#replay").unwrap();
@@ -999,6 +1006,38 @@ fn nothing_it_knows(s: &Session, shots: &Shots, work: &Path, mut run: u64, model
         }
     }
     run
+}
+
+/// The damage line above the result, or "" while it is hidden.
+fn damage_line(s: &Session) -> String {
+    let v = s
+        .eval(
+            "const d = document.getElementById('damage'); return d.hidden ? '' : d.textContent;",
+            json!([]),
+        )
+        .unwrap();
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// A JPEG cut at three quarters of its bytes (it ends mid-scan): the page shows what could be
+/// read, as browsers do, says the file is damaged, and its answer is `trainer predict`'s for
+/// the same bytes.
+fn cut_off_file(s: &Session, work: &Path, run: u64, model: &Path) -> u64 {
+    let whole = work.join("whole.jpg");
+    write_fixture_image(&whole);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = work.join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    s.upload("#file-input", &[cut.as_path()]).unwrap();
+    let p = wait_result(s, "the cut-off JPEG's result", run, "p.image === 'cut.jpg'").unwrap();
+    let line = damage_line(s);
+    println!("cut.jpg: the page says {line:?}");
+    assert!(
+        line.contains("damaged") && line.contains("the prediction is of that part"),
+        "a JPEG cut at three quarters: the page should say it is damaged; it says {line:?}"
+    );
+    assert_same_answer(&p, &cli_predict(model, &cut), "the cut-off JPEG");
+    run_id(&p)
 }
 
 /// `trainer predict --json` as parsed JSON, for the fields beyond the probabilities.

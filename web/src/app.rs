@@ -50,6 +50,9 @@ pub struct Picture {
     /// The square the person chose, in the original's pixels (`None`: the centre square).
     pub chosen: Option<Crop>,
     pub view: HtmlCanvasElement,
+    /// Why the file looks cut off (`vit::damage::truncation`): it is shown, as browsers show
+    /// such files, but the result must say it is of the part that could be read.
+    pub damage: Option<String>,
 }
 
 impl Picture {
@@ -67,6 +70,8 @@ pub struct Shown {
     pub top: Vec<Ranked>,
     pub verdict: Verdict,
     pub image: String,
+    /// The image's damage, as its picture recorded it when this result was computed.
+    pub damage: Option<String>,
     pub model: String,
     /// The square it was computed on, when the person chose one.
     pub crop: Option<Crop>,

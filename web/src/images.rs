@@ -83,6 +83,7 @@ fn make_picture(
     let crop = scaled(prepared.crop, scale);
     let view = draw::bitmap(&prepared.model_view);
     Ok(Picture {
+        damage: vit::damage::truncation(&bytes),
         bytes,
         name: name.to_string(),
         prepared,

@@ -20,6 +20,7 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
         };
         let chw = picture.prepared.chw.clone();
         let name = picture.name.clone();
+        let damage = picture.damage.clone();
         let crop = picture.chosen;
         let blank = is_blank(&picture.prepared.model_view);
         a.inference_request += 1;
@@ -27,6 +28,7 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
             model,
             chw,
             name,
+            damage,
             crop,
             blank,
             a.backend(),
@@ -34,7 +36,7 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
             a.backends.clone(),
         )
     };
-    let (model, chw, image, crop, blank, backend, request, backends) = job;
+    let (model, chw, image, damage, crop, blank, backend, request, backends) = job;
     if backends.device(backend).is_none() {
         return Err(format!(
             "WebGPU is not available here ({}); the CPU backend still works.",
@@ -67,6 +69,7 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
         top,
         verdict: verdict(&output.probs, blank),
         image,
+        damage,
         model: model.manifest.name.clone(),
         crop,
         rollout,

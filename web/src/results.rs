@@ -22,6 +22,13 @@ pub fn render_results(a: &App) {
         }
         None => a.ui.verdict.set_hidden(true),
     }
+    match &s.damage {
+        Some(why) => {
+            set_text(&a.ui.damage, &damage_message(why));
+            a.ui.damage.set_hidden(false);
+        }
+        None => a.ui.damage.set_hidden(true),
+    }
     bars::draw(&a.ui.bars, &s.top, !s.verdict.fits);
     set_attr(&a.ui.bars, "aria-label", &bars::describe(&s.top));
     a.ui.pred_list.set_inner_html("");
@@ -57,6 +64,14 @@ pub fn no_fit_message(v: &Verdict, top: &[Ranked], classes: usize) -> Option<Str
             100.0 * MIN_TOP1
         ),
     })
+}
+
+/// `why` is `vit::damage::truncation`'s sentence, which the CLI prints mid-line; here it
+/// stands alone above the result.
+pub fn damage_message(why: &str) -> String {
+    let mut chars = why.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!("{}{}.", first.unwrap_or_default(), chars.as_str())
 }
 
 /// The heat maps from the stored attention (no model run).
@@ -123,5 +138,18 @@ mod tests {
             "{blank}"
         );
         assert_eq!(no_fit_message(&verdict(&[0.9, 0.1], false), &top, 10), None);
+    }
+
+    #[test]
+    fn a_cut_off_file_is_said_to_be_damaged() {
+        // A PNG with no IEND chunk: the shortest file `truncation` flags.
+        let why = vit::damage::truncation(b"\x89PNG\r\n\x1a\n....IHDR").unwrap();
+        let message = damage_message(&why);
+        assert!(
+            message.starts_with("The file is damaged")
+                && message.contains("the prediction is of that part")
+                && message.ends_with("part."),
+            "{message}"
+        );
     }
 }
