@@ -50,7 +50,7 @@ pub fn run(
     let base = recipe
         .finetune
         .as_ref()
-        .map(|f| format!(" fine-tuned from {}", f.base))
+        .map(|f| format!(", fine-tuned from {}", f.base))
         .unwrap_or_default();
     manifest.description = description.map(String::from).unwrap_or_else(|| {
         format!(
