@@ -8,13 +8,17 @@
 
 use std::io::Cursor;
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{LazyLock, Once};
 
 use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{FontStyle, FontTransform, register_font};
+use plotters::style::{FontStyle, register_font};
+
+mod layout;
 
 /// One row of RUN/metrics.csv.
 ///
@@ -180,83 +184,8 @@ fn save_png(png: &[u8], out: &Path) -> Result<()> {
     vit::weights::write_atomic(out, png).with_context(|| format!("writing {}", out.display()))
 }
 
-/// Draws `s` with its anchor (`h`, `v`) at `(x, y)`.
-///
-/// Plotters' ab_glyph backend puts the baseline half a font size below the point it is
-/// given and lays text out as if it were 0.8 em tall, so its own vertical anchors land a
-/// few pixels high; this shifts the point so that the cap height sits where asked.
-fn text(area: &Area, s: &str, (x, y): (i32, i32), size: f64, h: HPos, v: VPos) -> Result<()> {
-    text_styled(area, s, (x, y), font(size), h, v)
-}
-
-fn text_styled(
-    area: &Area,
-    s: &str,
-    (x, y): (i32, i32),
-    style: TextStyle,
-    h: HPos,
-    v: VPos,
-) -> Result<()> {
-    let size = style.font.get_size();
-    // Where caps are drawn relative to the point plotters is given, with VPos::Top.
-    let cap_top = -0.23 * size;
-    let target_top = match v {
-        VPos::Top => y as f64,
-        VPos::Center => y as f64 - 0.365 * size,
-        VPos::Bottom => y as f64 - 0.73 * size,
-    };
-    let dy = (target_top - cap_top).round() as i32;
-    let style = style.pos(Pos::new(h, VPos::Top));
-    area.draw(&Text::new(s.to_string(), (x, dy), style))?;
-    Ok(())
-}
-
-/// Like `text`, but turned to read bottom to top; `h` and `v` refer to the turned text
-/// (HPos::Right puts its end at `(x, y)`, VPos::Center centres it across x).
-fn text_up(area: &Area, s: &str, (x, y): (i32, i32), size: f64, h: HPos, v: VPos) -> Result<()> {
-    // Turned a quarter, the glyphs' vertical offsets become horizontal ones.
-    let target_left = match v {
-        VPos::Top => x as f64,
-        VPos::Center => x as f64 - 0.365 * size,
-        VPos::Bottom => x as f64 - 0.73 * size,
-    };
-    let dx = (target_left + -0.23 * size).round() as i32;
-    let style = font(size)
-        .transform(FontTransform::Rotate270)
-        .pos(Pos::new(h, VPos::Top));
-    area.draw(&Text::new(s.to_string(), (dx, y), style))?;
-    Ok(())
-}
-
 fn text_width(area: &Area, s: &str, size: f64) -> Result<i32> {
     Ok(area.estimate_text_size(s, &font(size))?.0 as i32)
-}
-
-/// Title and subtitle centred on top; returns the y below them.
-fn heading(area: &Area, title: &str, subtitle: &str) -> Result<i32> {
-    let (w, _) = area.dim_in_pixel();
-    let mut y = 16;
-    text(
-        area,
-        title,
-        (w as i32 / 2, y),
-        20.0,
-        HPos::Center,
-        VPos::Top,
-    )?;
-    y += 28;
-    if !subtitle.is_empty() {
-        text_styled(
-            area,
-            subtitle,
-            (w as i32 / 2, y),
-            font(14.0).color(&MUTED),
-            HPos::Center,
-            VPos::Top,
-        )?;
-        y += 22;
-    }
-    Ok(y + 6)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,7 +224,7 @@ fn draw_curves(root: &Area, rows: &[EpochMetrics], title: &str) -> Result<()> {
             )
         }
     };
-    let top = heading(root, title, &subtitle)?;
+    let top = layout::heading(root, title, &subtitle)?;
     let (w, _) = root.dim_in_pixel();
     let body = root.margin(top as u32, 12, 12, 12);
     let (left, right) = body.split_horizontally((w as i32 - 24) / 2);
@@ -541,11 +470,11 @@ fn draw_confusion(root: &Area, matrix: &[Vec<u64>], labels: &[String], title: &s
         },
         group_thousands(total)
     );
-    let top = heading(root, title, &subtitle)? + 4;
+    let top = layout::heading(root, title, &subtitle)? + 4;
 
     // Tick labels shrink with the cells; the 14 px of small matrices is the comfortable size.
     let cell_guess = (w - 330).min(h - top - 260) as f64 / n as f64;
-    let tick = if n <= CELL_TEXT_MAX_CLASSES {
+    let tick = if written {
         14.0
     } else {
         (cell_guess * 0.85).clamp(7.0, 14.0)
@@ -572,45 +501,101 @@ fn draw_confusion(root: &Area, matrix: &[Vec<u64>], labels: &[String], title: &s
     let x0 = left + (avail_w - grid) / 2;
     let y0 = top + (avail_h - grid) / 2;
 
-    // Cells.
-    for i in 0..n {
-        for j in 0..n {
-            let (cx, cy) = (x0 + j as i32 * cell, y0 + i as i32 * cell);
-            root.draw(&Rectangle::new(
-                [(cx, cy), (cx + cell, cy + cell)],
-                heat(scale(share(i, j))).filled(),
-            ))?;
+    // The matrix is a chart one unit per class, whose plotting area is the grid: true
+    // classes from the top down (row i spans n - i - 1..n - i), predicted ones left to
+    // right. With many classes, names smaller than their cells would collide, so only
+    // every `every`-th class is named.
+    let every = ((tick * 1.1) / cell as f64).ceil().max(1.0) as usize;
+    let named: Vec<usize> = (0..n).step_by(every).collect();
+    let row_at = |i: usize| (n - i) as f64 - 0.5;
+    let row_of = |y: f64| (n as f64 - 0.5 - y).round().clamp(0.0, (n - 1) as f64) as usize;
+    let rows = || TicksAt::new(0.0..n as f64, named.iter().map(|&i| row_at(i)).collect());
+    let columns = TicksAt::new(0.0..n as f64, Vec::new());
+    let bottom_area = 8 + label_w + 14 + axis_title as i32 + 4;
+    let area = root.clone().shrink(
+        (pad, y0),
+        (
+            (x0 - pad + grid + 10 + acc_w) as u32,
+            (grid + bottom_area) as u32,
+        ),
+    );
+    let mut chart = ChartBuilder::on(&area)
+        .y_label_area_size(x0 - pad)
+        .x_label_area_size(bottom_area)
+        .right_y_label_area_size(10 + acc_w)
+        .build_cartesian_2d(columns, rows())?
+        .set_secondary_coord(0f64..n as f64, rows());
+    // The axes themselves are invisible: the grid has its own frame, and the ticks only
+    // hold the labels 8 px off it.
+    let hidden = ShapeStyle::from(TRANSPARENT);
+    let class_name = |y: &f64| shown[row_of(*y)].clone();
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .axis_style(hidden)
+        .set_all_tick_mark_size(4)
+        .y_label_offset(layout::tick_label_shift(tick))
+        .y_label_formatter(&class_name)
+        .label_style(font(tick))
+        .x_desc("predicted class")
+        .y_desc("true class")
+        .axis_desc_style(font(axis_title))
+        .draw()?;
+    // Each class's accuracy (its recall: the diagonal), beside its row, so it stays
+    // readable when the cells are tiny.
+    let accuracy = |y: &f64| {
+        let i = row_of(*y);
+        if row_sums[i] == 0 {
+            "–".to_string()
+        } else if written {
+            format!("{:.1}%", share(i, i) * 100.0)
+        } else {
+            format!("{:.0}%", share(i, i) * 100.0)
         }
-    }
+    };
+    chart
+        .configure_secondary_axes()
+        .axis_style(hidden)
+        .set_all_tick_mark_size(5)
+        .y_label_offset(layout::tick_label_shift(tick))
+        .y_label_formatter(&accuracy)
+        .label_style(font(tick))
+        .draw()?;
+
+    let span = |i: usize, j: usize| {
+        let (x, y) = (j as f64, (n - i) as f64);
+        [(x, y), (x + 1.0, y - 1.0)]
+    };
+    chart.draw_series((0..n).flat_map(|i| {
+        (0..n)
+            .map(move |j| (i, j))
+            .map(|(i, j)| Rectangle::new(span(i, j), heat(scale(share(i, j))).filled()))
+    }))?;
     // Thin white lines separate cells while they are big enough to be told apart.
     if cell >= 8 {
-        for k in 1..n as i32 {
-            let style = WHITE.mix(0.7).stroke_width(1);
-            root.draw(&PathElement::new(
-                vec![(x0 + k * cell, y0), (x0 + k * cell, y0 + grid)],
-                style,
-            ))?;
-            root.draw(&PathElement::new(
-                vec![(x0, y0 + k * cell), (x0 + grid, y0 + k * cell)],
-                style,
-            ))?;
-        }
+        let style = WHITE.mix(0.7).stroke_width(1);
+        let (size, lines) = (n as f64, (1..n).map(|k| k as f64));
+        chart.draw_series(
+            lines
+                .clone()
+                .map(|k| PathElement::new([(k, 0.0), (k, size)], style)),
+        )?;
+        chart.draw_series(lines.map(|k| PathElement::new([(0.0, k), (size, k)], style)))?;
     }
-    root.draw(&Rectangle::new(
-        [(x0, y0), (x0 + grid, y0 + grid)],
+    chart.draw_series([Rectangle::new(
+        [(0.0, 0.0), (n as f64, n as f64)],
         MUTED.stroke_width(1),
-    ))?;
+    )])?;
 
     // Per-cell percentages: blank for no images at all, "<1" for a few.
     if written {
         let size = (cell as f64 * 0.42).clamp(9.0, 15.0);
         // The % sign only where it fits; the colour bar and subtitle say these are percent.
         let with_sign = text_width(root, "100%", size)? <= cell - 8;
+        let dy = layout::cap_shift(size, VPos::Center);
+        let mut cells = Vec::new();
         for (i, row) in matrix.iter().enumerate() {
-            for (j, &count) in row.iter().enumerate() {
-                if count == 0 {
-                    continue;
-                }
+            for (j, _) in row.iter().enumerate().filter(|(_, c)| **c > 0) {
                 let p = share(i, j) * 100.0;
                 // Rounded half up: `{:.0}` rounds 0.5 to even, which would print a "0".
                 let s = if p < 0.5 {
@@ -619,145 +604,155 @@ fn draw_confusion(root: &Area, matrix: &[Vec<u64>], labels: &[String], title: &s
                     format!("{}", p.round())
                 };
                 let s = if with_sign { format!("{s}%") } else { s };
-                let ink = if scale(share(i, j)) > 0.5 { WHITE } else { INK };
-                let centre = (
-                    x0 + j as i32 * cell + cell / 2,
-                    y0 + i as i32 * cell + cell / 2,
+                let ink = if scale(share(i, j)) > 0.5 {
+                    &WHITE
+                } else {
+                    &INK
+                };
+                let style = font(size).color(ink).pos(Pos::new(HPos::Center, VPos::Top));
+                cells.push(
+                    EmptyElement::at((j as f64 + 0.5, row_at(i))) + Text::new(s, (0, dy), style),
                 );
-                text_styled(
-                    root,
-                    &s,
-                    centre,
-                    font(size).color(&ink),
-                    HPos::Center,
-                    VPos::Center,
-                )?;
             }
         }
+        chart.draw_series(cells)?;
     }
 
-    // Class names: true classes down the left, predicted classes along the bottom. With
-    // many classes, labels smaller than their cells would collide, so only some are named.
-    let every = ((tick * 1.1) / cell as f64).ceil().max(1.0) as usize;
-    for (k, l) in shown.iter().enumerate().filter(|(k, _)| k % every == 0) {
-        let mid = k as i32 * cell + cell / 2;
-        text(root, l, (x0 - 8, y0 + mid), tick, HPos::Right, VPos::Center)?;
-        text_up(
-            root,
-            l,
-            (x0 + mid, y0 + grid + 8),
-            tick,
-            HPos::Right,
-            VPos::Center,
-        )?;
+    // Predicted classes under their columns, turned to read upwards and ending 8 px below
+    // the grid (hand-placed: see layout.rs).
+    for &k in &named {
+        let (x, _) = chart.backend_coord(&(k as f64 + 0.5, 0.0));
+        let at = (x, y0 + grid + 8);
+        layout::text_up(root, &shown[k], at, font(tick), HPos::Right, VPos::Center)?;
     }
-    text(
-        root,
-        "predicted class",
-        (x0 + grid / 2, y0 + grid + 8 + label_w + 14),
-        axis_title,
-        HPos::Center,
-        VPos::Top,
-    )?;
-    text_up(
-        root,
-        "true class",
-        (pad, y0 + grid / 2),
-        axis_title,
-        HPos::Center,
-        VPos::Top,
-    )?;
-
-    // Each class's accuracy, beside its row, so it stays readable when the cells are tiny.
     let ax = x0 + grid + 10;
-    text_styled(
-        root,
-        "accuracy",
-        (ax + acc_w / 2 - 4, y0 - 8),
-        font(13.0).color(&MUTED),
-        HPos::Center,
-        VPos::Bottom,
-    )?;
-    for (i, _) in shown.iter().enumerate().filter(|(k, _)| k % every == 0) {
-        let s = if row_sums[i] == 0 {
-            "–".to_string()
-        } else if written {
-            format!("{:.1}%", share(i, i) * 100.0)
-        } else {
-            format!("{:.0}%", share(i, i) * 100.0)
-        };
-        let y = y0 + i as i32 * cell + cell / 2;
-        text(
-            root,
-            &s,
-            (ax + acc_w - 14, y),
-            tick,
-            HPos::Right,
-            VPos::Center,
-        )?;
-    }
+    let header = font(13.0).color(&MUTED);
+    let at = (ax + acc_w / 2 - 4, y0 - 8);
+    layout::text(root, "accuracy", at, header, HPos::Center, VPos::Bottom)?;
 
-    // Colour bar, as tall as the grid.
-    let bx = ax + acc_w + 18;
-    for k in 0..grid {
-        let v = 1.0 - k as f64 / (grid - 1).max(1) as f64;
-        root.draw(&Rectangle::new(
-            [(bx, y0 + k), (bx + bar_w, y0 + k + 1)],
-            heat(v).filled(),
-        ))?;
-    }
-    root.draw(&Rectangle::new(
-        [(bx, y0), (bx + bar_w, y0 + grid)],
-        MUTED.stroke_width(1),
-    ))?;
-    let ticks: &[u32] = if written {
+    colour_bar(
+        root,
+        (ax + acc_w + 18, y0),
+        (bar_w, grid),
+        bar_label_w,
+        written,
+    )
+}
+
+/// The colour scale beside the matrix, as tall as its grid, with its ticks in percent: a
+/// chart whose y axis is the colour scale's position (square-root when `!linear`).
+fn colour_bar(
+    root: &Area,
+    (x, y): (i32, i32),
+    (width, height): (i32, i32),
+    label_w: i32,
+    linear: bool,
+) -> Result<()> {
+    let scale = |v: f64| if linear { v } else { v.sqrt() };
+    let ticks: &[u32] = if linear {
         &[0, 25, 50, 75, 100]
     } else {
         &[0, 1, 5, 10, 25, 50, 100]
     };
-    for &pct in ticks {
-        let t = scale(pct as f64 / 100.0);
-        let y = y0 + ((1.0 - t) * (grid - 1) as f64).round() as i32;
-        root.draw(&PathElement::new(
-            vec![(bx + bar_w, y), (bx + bar_w + 4, y)],
-            MUTED,
-        ))?;
-        text(
-            root,
-            &format!("{pct}%"),
-            (bx + bar_w + 8, y),
-            13.0,
-            HPos::Left,
-            VPos::Center,
-        )?;
-    }
+    let at: Vec<f64> = ticks.iter().map(|&p| scale(p as f64 / 100.0)).collect();
+    // Room above and below for the end labels, which are centred on their ticks.
+    let room = 10;
+    let area = root.clone().shrink(
+        (x, y - room),
+        ((width + 8 + label_w) as u32, (height + 2 * room) as u32),
+    );
+    let mut chart = ChartBuilder::on(&area)
+        .margin_top(room)
+        .margin_bottom(room)
+        .right_y_label_area_size(8 + label_w)
+        .build_cartesian_2d(0f64..1f64, TicksAt::new(0.0..1.0, at.clone()))?;
+    let percent = |t: &f64| {
+        let nearest = at
+            .iter()
+            .zip(ticks)
+            .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()));
+        nearest.map_or(String::new(), |(_, p)| format!("{p}%"))
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .axis_style(MUTED)
+        .set_all_tick_mark_size(4)
+        .y_label_offset(layout::tick_label_shift(13.0))
+        .y_label_formatter(&percent)
+        .label_style(font(13.0))
+        .draw()?;
+    // One band per pixel row, from the scale's bottom colour to its top one.
+    let steps = height.max(2);
+    chart.draw_series((0..steps).map(|k| {
+        let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
+        let v = k as f64 / (steps - 1) as f64;
+        Rectangle::new([(0.0, a), (1.0, b)], heat(v).filled())
+    }))?;
+    chart.draw_series([Rectangle::new(
+        [(0.0, 0.0), (1.0, 1.0)],
+        MUTED.stroke_width(1),
+    )])?;
     Ok(())
 }
 
-/// Sequential white-to-blue scale (matplotlib's "Blues"): light enough at 0 that empty
+/// An f64 axis whose ticks are exactly `at`. Plotters' own `with_key_points` does this too,
+/// but its axes take no label formatter, and these labels are class names and percentages.
+struct TicksAt {
+    inner: RangedCoordf64,
+    at: Vec<f64>,
+}
+
+impl TicksAt {
+    fn new(range: std::ops::Range<f64>, at: Vec<f64>) -> Self {
+        Self {
+            inner: range.into(),
+            at,
+        }
+    }
+}
+
+impl Ranged for TicksAt {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _: Hint) -> Vec<f64> {
+        self.at.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// matplotlib's sequential "Blues", as a plotters colour map: light enough at 0 that empty
 /// cells read as background, dark enough at 1 for white text.
+static BLUES: LazyLock<DerivedColorMap<RGBColor>> = LazyLock::new(|| {
+    DerivedColorMap::new(&[
+        RGBColor(247, 251, 255),
+        RGBColor(222, 235, 247),
+        RGBColor(198, 219, 239),
+        RGBColor(158, 202, 225),
+        RGBColor(107, 174, 214),
+        RGBColor(66, 146, 198),
+        RGBColor(33, 113, 181),
+        RGBColor(8, 81, 156),
+        RGBColor(8, 48, 107),
+    ])
+});
+
+/// The colour of `v` in 0..1 on [`BLUES`]; anything else is 0.
 fn heat(v: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 9] = [
-        (247, 251, 255),
-        (222, 235, 247),
-        (198, 219, 239),
-        (158, 202, 225),
-        (107, 174, 214),
-        (66, 146, 198),
-        (33, 113, 181),
-        (8, 81, 156),
-        (8, 48, 107),
-    ];
-    let t = if v.is_finite() {
+    BLUES.get_color(if v.is_finite() {
         v.clamp(0.0, 1.0)
     } else {
         0.0
-    } * (STOPS.len() - 1) as f64;
-    let k = (t.floor() as usize).min(STOPS.len() - 2);
-    let f = t - k as f64;
-    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    let (a, b) = (STOPS[k], STOPS[k + 1]);
-    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+    })
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -1034,6 +1029,62 @@ mod tests {
         let img = image::open(&path).unwrap().to_rgb8();
         assert!(pixels_of(&img, heat(0.0)).len() > 2 * 20_000);
         assert!(pixels_of(&img, heat(1.0)).len() > 20_000);
+    }
+
+    #[test]
+    fn the_colour_bar_runs_from_empty_at_the_bottom_to_full_at_the_top_of_the_grid() {
+        // No cell is empty or full, so those two colours appear only in the bar.
+        let matrix = vec![vec![70, 20, 10], vec![5, 60, 35], vec![15, 30, 55]];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.png");
+        confusion_png(&matrix, &[], "bar", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // A cell's colour also appears in the bar, in a band a pixel or two tall: a cell is
+        // where most of its colour lies, around its median.
+        let cell = |share: f64| {
+            let px = pixels_of(&img, heat(share));
+            let cx = median(px.iter().map(|p| p.0).collect());
+            let cy = median(px.iter().map(|p| p.1).collect());
+            let ys = px.iter().filter(|p| p.0.abs_diff(cx) < 20).map(|p| p.1);
+            let xs = px.iter().filter(|p| p.1.abs_diff(cy) < 20).map(|p| p.0);
+            (
+                xs.max().unwrap(),
+                ys.clone().min().unwrap(),
+                ys.max().unwrap(),
+            )
+        };
+        let (_, grid_top, _) = cell(0.7); // row 0, column 0
+        let (_, _, grid_bottom) = cell(0.3); // row 2, column 1
+        let (grid_right, _, _) = cell(0.35); // row 1, column 2
+        // Where each colour of the scale lies on it (the first place, for repeated ones).
+        let mut on_scale = std::collections::HashMap::new();
+        for k in (0..=1000).rev() {
+            let c = heat(k as f64 / 1000.0);
+            on_scale.insert([c.0, c.1, c.2], k as f64 / 1000.0);
+        }
+        // The bar: the column right of the grid with the most colours of the scale.
+        let scale_at = |x: u32| -> Vec<(u32, f64)> {
+            (0..img.height())
+                .filter_map(|y| on_scale.get(&img.get_pixel(x, y).0).map(|&v| (y, v)))
+                .collect()
+        };
+        let bar = (grid_right + 10..img.width())
+            .map(scale_at)
+            .max_by_key(|c| c.len())
+            .unwrap();
+        let (top, bottom) = (bar[0], bar[bar.len() - 1]);
+        // As tall as the grid (its frame covers a pixel at each end), full at the top, empty
+        // at the bottom, and never lighter higher up.
+        assert!(
+            top.0.abs_diff(grid_top) <= 2,
+            "bar top {top:?}, grid top {grid_top}"
+        );
+        assert!(
+            bottom.0.abs_diff(grid_bottom) <= 2,
+            "bar bottom {bottom:?}, grid bottom {grid_bottom}"
+        );
+        assert!(top.1 > 0.97 && bottom.1 < 0.03, "{top:?} {bottom:?}");
+        assert!(bar.windows(2).all(|w| w[0].1 >= w[1].1), "{bar:?}");
     }
 
     #[test]
