@@ -661,3 +661,69 @@ fn install_ctrlc() {
         eprintln!("\nCtrl-C: saving a checkpoint after this batch (press again to stop at once)");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit::VitConfig;
+
+    /// A model with 4-wide embeddings, 4 patches and 6 classes, and gradients for three of its
+    /// parameters whose squares sum to 36 by hand: the class token [1, 2, 2, 4] (1 + 4 + 4 + 16
+    /// = 25), the position embedding's 5 x 4 entries at 0.5 (20 x 0.25 = 5) and the head's 6
+    /// biases at 1 (6). The global norm is 6; the other parameters have no gradient.
+    fn model_and_grads() -> (VisionTransformer, GradientsParams) {
+        let device = Device::flex();
+        let model = VitConfig::new()
+            .with_image_size(8)
+            .with_patch_size(4)
+            .with_embed_dim(4)
+            .with_depth(1)
+            .with_num_heads(1)
+            .with_num_classes(6)
+            .init(&device)
+            .unwrap();
+        let mut grads = GradientsParams::new();
+        grads.register(
+            model.cls_token.id,
+            Tensor::<1>::from_floats([1.0, 2.0, 2.0, 4.0], &device).reshape([1, 1, 4]),
+        );
+        grads.register(
+            model.pos_embed.id,
+            Tensor::<3>::full([1, 5, 4], 0.5, &device),
+        );
+        let bias = model.head.bias.as_ref().expect("the head has a bias");
+        grads.register(bias.id, Tensor::<1>::ones([6], &device));
+        (model, grads)
+    }
+
+    fn values(model: &VisionTransformer, grads: &GradientsParams) -> Vec<Vec<f32>> {
+        let bias = model.head.bias.as_ref().unwrap();
+        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        vec![
+            read(grads.get::<3>(model.cls_token.id).unwrap().flatten(0, 2)),
+            read(grads.get::<3>(model.pos_embed.id).unwrap().flatten(0, 2)),
+            read(grads.get::<1>(bias.id).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn clip_global_norm_scales_all_gradients_together_by_the_hand_computed_norm() {
+        let (model, grads) = model_and_grads();
+        let before = values(&model, &grads);
+        // At or above the norm: nothing changes, not even by rounding.
+        for max_norm in [6.0, 10.0] {
+            let (model, mut grads) = model_and_grads();
+            clip_global_norm(&model, &mut grads, max_norm);
+            assert_eq!(values(&model, &grads), before, "max_norm {max_norm}");
+        }
+        // Below it: every gradient is scaled by 3 / 6, so the new global norm is 3.
+        let (model, mut grads) = model_and_grads();
+        clip_global_norm(&model, &mut grads, 3.0);
+        let after = values(&model, &grads);
+        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
+            assert!((a - b * 0.5).abs() < 1e-6, "{a} vs {b} / 2");
+        }
+        let norm = after.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 3.0).abs() < 1e-5, "{norm}");
+    }
+}
