@@ -21,6 +21,7 @@ mod plots;
 mod predict;
 mod progress;
 mod publish;
+mod randaugment;
 mod recipe;
 mod rng;
 mod timm;

@@ -145,6 +145,7 @@ impl Preset {
                 hflip: true,
                 randaugment_n: 0,
                 randaugment_m: 0.0,
+                randaugment_mstd: 0.0,
                 mixup_alpha: 0.0,
                 cutmix_alpha: 0.0,
                 mix_prob: 0.0,
@@ -238,8 +239,10 @@ impl Preset {
                 lr: 1e-3,
                 warmup_epochs: 5.0,
                 augment: AugmentConfig {
+                    // timm's rand-m9-mstd0.5-inc1, as its ViT and DeiT recipes use.
                     randaugment_n: 2,
                     randaugment_m: 9.0,
+                    randaugment_mstd: 0.5,
                     mixup_alpha: 0.8,
                     cutmix_alpha: 1.0,
                     mix_prob: 0.5,
@@ -313,9 +316,12 @@ pub struct RecipeFlags {
     /// RandAugment: operations per image (0 = off).
     #[arg(long, help_heading = "Recipe")]
     pub randaugment: Option<u32>,
-    /// RandAugment magnitude, 0..30 (timm's m9 is 27 here).
+    /// RandAugment magnitude on timm's 0..10 scale (rand-m9 is 9).
     #[arg(long, help_heading = "Recipe")]
     pub randaugment_m: Option<f32>,
+    /// RandAugment magnitude noise, timm's mstd (0 = fixed magnitude).
+    #[arg(long, help_heading = "Recipe")]
+    pub randaugment_mstd: Option<f32>,
     /// Mixup alpha (0 = off).
     #[arg(long, help_heading = "Recipe")]
     pub mixup: Option<f32>,
@@ -411,6 +417,7 @@ impl RecipeFlags {
         set(&mut a.hflip, &self.hflip);
         set(&mut a.randaugment_n, &self.randaugment);
         set(&mut a.randaugment_m, &self.randaugment_m);
+        set(&mut a.randaugment_mstd, &self.randaugment_mstd);
         set(&mut a.mixup_alpha, &self.mixup);
         set(&mut a.cutmix_alpha, &self.cutmix);
         set(&mut a.mix_prob, &self.mix_prob);

@@ -241,6 +241,9 @@ pub(crate) fn run_with(
         },
         recipe.model.num_params(),
     ));
+    if let Some(ra) = recipe.augment.timm_randaugment() {
+        progress.message(&format!("RandAugment: timm's {ra}"));
+    }
 
     let ad = replicas.main().clone();
     // burn creates parameters lazily from one global RNG: seed before the model exists.
