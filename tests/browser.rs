@@ -23,6 +23,12 @@
 //! 8. the page served by `scripts/serve` lists a model published while it runs, after a
 //!    reload;
 //! 9. in a Chromium without WebGPU, the CPU path alone answers as fast.
+//! 10. the token explorer's maps (a clicked patch at a chosen layer and head, the next patch by
+//!     arrow key, reversed, rollout from the class token picked in the strip, and the
+//!     relevance of the second class after a click on its bar) are `trainer explain --json`'s
+//!     within 1e-5, on WebGPU and on the CPU.
+//! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
+//!     loads from disk with the CLI's top-5 and explorer maps, and is photographed.
 
 #[path = "browser/server.rs"]
 mod server;
@@ -660,6 +666,8 @@ fn steps(
         "",
         "a whole file after a damaged one: the damage line should go"
     );
+    run = explorer_matches_the_cli(s, shots, backends, image, default_model, run);
+    run = imagenet_geometry(s, shots, work, image, default_name, run);
 
     // 3. The animation moves: two snapshots of the stage a moment apart differ.
     s.click("#replay").unwrap();
@@ -1201,4 +1209,348 @@ fn published_live(s: &Session, work: &Path) {
         p["top"][0]["label"], first.timings["first_result_ms"]
     );
     assert_clean_console(s, "the reload and the new model");
+}
+/// `trainer explain --json` on one image: every token's value.
+fn cli_explain(model: &Path, image: &Path, args: &[&str]) -> Vec<f64> {
+    let out = Command::new(TRAINER)
+        .args(["explain", "--json", "--device", "cpu", "--model"])
+        .arg(model)
+        .arg(image)
+        .args(args)
+        .output()
+        .expect("running trainer explain");
+    assert!(
+        out.status.success(),
+        "trainer explain {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("explain JSON");
+    v["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+fn explorer(s: &Session) -> Value {
+    let text = s
+        .eval("return window.vitrine.explorer();", json!([]))
+        .expect("reading the explorer");
+    serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+/// Waits until the explorer shows a map for result `run` that passes `check` (JavaScript on
+/// `e`, the explorer's JSON).
+fn wait_explorer(s: &Session, what: &str, run: u64, check: &str) -> Value {
+    let script = format!(
+        "const v = window.vitrine; if (v.state() === 'error') return 'error: ' + v.error();
+         const e = JSON.parse(v.explorer() || 'null');
+         return e && e.run === {run} && ({check}) ? 'ok' : null;"
+    );
+    let v = s.wait_for(what, &script, STEP_TIMEOUT).unwrap();
+    assert_eq!(v.as_str(), Some("ok"), "{what}: {v}");
+    explorer(s)
+}
+
+/// The page's map equals the CLI's, token for token.
+fn assert_same_map(page: &Value, cli: &[f64], what: &str) {
+    let ours: Vec<f64> = page["tokens"]
+        .as_array()
+        .expect("the explorer's tokens")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(ours.len(), cli.len(), "{what}: number of tokens");
+    let worst = ours
+        .iter()
+        .zip(cli)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= 1e-5,
+        "{what}: the page's map differs from trainer explain --json by {worst:.2e}"
+    );
+    println!("{what}: the page's map is trainer explain's, max |Δ| = {worst:.1e}");
+}
+
+/// A click at (x, y) of the explorer's canvas, in its CSS pixels.
+fn click_explorer(s: &Session, x: f64, y: f64) {
+    s.eval(
+        "const c = document.getElementById('explore'); c.scrollIntoView({block: 'center'});
+         const r = c.getBoundingClientRect();
+         c.dispatchEvent(new MouseEvent('click', { clientX: r.left + arguments[0],
+           clientY: r.top + arguments[1], bubbles: true }));",
+        json!([x, y]),
+    )
+    .unwrap();
+}
+
+/// The token explorer on the fixture, on each backend, against `trainer explain --json`: a
+/// clicked patch at a chosen layer and head, the arrow key and the reverse, rollout from the
+/// class token picked in the strip, and the relevance of a class that is not the top-1.
+fn explorer_matches_the_cli(
+    s: &Session,
+    shots: &Shots,
+    backends: &[&str],
+    image: &Path,
+    model: &Path,
+    mut run: u64,
+) -> u64 {
+    for &backend in backends {
+        s.eval(
+            "const sel = document.getElementById('backend-select');
+             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
+            json!([backend]),
+        )
+        .unwrap();
+        let p = wait_result(
+            s,
+            &format!("the fixture on {backend}"),
+            run,
+            &format!("p.backend === '{backend}' && p.image === 'fixture.png'"),
+        )
+        .unwrap();
+        run = run_id(&p);
+        let e = wait_explorer(s, "the explorer's first map", run, "true");
+        let (grid, photo) = (e["grid"].as_u64().unwrap() as usize, &e["photo"]);
+        let (px, py, side) = (
+            photo[0].as_f64().unwrap(),
+            photo[1].as_f64().unwrap(),
+            photo[2].as_f64().unwrap(),
+        );
+        let depth: usize = s
+            .eval(
+                "return +document.getElementById('explore-layer').max - 1;",
+                json!([]),
+            )
+            .unwrap()
+            .as_u64()
+            .unwrap() as usize;
+
+        // A patch clicked on the photo, layer 2, head 1.
+        let (row, col) = (grid / 3, grid / 2);
+        let token = 1 + row * grid + col;
+        let step = side / grid as f64;
+        click_explorer(
+            s,
+            px + (col as f64 + 0.5) * step,
+            py + (row as f64 + 0.5) * step,
+        );
+        s.eval(
+            "const l = document.getElementById('explore-layer'); l.value = 2;
+             l.dispatchEvent(new Event('input'));
+             const h = document.getElementById('explore-heads'); h.value = '1';
+             h.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .unwrap();
+        let e = wait_explorer(
+            s,
+            "a clicked patch at layer 2, head 1",
+            run,
+            &format!("e.selected === {token} && e.layer === 2 && e.heads === 1"),
+        );
+        assert_eq!(e["backend"], backend);
+        let t = token.to_string();
+        let cli = cli_explain(
+            model,
+            image,
+            &["--layer", "2", "--head", "1", "--token", &t],
+        );
+        assert_same_map(
+            &e,
+            &cli,
+            &format!("{backend}: patch {token}, layer 2, head 1"),
+        );
+        shots.take(s, &format!("07-explorer-patch-{backend}"));
+
+        // The right arrow moves to the next patch; reverse, with the heads' maximum.
+        s.eval(
+            "const c = document.getElementById('explore');
+             c.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight', bubbles: true }));
+             document.getElementById('explore-reverse').click();
+             const h = document.getElementById('explore-heads'); h.value = 'max';
+             h.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .unwrap();
+        let next = token + 1;
+        let e = wait_explorer(
+            s,
+            "the next patch, reversed, max of heads",
+            run,
+            &format!("e.selected === {next} && e.reverse && e.heads === 'max'"),
+        );
+        let t = next.to_string();
+        let cli = cli_explain(
+            model,
+            image,
+            &["--layer", "2", "--head", "max", "--token", &t, "--reverse"],
+        );
+        assert_same_map(
+            &e,
+            &cli,
+            &format!("{backend}: which tokens attend to patch {next}"),
+        );
+
+        // The slider's last step is rollout; the class token picked in the strip.
+        let strip_y = e["strip"][0].as_f64().unwrap();
+        s.eval(
+            "document.getElementById('explore-reverse').click();
+             const l = document.getElementById('explore-layer'); l.value = l.max;
+             l.dispatchEvent(new Event('input'));
+             const h = document.getElementById('explore-heads'); h.value = 'mean';
+             h.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .unwrap();
+        click_explorer(s, 4.0, strip_y + 4.0);
+        let e = wait_explorer(
+            s,
+            "rollout from the class token",
+            run,
+            "e.selected === 0 && e.method === 'rollout' && !e.reverse && e.heads === 'mean'",
+        );
+        let cli = cli_explain(model, image, &["--method", "rollout"]);
+        assert_same_map(
+            &e,
+            &cli,
+            &format!("{backend}: rollout through {depth} layers"),
+        );
+
+        // A click on the second bar: the relevance of a class that is not the top-1.
+        let second = p["top"][1]["index"].as_u64().unwrap();
+        s.eval(
+            "const b = document.getElementById('bars'); b.scrollIntoView({block: 'center'});
+             const r = b.getBoundingClientRect();
+             b.dispatchEvent(new MouseEvent('click', { clientX: r.left + 20,
+               clientY: r.top + 46 + 20, bubbles: true }));",
+            json!([]),
+        )
+        .unwrap();
+        let e = wait_explorer(
+            s,
+            "the second class's relevance",
+            run,
+            &format!("e.method === 'relevance' && e.class === {second}"),
+        );
+        let c = second.to_string();
+        let cli = cli_explain(model, image, &["--method", "relevance", "--class", &c]);
+        assert_same_map(
+            &e,
+            &cli,
+            &format!(
+                "{backend}: relevance for {} (class {second})",
+                p["top"][1]["label"]
+            ),
+        );
+        println!(
+            "{backend}: relevance (forward + backward + read-back) took {:.0} ms",
+            e["relevance_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+        s.eval(
+            "document.getElementById('explore').scrollIntoView({block: 'center'});",
+            json!([]),
+        )
+        .unwrap();
+        shots.take(s, &format!("08-relevance-{backend}"));
+        // Back to attention for the next backend: a click on a patch leaves relevance.
+        click_explorer(s, px + step / 2.0, py + step / 2.0);
+        wait_explorer(
+            s,
+            "back to rollout",
+            run,
+            "e.method === 'rollout' && e.selected === 1",
+        );
+    }
+    run
+}
+/// ImageNet's geometry in the page: the committed 224 px fixture (patch 16, 196 patches and
+/// 197 tokens, narrow and two layers deep), imported by the CLI and loaded from disk. The page's
+/// top-5 is `trainer predict`'s, its explorer's map for a patch is `trainer explain`'s, and
+/// the animation and the explorer are photographed with 196 patches. Ends back on the
+/// default model.
+fn imagenet_geometry(
+    s: &Session,
+    shots: &Shots,
+    work: &Path,
+    image: &Path,
+    default_name: &str,
+    mut run: u64,
+) -> u64 {
+    let dir = work.join("vit224");
+    let out = Command::new(TRAINER)
+        .args(["import-timm"])
+        .arg(root().join("tests/fixtures/timm_vit224_narrow.safetensors"))
+        .args(["--heads", "2", "--name", "vit224", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("running trainer import-timm");
+    assert!(
+        out.status.success(),
+        "import-timm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = dir.join("vit224.json");
+    let expected = cli_predict(&manifest, image);
+    s.upload("#model-files", &[&manifest, &dir.join("vit224.bpk")])
+        .unwrap();
+    let p = wait_result(s, "the 224 px model's result", run, "p.model === 'vit224'").unwrap();
+    run = run_id(&p);
+    assert_same_answer(&p, &expected, &format!("224 px model on {}", p["backend"]));
+    let e = wait_explorer(
+        s,
+        "the 224 px model's explorer",
+        run,
+        "e.tokens.length === 197",
+    );
+    assert_eq!(e["grid"], 14);
+    let photo = &e["photo"];
+    let step = photo[2].as_f64().unwrap() / 14.0;
+    // Patch 100: row 8, column 2 (from 1) of 14.
+    click_explorer(
+        s,
+        photo[0].as_f64().unwrap() + 1.5 * step,
+        photo[1].as_f64().unwrap() + 7.5 * step,
+    );
+    s.eval(
+        "const l = document.getElementById('explore-layer'); l.value = 1;
+         l.dispatchEvent(new Event('input'));",
+        json!([]),
+    )
+    .unwrap();
+    let e = wait_explorer(
+        s,
+        "a patch of the 224 px model",
+        run,
+        "e.selected === 100 && e.layer === 1",
+    );
+    let cli = cli_explain(&manifest, image, &["--layer", "1", "--token", "100"]);
+    assert_same_map(&e, &cli, "224 px model: patch 100, layer 1");
+    shots.take(s, "09-vit224-explorer");
+    s.click("#replay").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    s.eval(
+        "document.getElementById('stage').scrollIntoView({block: 'center'});",
+        json!([]),
+    )
+    .unwrap();
+    shots.take(s, "10-vit224-animation");
+    std::thread::sleep(Duration::from_secs(6));
+
+    s.eval(
+        "const sel = document.getElementById('model-select');
+         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
+        json!([default_name]),
+    )
+    .unwrap();
+    let p = wait_result(
+        s,
+        "the published model after the 224 px one",
+        run,
+        &format!("p.model === '{default_name}'"),
+    )
+    .unwrap();
+    run_id(&p)
 }

@@ -10,6 +10,10 @@
 //! - `timings()`: the backend timings as JSON
 //! - `model()`: the current model's name
 //! - `following()`: whether the model is still catching up with a moved square
+//! - `explorer()`: the token explorer's map as JSON (`method`, `layer`, `heads`, `token`,
+//!   `reverse`, `class`, `tokens`: one value per token as `trainer explain --json` prints them,
+//!   `run`, `backend`, `selected`, `relevance_ms`, and where things are drawn: `grid`,
+//!   `photo` and `input` [x, y, side], `strip` [y, pitch, columns]), or null
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -33,7 +37,7 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 7] = [
+    let entries: [(&str, Getter); 8] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
             a.shown
@@ -50,6 +54,9 @@ pub fn install(app: &Shared) {
         ("timings", |a| a.timings_json().into()),
         ("following", |a| {
             (a.crop_job || a.crop_next.is_some()).into()
+        }),
+        ("explorer", |a| {
+            a.explorer.json().map_or(JsValue::NULL, |s| s.into())
         }),
         ("model", |a| {
             a.model

@@ -129,6 +129,8 @@ pub struct App {
     /// The square asked for while the one before it is still being run (`images::move_crop`).
     pub crop_next: Option<Option<Crop>>,
     pub crop_job: bool,
+    /// The token explorer ("ask the model anything").
+    pub explorer: crate::explorer::Explorer,
 }
 
 impl App {
@@ -163,6 +165,7 @@ impl App {
             model_request: 0,
             crop_next: None,
             crop_job: false,
+            explorer: crate::explorer::Explorer::find(),
         }
     }
 

@@ -6,7 +6,8 @@ use web_sys::HtmlCanvasElement;
 
 use crate::draw::{self, fit_text, font, palette, round_rect, text};
 
-const ROW: f64 = 46.0;
+/// One class's row: its label and bar (the explorer finds the clicked class by it).
+pub const ROW: f64 = 46.0;
 
 pub fn draw(canvas: &HtmlCanvasElement, top: &[Ranked], muted: bool) {
     let (strong, soft) = if muted {

@@ -113,6 +113,7 @@ pub fn wire(app: &Shared) {
     wire_animation(app);
     wire_heat(app);
     wire_crop(app);
+    crate::explorer::wire(app);
 
     let app2 = app.clone();
     on(&window_target(), "resize", move |_: Event| {

@@ -27,7 +27,7 @@ pub fn colormap(v: f32) -> [u8; 3] {
 
 /// The map as a grid-sized RGBA bitmap. Weak attention is also more transparent, so the photo
 /// stays readable where the model did not look.
-fn heat_bitmap(map: &Heatmap) -> HtmlCanvasElement {
+pub fn heat_bitmap(map: &Heatmap) -> HtmlCanvasElement {
     let values = map.normalized();
     let rgba: Vec<u8> = values
         .iter()

@@ -82,5 +82,7 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
     }
     crate::loading::show_model(&a);
     render_results(&a);
+    drop(a);
+    crate::explorer::after_result(&app);
     Ok(())
 }

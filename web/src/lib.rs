@@ -4,7 +4,8 @@
 //! The modules form layers, each using only those below it:
 //! - [`events`]: what each control does (the top: it calls the actions below)
 //! - the actions: [`startup`], [`loading`] (models), [`images`] (photos and the square the
-//!   model sees), [`inference`], [`results`]
+//!   model sees), [`inference`], [`results`], [`explorer`] (the token explorer: its state,
+//!   drawing and listeners; [`query`] is its pure question and geometry)
 //! - [`app`]: the page's state, its tasks and status line; [`api`]: `window.vitrine`, for tests
 //! - [`model`]: backends (WebGPU, Flex), loading, inference and timing; everything burn
 //! - [`animate`], [`bars`], [`heatmap`], [`draw`]: the pictures; [`crop`]: the square's geometry
@@ -18,12 +19,14 @@ pub mod crop;
 pub mod dom;
 pub mod draw;
 pub mod events;
+pub mod explorer;
 pub mod heatmap;
 pub mod images;
 pub mod inference;
 pub mod loading;
 pub mod model;
 pub mod net;
+pub mod query;
 pub mod results;
 pub mod startup;
 pub mod ui;

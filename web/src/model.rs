@@ -7,6 +7,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use vit::VisionTransformer;
+use vit::explain::{Relevance, gradient_weighted_attention};
 use vit::inference::{softmax, split_attention, stack_attention};
 use vit::preprocess::batch_tensor;
 use vit::rollout::AttentionMaps;
@@ -168,6 +169,32 @@ pub async fn infer(
         attention,
         ms,
         backend,
+    })
+}
+
+/// Chefer et al.'s relevance for `class` on one normalised `[3, S, S]` image: one forward and
+/// one backward pass through burn's autodiff on `backend`, read back asynchronously.
+pub async fn relevance(
+    loaded: &Loaded,
+    backends: &Backends,
+    backend: Backend,
+    chw: &[f32],
+    class: usize,
+) -> Result<Relevance, String> {
+    let (Some(model), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+        return Err(format!(
+            "{} is not available in this browser",
+            backend.label()
+        ));
+    };
+    let input = batch_tensor(&[chw], loaded.image_size(), device);
+    let cams = gradient_weighted_attention(model, input, class).map_err(|e| e.to_string())?;
+    let [layers, tokens, _] = cams.dims();
+    let cams = read(cams, backend).await?;
+    Ok(Relevance {
+        layers,
+        tokens,
+        cams,
     })
 }
 
