@@ -1554,3 +1554,132 @@ fn imagenet_geometry(
     .unwrap();
     run_id(&p)
 }
+/// A benchmark, not a check: `bench/page-vit-ti16` makes timm's ViT-Ti/16 with random weights
+/// and runs this with `VITRINE_BENCH_TIMM` (its safetensors) and `VITRINE_BENCH_HEADS`. It
+/// loads the model from disk into the page and prints the first and warm runs on Flex and
+/// WebGPU (the page's own background timing), then asks the explorer about a patch and a
+/// class's relevance.
+#[test]
+#[ignore = "a benchmark: bench/page-vit-ti16 runs it"]
+fn page_times_a_timm_model() {
+    let Some(weights) = std::env::var_os("VITRINE_BENCH_TIMM") else {
+        panic!("set VITRINE_BENCH_TIMM to a timm state dict (bench/page-vit-ti16 does)");
+    };
+    let heads = std::env::var("VITRINE_BENCH_HEADS").unwrap_or_else(|_| "3".into());
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(TRAINER)
+        .arg("import-timm")
+        .arg(&weights)
+        .args(["--heads", &heads, "--name", "bench", "--out"])
+        .arg(work.path())
+        .output()
+        .expect("running trainer import-timm");
+    assert!(
+        out.status.success(),
+        "import-timm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = work.path().join("bench.json");
+    let image = work.path().join("fixture.png");
+    write_fixture_image(&image);
+    let chromium = find_tool(&["chromium", "chromium-browser", "google-chrome"]).expect("Chromium");
+    let chromedriver = find_tool(&["chromedriver"]).expect("chromedriver");
+    let base = server::serve(&root().join("dist"));
+    let profile = tempfile::tempdir().expect("profile dir");
+    let args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu-sandbox",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--enable-unsafe-webgpu",
+        "--window-size=1280,1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.path().display())])
+    .collect();
+    let driver = Driver::start(&chromedriver).expect("chromedriver");
+    let s = driver
+        .session(&chromium, &args)
+        .expect("a Chromium session");
+    let first = first_result(&s, &format!("{base}/"), "bench session");
+    s.wait_for(
+        "the default model's timing",
+        "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t.timed_ms : null;",
+        LOAD_TIMEOUT,
+    )
+    .unwrap();
+    let run = run_id(&first.prediction);
+    s.upload("#file-input", &[&image]).unwrap();
+    let p = wait_result(&s, "the fixture", run, "p.image === 'fixture.png'").unwrap();
+    let run = run_id(&p);
+    let start = Instant::now();
+    s.upload(
+        "#model-files",
+        &[&manifest, &manifest.with_extension("bpk")],
+    )
+    .unwrap();
+    let p = wait_result(
+        &s,
+        "the timm model's first answer",
+        run,
+        "p.model === 'bench'",
+    )
+    .unwrap();
+    println!(
+        "load from disk + first answer: {:.2} s; first answer on {} in {:.0} ms",
+        start.elapsed().as_secs_f64(),
+        p["backend"],
+        p["ms"].as_f64().unwrap_or(f64::NAN)
+    );
+    let t = s
+        .wait_for(
+            "the timm model's timing",
+            "const t = JSON.parse(window.vitrine.timings());
+             return !t.timing && t.cpu ? t : null;",
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    println!(
+        "ViT timings (ms): Flex first {} warm {}; WebGPU first {} warm {}",
+        t["cpu_first"], t["cpu"], t["webgpu_first"], t["webgpu"]
+    );
+    let run = run_id(&predictions(&s));
+    let e = wait_explorer(&s, "the explorer", run, "true");
+    let photo = &e["photo"];
+    let step = photo[2].as_f64().unwrap() / e["grid"].as_f64().unwrap();
+    let start = Instant::now();
+    click_explorer(
+        &s,
+        photo[0].as_f64().unwrap() + 3.5 * step,
+        photo[1].as_f64().unwrap() + 3.5 * step,
+    );
+    wait_explorer(&s, "a patch's map", run, "e.selected > 0");
+    println!(
+        "a patch's map: {:.0} ms from the click",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    s.eval(
+        "const b = document.getElementById('bars'); const r = b.getBoundingClientRect();
+         b.dispatchEvent(new MouseEvent('click', { clientX: r.left + 20, clientY: r.top + 20,
+           bubbles: true }));",
+        json!([]),
+    )
+    .unwrap();
+    let e = wait_explorer(
+        &s,
+        "the top class's relevance",
+        run,
+        "e.method === 'relevance'",
+    );
+    println!(
+        "relevance on {}: {:.0} ms",
+        e["backend"],
+        e["relevance_ms"].as_f64().unwrap_or(f64::NAN)
+    );
+}
