@@ -655,7 +655,7 @@ fn steps(
     let work = image.parent().expect("the fixture sits in the work folder");
     run = moved_square(s, shots, work, run, backends, default_model);
     run = nothing_it_knows(s, shots, work, run, default_model);
-    run = cut_off_file(s, work, run, default_model);
+    run = cut_off_file(s, shots, work, run, default_model);
 
     // Back to the fixture, which the later steps compare against the CLI.
     s.upload("#file-input", &[image]).unwrap();
@@ -1030,7 +1030,7 @@ fn damage_line(s: &Session) -> String {
 /// A JPEG cut at three quarters of its bytes (it ends mid-scan): the page shows what could be
 /// read, as browsers do, says the file is damaged, and its answer is `trainer predict`'s for
 /// the same bytes.
-fn cut_off_file(s: &Session, work: &Path, run: u64, model: &Path) -> u64 {
+fn cut_off_file(s: &Session, shots: &Shots, work: &Path, run: u64, model: &Path) -> u64 {
     let whole = work.join("whole.jpg");
     write_fixture_image(&whole);
     let bytes = std::fs::read(&whole).unwrap();
@@ -1044,6 +1044,7 @@ fn cut_off_file(s: &Session, work: &Path, run: u64, model: &Path) -> u64 {
         line.contains("damaged") && line.contains("the prediction is of that part"),
         "a JPEG cut at three quarters: the page should say it is damaged; it says {line:?}"
     );
+    shots.take(s, "04-damaged");
     assert_same_answer(&p, &cli_predict(model, &cut), "the cut-off JPEG");
     run_id(&p)
 }
