@@ -580,6 +580,11 @@ fn check_every_class_readable(classes: &[String], train: &Samples, dir: &Path) -
     Ok(())
 }
 
+// The recorder that tests/cli.rs and tests/gpu.rs share, for this crate's own skips.
+#[cfg(test)]
+#[path = "../../tests/support/skips.rs"]
+mod skips;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -790,19 +795,8 @@ mod tests {
             .join("../../shared/data/cifar-10-jpeg-approx-bin");
         let dir = dir.as_path();
         if !dir.join("test_batch.bin").exists() {
-            eprintln!(
-                "skipped real_cifar10: no CIFAR-10 data at {}",
-                dir.display()
-            );
-            if let Some(path) = std::env::var_os("VITRINE_SKIPS") {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap();
-                writeln!(f, "trainer::data::real_cifar10: no CIFAR-10 data").unwrap();
-            }
+            let why = format!("no CIFAR-10 data at {}", dir.display());
+            super::skips::skip("data::real_cifar10", &why);
             return;
         }
         let d = load(DatasetKind::Cifar10, dir, 32, 0, None).unwrap();

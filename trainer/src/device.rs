@@ -21,24 +21,35 @@ pub enum DeviceArg {
 
 /// The chosen device and a name for logs and manifests.
 pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
+    resolve_kind(arg).map(|(_, device, name)| (device, name))
+}
+
+/// As `resolve`, with the kind `auto` settled on (the argument itself otherwise).
+fn resolve_kind(arg: DeviceArg) -> Result<(DeviceArg, Device, String)> {
     match arg {
         DeviceArg::Auto => {
             let (choice, why) = auto_choice();
             report_auto_once(choice, &why);
             // Runs and manifests record the choice with its reason.
             let (device, name) = resolve(choice)?;
-            Ok((device, format!("{name} [--device auto: {why}]")))
+            Ok((choice, device, format!("{name} [--device auto: {why}]")))
         }
-        DeviceArg::Cpu => Ok((Device::flex(), format!("cpu (flex, {} threads)", threads()))),
+        DeviceArg::Cpu => Ok((
+            arg,
+            Device::flex(),
+            format!("cpu (flex, {} threads)", threads()),
+        )),
         DeviceArg::Cuda => {
             #[cfg(feature = "cuda")]
-            return Ok((Device::cuda(0), "cuda:0".into()));
+            return Ok((arg, Device::cuda(0), "cuda:0".into()));
             #[allow(unreachable_code)]
             {
                 bail!("this trainer was built without CUDA: rebuild with `--features cuda`")
             }
         }
-        DeviceArg::Vulkan | DeviceArg::Wgpu => gpu::device(arg, 0),
+        DeviceArg::Vulkan | DeviceArg::Wgpu => {
+            gpu::device(arg, 0).map(|(device, name)| (arg, device, name))
+        }
     }
 }
 
@@ -47,8 +58,8 @@ pub fn resolve(arg: DeviceArg) -> Result<(Device, String)> {
 /// Without `n`: one replica per core on the CPU, one device otherwise. The flag is whether they
 /// are CPU replicas.
 pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, String, bool)> {
-    let (first, name) = resolve(arg)?;
-    let cpu = name.starts_with("cpu");
+    let (arg, first, name) = resolve_kind(arg)?;
+    let cpu = arg == DeviceArg::Cpu;
     let n = n.unwrap_or(if cpu { threads() } else { 1 });
     if n == 0 {
         bail!("--devices must be at least 1");
@@ -56,12 +67,8 @@ pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, St
     if n == 1 {
         return Ok((vec![first], name, cpu));
     }
-    let arg = match arg {
-        DeviceArg::Auto => auto_choice().0,
-        other => other,
-    };
     let devices: Vec<Device> = match arg {
-        _ if cpu => vec![first; n],
+        DeviceArg::Cpu => vec![first; n],
         #[cfg(feature = "cuda")]
         DeviceArg::Cuda => (0..n).map(Device::cuda).collect(),
         DeviceArg::Vulkan | DeviceArg::Wgpu => (0..n)
@@ -100,7 +107,7 @@ fn auto_choice() -> (DeviceArg, String) {
     match gpu::best_adapter() {
         Ok(adapter) => {
             return (
-                adapter.arg,
+                adapter.arg(),
                 format!("{}; {}", why.join("; "), adapter.describe()),
             );
         }
@@ -154,13 +161,17 @@ mod gpu {
 
     /// A hardware adapter that `auto` may choose.
     pub struct Adapter {
-        pub arg: DeviceArg,
+        arg: DeviceArg,
         name: String,
         kind: wgpu::DeviceType,
         api: wgpu::Backend,
     }
 
     impl Adapter {
+        pub fn arg(&self) -> DeviceArg {
+            self.arg
+        }
+
         pub fn describe(&self) -> String {
             format!(
                 "{:?} adapter \"{}\" on {:?}",
@@ -229,7 +240,7 @@ mod gpu {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        pollster_block_on(instance.enumerate_adapters(backends))
+        futures_lite::future::block_on(instance.enumerate_adapters(backends))
             .iter()
             .map(wgpu::Adapter::get_info)
             .collect()
@@ -274,19 +285,6 @@ mod gpu {
             )),
         }
     }
-
-    /// wgpu's enumeration is a future that resolves at once on native.
-    fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-                return out;
-            }
-            std::thread::yield_now();
-        }
-    }
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -295,13 +293,16 @@ mod gpu {
     use anyhow::{Result, bail};
     use burn::prelude::Device;
 
-    pub struct Adapter {
-        pub arg: DeviceArg,
-    }
+    /// Without wgpu there is no adapter to find: the type has no values.
+    pub enum Adapter {}
 
     impl Adapter {
+        pub fn arg(&self) -> DeviceArg {
+            match *self {}
+        }
+
         pub fn describe(&self) -> String {
-            unreachable!("no adapter is found without wgpu")
+            match *self {}
         }
     }
 
