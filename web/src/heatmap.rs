@@ -7,24 +7,6 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::draw::{self, bitmap_rgba, blit, font, palette, round_rect, text};
 
-/// Magma-like stops, dark to light; www/styles/main.css's legend uses the same ones.
-const STOPS: [[f64; 3]; 6] = [
-    [0.0, 0.0, 4.0],
-    [59.0, 15.0, 112.0],
-    [140.0, 41.0, 129.0],
-    [222.0, 73.0, 104.0],
-    [254.0, 159.0, 109.0],
-    [252.0, 253.0, 191.0],
-];
-
-pub fn colormap(v: f32) -> [u8; 3] {
-    let v = v.clamp(0.0, 1.0) as f64 * (STOPS.len() - 1) as f64;
-    let i = (v.floor() as usize).min(STOPS.len() - 2);
-    let f = v - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    [0, 1, 2].map(|c| (a[c] + (b[c] - a[c]) * f).round() as u8)
-}
-
 /// The map as a grid-sized RGBA bitmap. Weak attention is also more transparent, so the photo
 /// stays readable where the model did not look.
 pub fn heat_bitmap(map: &Heatmap) -> HtmlCanvasElement {
@@ -32,8 +14,8 @@ pub fn heat_bitmap(map: &Heatmap) -> HtmlCanvasElement {
     let rgba: Vec<u8> = values
         .iter()
         .flat_map(|&v| {
-            let [r, g, b] = colormap(v);
-            [r, g, b, (255.0 * (0.35 + 0.65 * v)).round() as u8]
+            let [r, g, b] = vit::colormap::magma(v);
+            [r, g, b, (255.0 * vit::colormap::alpha(v)).round() as u8]
         })
         .collect();
     let g = map.grid as u32;
@@ -178,18 +160,6 @@ pub fn draw_empty(canvas: &HtmlCanvasElement, height: f64, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_colour_map_runs_dark_to_light_and_clamps() {
-        assert_eq!(colormap(0.0), [0, 0, 4]);
-        assert_eq!(colormap(1.0), [252, 253, 191]);
-        assert_eq!(colormap(-3.0), colormap(0.0));
-        assert_eq!(colormap(7.0), colormap(1.0));
-        // Halfway between the 3rd and 4th stops.
-        assert_eq!(colormap(0.5), [181, 57, 117]);
-        let brightness = |v: f32| colormap(v).iter().map(|&c| c as u32).sum::<u32>();
-        assert!((0..10).all(|i| brightness(i as f32 / 10.0) < brightness((i + 1) as f32 / 10.0)));
-    }
 
     #[test]
     fn the_peak_is_named_by_patch_and_place() {
