@@ -24,7 +24,7 @@ use vit::weights::{Manifest, load_pair};
 
 use crate::data::{self, DatasetKind};
 use crate::device::{DeviceArg, resolve};
-use crate::recipe::{FinetuneRecipe, Precision, Preset, Recipe, RecipeFlags};
+use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
 use crate::training::{self, Origin, RunInfo, State, TrainArgs, write_json};
 
 /// `trainer finetune`'s arguments.
@@ -61,7 +61,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 0.75, help_heading = "Recipe")]
     pub layer_decay: f64,
     #[command(flatten)]
-    pub recipe: FinetuneFlags,
+    pub recipe: TuningFlags,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Continue the run in --run from its last checkpoint, with its saved recipe.
@@ -76,59 +76,6 @@ pub struct FinetuneArgs {
     /// Data-parallel replicas, as for `trainer train --devices`.
     #[arg(long)]
     pub devices: Option<usize>,
-}
-
-/// The recipe flags that mean something when the model is given (its shape is the base's).
-#[derive(clap::Args, Debug, Default, Clone, PartialEq)]
-pub struct FinetuneFlags {
-    #[arg(long, help_heading = "Recipe")]
-    pub epochs: Option<usize>,
-    /// Train on at most N images (a class-balanced subset).
-    #[arg(long, help_heading = "Recipe")]
-    pub limit: Option<usize>,
-    #[arg(long, help_heading = "Recipe")]
-    pub batch_size: Option<usize>,
-    /// Peak learning rate of the head (after warm-up); lower layers get less (--layer-decay).
-    #[arg(long, help_heading = "Recipe")]
-    pub lr: Option<f64>,
-    #[arg(long, help_heading = "Recipe")]
-    pub min_lr: Option<f64>,
-    #[arg(long, help_heading = "Recipe")]
-    pub warmup_epochs: Option<f64>,
-    #[arg(long, help_heading = "Recipe")]
-    pub weight_decay: Option<f64>,
-    #[arg(long, help_heading = "Recipe")]
-    pub label_smoothing: Option<f32>,
-    /// Zero padding before the random crop (default: a sixteenth of the image size).
-    #[arg(long, help_heading = "Recipe")]
-    pub crop_padding: Option<u32>,
-    /// Horizontal flips on or off.
-    #[arg(long, help_heading = "Recipe")]
-    pub hflip: Option<bool>,
-    #[arg(long, help_heading = "Recipe")]
-    pub seed: Option<u64>,
-    #[arg(long, value_enum, help_heading = "Recipe")]
-    pub precision: Option<Precision>,
-}
-
-impl FinetuneFlags {
-    fn to_recipe_flags(&self) -> RecipeFlags {
-        RecipeFlags {
-            epochs: self.epochs,
-            limit: self.limit,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            min_lr: self.min_lr,
-            warmup_epochs: self.warmup_epochs,
-            weight_decay: self.weight_decay,
-            label_smoothing: self.label_smoothing,
-            crop_padding: self.crop_padding,
-            hflip: self.hflip,
-            seed: self.seed,
-            precision: self.precision,
-            ..RecipeFlags::default()
-        }
-    }
 }
 
 impl FinetuneArgs {
@@ -147,7 +94,7 @@ impl FinetuneArgs {
             || self.last_blocks.is_some()
             || self.full
             || self.image_size.is_some()
-            || self.recipe != FinetuneFlags::default()
+            || self.recipe != TuningFlags::default()
     }
 
     /// How the shared training loop runs this: the run folder, device and output options.
@@ -232,7 +179,7 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     // The features were learned on inputs normalised so; the new classes see them the same way.
     recipe.normalization = base.normalization;
     recipe.augment.crop_padding = (image_size / 16) as u32;
-    args.recipe.to_recipe_flags().apply(&mut recipe);
+    args.recipe.apply(&mut recipe);
     if recipe.epochs == 0 || recipe.batch_size == 0 {
         bail!("--epochs and --batch-size must be positive");
     }

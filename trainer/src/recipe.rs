@@ -283,9 +283,9 @@ impl Recipe {
     }
 }
 
-/// Command-line overrides of a preset's recipe; each is optional and the preset fills the rest.
+/// Recipe flags that keep the model's shape: `train` and `finetune` both take them.
 #[derive(clap::Args, Debug, Default, Clone, PartialEq)]
-pub struct RecipeFlags {
+pub struct TuningFlags {
     #[arg(long, help_heading = "Recipe")]
     pub epochs: Option<usize>,
     /// Train on at most N images (a class-balanced subset).
@@ -293,7 +293,8 @@ pub struct RecipeFlags {
     pub limit: Option<usize>,
     #[arg(long, help_heading = "Recipe")]
     pub batch_size: Option<usize>,
-    /// Peak learning rate (after warm-up).
+    /// Peak learning rate (after warm-up); `finetune` gives it to the head, and less to each
+    /// layer below it (--layer-decay).
     #[arg(long, help_heading = "Recipe")]
     pub lr: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
@@ -302,17 +303,31 @@ pub struct RecipeFlags {
     pub warmup_epochs: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
     pub weight_decay: Option<f64>,
-    /// Clip the global gradient norm (0 = off).
-    #[arg(long, help_heading = "Recipe")]
-    pub grad_clip: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
     pub label_smoothing: Option<f32>,
-    /// Zero padding before the random crop (0 = no crop).
+    /// Zero padding before the random crop (0 = no crop; `finetune`'s default is a sixteenth
+    /// of the image size).
     #[arg(long, help_heading = "Recipe")]
     pub crop_padding: Option<u32>,
     /// Horizontal flips on or off.
     #[arg(long, help_heading = "Recipe")]
     pub hflip: Option<bool>,
+    #[arg(long, help_heading = "Recipe")]
+    pub seed: Option<u64>,
+    /// Compute in this float type: bf16 or f16 halve memory and speed up GPUs with half-precision
+    /// units (burn has no automatic mixed precision; see trainer/src/recipe.rs).
+    #[arg(long, value_enum, help_heading = "Recipe")]
+    pub precision: Option<Precision>,
+}
+
+/// Command-line overrides of a preset's recipe; each is optional and the preset fills the rest.
+#[derive(clap::Args, Debug, Default, Clone, PartialEq)]
+pub struct RecipeFlags {
+    #[command(flatten)]
+    pub tuning: TuningFlags,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, help_heading = "Recipe")]
+    pub grad_clip: Option<f64>,
     /// RandAugment: operations per image (0 = off).
     #[arg(long, help_heading = "Recipe")]
     pub randaugment: Option<u32>,
@@ -336,12 +351,6 @@ pub struct RecipeFlags {
     pub drop_path: Option<f64>,
     #[arg(long, help_heading = "Recipe")]
     pub dropout: Option<f64>,
-    #[arg(long, help_heading = "Recipe")]
-    pub seed: Option<u64>,
-    /// Compute in this float type: bf16 or f16 halve memory and speed up GPUs with half-precision
-    /// units (burn has no automatic mixed precision; see trainer/src/recipe.rs).
-    #[arg(long, value_enum, help_heading = "Recipe")]
-    pub precision: Option<Precision>,
     /// How attention weights start: timm's random init, or mimetic (identity-like products).
     #[arg(long, value_enum, help_heading = "Recipe")]
     pub attn_init: Option<AttnInit>,
@@ -395,7 +404,7 @@ impl ModelFlags {
     }
 }
 
-impl RecipeFlags {
+impl TuningFlags {
     pub fn apply(&self, r: &mut Recipe) {
         set(&mut r.epochs, &self.epochs);
         if self.limit.is_some() {
@@ -406,15 +415,22 @@ impl RecipeFlags {
         set(&mut r.min_lr, &self.min_lr);
         set(&mut r.warmup_epochs, &self.warmup_epochs);
         set(&mut r.weight_decay, &self.weight_decay);
-        set(&mut r.grad_clip, &self.grad_clip);
         set(&mut r.seed, &self.seed);
         set(&mut r.precision, &self.precision);
-        set(&mut r.attn_init, &self.attn_init);
-        set(&mut r.pos_init, &self.pos_init);
         let a = &mut r.augment;
         set(&mut a.label_smoothing, &self.label_smoothing);
         set(&mut a.crop_padding, &self.crop_padding);
         set(&mut a.hflip, &self.hflip);
+    }
+}
+
+impl RecipeFlags {
+    pub fn apply(&self, r: &mut Recipe) {
+        self.tuning.apply(r);
+        set(&mut r.grad_clip, &self.grad_clip);
+        set(&mut r.attn_init, &self.attn_init);
+        set(&mut r.pos_init, &self.pos_init);
+        let a = &mut r.augment;
         set(&mut a.randaugment_n, &self.randaugment);
         set(&mut a.randaugment_m, &self.randaugment_m);
         set(&mut a.randaugment_mstd, &self.randaugment_mstd);
@@ -448,7 +464,10 @@ mod tests {
     fn flags_override_the_preset() {
         let mut r = Preset::Quick.recipe(10);
         let flags = RecipeFlags {
-            epochs: Some(7),
+            tuning: TuningFlags {
+                epochs: Some(7),
+                ..TuningFlags::default()
+            },
             mixup: Some(0.2),
             model: ModelFlags {
                 depth: Some(2),
