@@ -28,7 +28,8 @@
 //!     relevance of the second class after a click on its bar) are `trainer explain --json`'s
 //!     within 1e-5, on WebGPU and on the CPU.
 //! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
-//!     loads from disk with the CLI's top-5 and explorer maps, and is photographed.
+//!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
+//!     photographed.
 
 #[path = "browser/server.rs"]
 mod server;
@@ -667,7 +668,7 @@ fn steps(
         "a whole file after a damaged one: the damage line should go"
     );
     run = explorer_matches_the_cli(s, shots, backends, image, default_model, run);
-    run = imagenet_geometry(s, shots, work, image, default_name, run);
+    run = imagenet_geometry(s, shots, backends, work, image, default_name, run);
 
     // 3. The animation moves: two snapshots of the stage a moment apart differ.
     s.click("#replay").unwrap();
@@ -1468,13 +1469,14 @@ fn explorer_matches_the_cli(
     run
 }
 /// ImageNet's geometry in the page: the committed 224 px fixture (patch 16, 196 patches and
-/// 197 tokens, narrow and two layers deep), imported by the CLI and loaded from disk. The page's
-/// top-5 is `trainer predict`'s, its explorer's map for a patch is `trainer explain`'s, and
-/// the animation and the explorer are photographed with 196 patches. Ends back on the
-/// default model.
+/// 197 tokens, narrow and two layers deep), imported by the CLI and loaded from disk. On each
+/// backend the page's top-5 is `trainer predict`'s and its explorer's map for a patch is
+/// `trainer explain`'s; the explorer and the animation are photographed with 196 patches.
+/// Ends back on the default model.
 fn imagenet_geometry(
     s: &Session,
     shots: &Shots,
+    backends: &[&str],
     work: &Path,
     image: &Path,
     default_name: &str,
@@ -1495,41 +1497,67 @@ fn imagenet_geometry(
     );
     let manifest = dir.join("vit224.json");
     let expected = cli_predict(&manifest, image);
+    let cli = cli_explain(&manifest, image, &["--layer", "1", "--token", "100"]);
     s.upload("#model-files", &[&manifest, &dir.join("vit224.bpk")])
         .unwrap();
     let p = wait_result(s, "the 224 px model's result", run, "p.model === 'vit224'").unwrap();
     run = run_id(&p);
-    assert_same_answer(&p, &expected, &format!("224 px model on {}", p["backend"]));
-    let e = wait_explorer(
-        s,
-        "the 224 px model's explorer",
-        run,
-        "e.tokens.length === 197",
-    );
-    assert_eq!(e["grid"], 14);
-    let photo = &e["photo"];
-    let step = photo[2].as_f64().unwrap() / 14.0;
-    // Patch 100: row 8, column 2 (from 1) of 14.
-    click_explorer(
-        s,
-        photo[0].as_f64().unwrap() + 1.5 * step,
-        photo[1].as_f64().unwrap() + 7.5 * step,
-    );
-    s.eval(
-        "const l = document.getElementById('explore-layer'); l.value = 1;
-         l.dispatchEvent(new Event('input'));",
-        json!([]),
-    )
-    .unwrap();
-    let e = wait_explorer(
-        s,
-        "a patch of the 224 px model",
-        run,
-        "e.selected === 100 && e.layer === 1",
-    );
-    let cli = cli_explain(&manifest, image, &["--layer", "1", "--token", "100"]);
-    assert_same_map(&e, &cli, "224 px model: patch 100, layer 1");
-    shots.take(s, "09-vit224-explorer");
+    for &backend in backends {
+        s.eval(
+            "const sel = document.getElementById('backend-select');
+             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
+            json!([backend]),
+        )
+        .unwrap();
+        let p = wait_result(
+            s,
+            &format!("the 224 px model on {backend}"),
+            run,
+            &format!("p.model === 'vit224' && p.backend === '{backend}'"),
+        )
+        .unwrap();
+        run = run_id(&p);
+        println!(
+            "224 px model on {backend}: inference {:.1} ms",
+            p["ms"].as_f64().unwrap_or(f64::NAN)
+        );
+        assert_same_answer(&p, &expected, &format!("224 px model on {backend}"));
+        let e = wait_explorer(
+            s,
+            &format!("the 224 px model's explorer on {backend}"),
+            run,
+            "e.tokens.length === 197",
+        );
+        assert_eq!(e["grid"], 14);
+        assert_eq!(e["backend"], backend);
+        let photo = &e["photo"];
+        let step = photo[2].as_f64().unwrap() / 14.0;
+        // Patch 100: row 8, column 2 (from 1) of 14.
+        click_explorer(
+            s,
+            photo[0].as_f64().unwrap() + 1.5 * step,
+            photo[1].as_f64().unwrap() + 7.5 * step,
+        );
+        s.eval(
+            "const l = document.getElementById('explore-layer'); l.value = 1;
+             l.dispatchEvent(new Event('input'));",
+            json!([]),
+        )
+        .unwrap();
+        let e = wait_explorer(
+            s,
+            &format!("a patch of the 224 px model on {backend}"),
+            run,
+            "e.selected === 100 && e.layer === 1",
+        );
+        assert_eq!(e["backend"], backend);
+        assert_same_map(
+            &e,
+            &cli,
+            &format!("{backend}: 224 px model, patch 100, layer 1"),
+        );
+        shots.take(s, &format!("09-vit224-explorer-{backend}"));
+    }
     s.click("#replay").unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     s.eval(
