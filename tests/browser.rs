@@ -29,7 +29,7 @@
 //!     within 1e-5, on WebGPU and on the CPU.
 //! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
 //!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
-//!     photographed.
+//!     photographed, its animation once every patch has reached its slot.
 
 #[path = "browser/server.rs"]
 mod server;
@@ -1471,8 +1471,8 @@ fn explorer_matches_the_cli(
 /// ImageNet's geometry in the page: the committed 224 px fixture (patch 16, 196 patches and
 /// 197 tokens, narrow and two layers deep), imported by the CLI and loaded from disk. On each
 /// backend the page's top-5 is `trainer predict`'s and its explorer's map for a patch is
-/// `trainer explain`'s; the explorer and the animation are photographed with 196 patches.
-/// Ends back on the default model.
+/// `trainer explain`'s; the explorer, and the animation once every patch has reached its
+/// slot, are photographed with 196 patches. Ends back on the default model.
 fn imagenet_geometry(
     s: &Session,
     shots: &Shots,
@@ -1558,15 +1558,23 @@ fn imagenet_geometry(
         );
         shots.take(s, &format!("09-vit224-explorer-{backend}"));
     }
+    // The animation of 196 patches into 197 slots, photographed once it has finished.
     s.click("#replay").unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let a = s
+        .wait_for(
+            "the 224 px model's animation to finish",
+            "const a = JSON.parse(window.vitrine.animation() || 'null');
+             return a && a.done ? a : null;",
+            STEP_TIMEOUT,
+        )
+        .unwrap();
+    println!("224 px animation finished: {a}");
     s.eval(
         "document.getElementById('stage').scrollIntoView({block: 'center'});",
         json!([]),
     )
     .unwrap();
     shots.take(s, "10-vit224-animation");
-    std::thread::sleep(Duration::from_secs(6));
 
     s.eval(
         "const sel = document.getElementById('model-select');

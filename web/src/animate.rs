@@ -171,6 +171,18 @@ impl Stage {
         self.t >= self.end()
     }
 
+    /// `window.vitrine.animation()`: where the animation is, or `None` before an image.
+    pub fn json(&self) -> Option<String> {
+        self.scene.as_ref()?;
+        let value = serde_json::json!({
+            "t": self.t,
+            "end": self.end(),
+            "playing": self.playing,
+            "done": !self.playing && self.at_end(),
+        });
+        Some(value.to_string())
+    }
+
     /// Shows a new scene from the start, or at its end state when motion is unwanted.
     pub fn show(&mut self, scene: Scene, reduced_motion: bool) {
         self.describe(&scene);

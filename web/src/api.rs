@@ -14,6 +14,8 @@
 //!   `reverse`, `class`, `tokens`: one value per token as `trainer explain --json` prints them,
 //!   `run`, `backend`, `selected`, `relevance_ms`, and where things are drawn: `grid`,
 //!   `photo` and `input` [x, y, side], `strip` [y, pitch, columns]), or null
+//! - `animation()`: the patch animation as JSON (`t` and `end` in seconds at 1×, `playing`,
+//!   `done`: played to its end, every patch in its token slot), or null before an image
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -37,7 +39,7 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 8] = [
+    let entries: [(&str, Getter); 9] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
             a.shown
@@ -57,6 +59,13 @@ pub fn install(app: &Shared) {
         }),
         ("explorer", |a| {
             a.explorer.json().map_or(JsValue::NULL, |s| s.into())
+        }),
+        ("animation", |a| {
+            a.stage
+                .try_borrow()
+                .ok()
+                .and_then(|s| s.json())
+                .map_or(JsValue::NULL, |s| s.into())
         }),
         ("model", |a| {
             a.model
