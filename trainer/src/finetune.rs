@@ -23,9 +23,9 @@ use vit::transfer::{Trainable, layer_decay, transfer_config};
 use vit::weights::{Manifest, load_pair};
 
 use crate::data::{self, DatasetKind};
-use crate::device::{DeviceArg, resolve};
+use crate::device::resolve;
 use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
-use crate::training::{self, Origin, RunInfo, State, TrainArgs, write_json};
+use crate::training::{self, Origin, RunInfo, SessionFlags, State, TrainArgs, write_json};
 
 /// `trainer finetune`'s arguments.
 #[derive(clap::Args)]
@@ -62,20 +62,8 @@ pub struct FinetuneArgs {
     pub layer_decay: f64,
     #[command(flatten)]
     pub recipe: TuningFlags,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Continue the run in --run from its last checkpoint, with its saved recipe.
-    #[arg(long)]
-    pub resume: bool,
-    /// Plain progress lines instead of a live line (the default when not on a terminal).
-    #[arg(long)]
-    pub plain: bool,
-    /// Threads that decode and augment batches ahead of the model.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
-    pub workers: u16,
-    /// Data-parallel replicas, as for `trainer train --devices`.
-    #[arg(long)]
-    pub devices: Option<usize>,
+    #[command(flatten)]
+    pub session: SessionFlags,
 }
 
 impl FinetuneArgs {
@@ -105,18 +93,14 @@ impl FinetuneArgs {
             dataset: self.dataset,
             preset: Preset::Finetune,
             recipe: RecipeFlags::default(),
-            device: self.device,
-            resume: self.resume,
-            plain: self.plain,
-            workers: self.workers,
-            devices: self.devices,
+            session: self.session.clone(),
         }
     }
 }
 
 pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
-    let (_, device_name) = resolve(args.device)?;
-    let (recipe, info, state) = if args.resume {
+    let (_, device_name) = resolve(args.session.device)?;
+    let (recipe, info, state) = if args.session.resume {
         if args.shapes_a_run() {
             bail!(
                 "--resume continues a run with the base model and recipe in its recipe.json; \

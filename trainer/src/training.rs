@@ -95,6 +95,13 @@ pub struct TrainArgs {
     pub preset: Preset,
     #[command(flatten)]
     pub recipe: RecipeFlags,
+    #[command(flatten)]
+    pub session: SessionFlags,
+}
+
+/// How a run is carried out, apart from what it learns: `train` and `finetune` share these.
+#[derive(clap::Args, Clone)]
+pub struct SessionFlags {
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Continue the run in --run from its last checkpoint, with its saved recipe.
@@ -146,9 +153,9 @@ impl Origin for Scratch {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let (_, device_name) = resolve(args.device)?;
+    let (_, device_name) = resolve(args.session.device)?;
     let run_dir = &args.run;
-    let (recipe, info, state) = if args.resume {
+    let (recipe, info, state) = if args.session.resume {
         if args.recipe != RecipeFlags::default() {
             bail!(
                 "--resume continues a run with the recipe in its recipe.json; drop the recipe flags"
@@ -183,16 +190,16 @@ pub(crate) fn run_with(
     let m = &recipe.model;
     let deterministic = m.drop_rate == 0.0 && m.attn_drop_rate == 0.0 && m.drop_path_rate == 0.0;
     let n = if deterministic {
-        args.devices
+        args.session.devices
     } else {
-        Some(args.devices.unwrap_or(1))
+        Some(args.session.devices.unwrap_or(1))
     };
-    let (mut devices, device_name, cpu) = resolve_many(args.device, n)?;
+    let (mut devices, device_name, cpu) = resolve_many(args.session.device, n)?;
     set_precision(&mut devices, recipe.precision, &device_name)?;
     crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
-    let mut progress = Progress::new(args.plain);
+    let mut progress = Progress::new(args.session.plain);
     if state.epoch >= recipe.epochs {
         progress.message(&format!(
             "{} is already complete ({} epochs)",
@@ -223,7 +230,7 @@ pub(crate) fn run_with(
         train_images: train.len(),
         test_images: test.len(),
         // A new run records its replicas too; a resumed one keeps the device it started on.
-        device: if args.resume {
+        device: if args.session.resume {
             info.device
         } else {
             device_name.clone()
@@ -250,7 +257,7 @@ pub(crate) fn run_with(
     device.seed(recipe.seed);
     let mut model = origin.initial(&recipe, &ad)?;
     let mut optim = optimizer(&recipe)?;
-    if args.resume {
+    if args.session.resume {
         (model, optim) = load_checkpoint(run_dir, model, optim)?;
         model = origin.prepare(model);
         progress.message(&format!(
@@ -269,7 +276,7 @@ pub(crate) fn run_with(
         Some(recipe.augment.clone()),
         recipe.normalization,
         recipe.seed,
-        args.workers as usize,
+        args.session.workers as usize,
         4,
     );
     let steps_per_epoch = loader.batches_per_epoch();
