@@ -25,7 +25,7 @@ use vit::weights::{Manifest, load_pair};
 use crate::data::{self, DatasetKind};
 use crate::device::resolve;
 use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
-use crate::training::{self, Origin, RunInfo, SessionFlags, State, TrainArgs, write_json};
+use crate::training::{self, Origin, RunInfo, SessionFlags, State, TrainArgs};
 
 /// `trainer finetune`'s arguments.
 #[derive(clap::Args)]
@@ -129,12 +129,7 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     let Some(data_dir) = &args.data_dir else {
         bail!("--data-dir is required for a new run");
     };
-    if args.run.join("recipe.json").exists() {
-        bail!(
-            "{} already holds a run: pass --resume to continue it, or choose another --run",
-            args.run.display()
-        );
-    }
+    training::refuse_existing_run(&args.run)?;
     let base = read_manifest(from)?;
     let classes = data::class_names(args.dataset, data_dir)?;
     if classes.len() < 2 {
@@ -175,21 +170,8 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         trainable,
         layer_decay: args.layer_decay,
     });
-    let info = RunInfo {
-        data_dir: std::path::absolute(data_dir)?,
-        dataset: args.dataset,
-        dataset_description: String::new(),
-        classes,
-        train_images: 0,
-        test_images: 0,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        device: device_name.into(),
-        base_model: Some(std::path::absolute(from)?),
-    };
-    std::fs::create_dir_all(&args.run)
-        .with_context(|| format!("creating {}", args.run.display()))?;
-    write_json(&args.run.join("recipe.json"), &recipe)?;
-    write_json(&args.run.join("run.json"), &info)?;
+    let info = RunInfo::new(data_dir, args.dataset, classes, device_name, Some(from))?;
+    training::create_run(&args.run, &recipe, &info)?;
     eprintln!("{}", describe(&recipe, &base));
     Ok((recipe, info, State::default()))
 }

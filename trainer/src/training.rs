@@ -458,12 +458,7 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
     let Some(data_dir) = args.data_dir.clone() else {
         bail!("--data-dir is required for a new run");
     };
-    if args.run.join("recipe.json").exists() {
-        bail!(
-            "{} already holds a run: pass --resume to continue it, or choose another --run",
-            args.run.display()
-        );
-    }
+    refuse_existing_run(&args.run)?;
     let classes = data::class_names(args.dataset, &data_dir)?;
     let mut recipe = args.preset.recipe(classes.len());
     args.recipe.apply(&mut recipe);
@@ -471,22 +466,50 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
         bail!("--epochs and --batch-size must be positive");
     }
     recipe.model.validate()?;
-    let info = RunInfo {
-        data_dir: std::path::absolute(&data_dir)?,
-        dataset: args.dataset,
-        dataset_description: String::new(),
-        classes,
-        train_images: 0,
-        test_images: 0,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        device: device_name.into(),
-        base_model: None,
-    };
-    std::fs::create_dir_all(&args.run)
-        .with_context(|| format!("creating {}", args.run.display()))?;
-    write_json(&args.run.join("recipe.json"), &recipe)?;
-    write_json(&args.run.join("run.json"), &info)?;
+    let info = RunInfo::new(&data_dir, args.dataset, classes, device_name, None)?;
+    create_run(&args.run, &recipe, &info)?;
     Ok((recipe, info, State::default()))
+}
+
+/// A new run needs a folder that holds none yet.
+pub(crate) fn refuse_existing_run(run: &Path) -> Result<()> {
+    if run.join("recipe.json").exists() {
+        bail!(
+            "{} already holds a run: pass --resume to continue it, or choose another --run",
+            run.display()
+        );
+    }
+    Ok(())
+}
+
+impl RunInfo {
+    /// A new run's: the sizes and the dataset's description are filled in once it is loaded.
+    pub(crate) fn new(
+        data_dir: &Path,
+        dataset: DatasetKind,
+        classes: Vec<String>,
+        device_name: &str,
+        base_model: Option<&Path>,
+    ) -> Result<Self> {
+        Ok(RunInfo {
+            data_dir: std::path::absolute(data_dir)?,
+            dataset,
+            dataset_description: String::new(),
+            classes,
+            train_images: 0,
+            test_images: 0,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            device: device_name.into(),
+            base_model: base_model.map(std::path::absolute).transpose()?,
+        })
+    }
+}
+
+/// The run folder with the recipe and run.json a new run starts from.
+pub(crate) fn create_run(run: &Path, recipe: &Recipe, info: &RunInfo) -> Result<()> {
+    std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
+    write_json(&run.join("recipe.json"), recipe)?;
+    write_json(&run.join("run.json"), info)
 }
 
 pub(crate) fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
