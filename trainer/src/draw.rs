@@ -96,7 +96,8 @@ fn token_layout(g: u32, patch: u32) -> (u32, u32) {
     (gap, cell)
 }
 
-fn outline(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
+/// A one-pixel frame of `w` x `h` with its corner at (x, y), clipped to the image.
+pub fn outline(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
     let (iw, ih) = img.dimensions();
     let mut put = |px: u32, py: u32| {
         if px < iw && py < ih {

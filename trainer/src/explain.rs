@@ -19,6 +19,7 @@ use vit::rollout::Heatmap;
 use vit::weights::{Manifest, load_pair};
 
 use crate::device::{DeviceArg, resolve};
+use crate::draw::outline;
 
 /// `trainer explain`'s arguments.
 #[derive(clap::Args)]
@@ -314,15 +315,11 @@ fn draw(prepared: &Prepared, map: &TokenMap, selected: Option<usize>) -> RgbImag
             );
             let s = cell.round() as u32;
             for inset in 0..2 {
-                outline(
-                    &mut sheet,
-                    rx + inset,
-                    ry + inset,
-                    s.saturating_sub(2 * inset),
-                    WHITE,
-                );
+                let side = s.saturating_sub(2 * inset);
+                outline(&mut sheet, rx + inset, ry + inset, side, side, WHITE);
             }
-            outline(&mut sheet, rx + 2, ry + 2, s.saturating_sub(4), INK);
+            let side = s.saturating_sub(4);
+            outline(&mut sheet, rx + 2, ry + 2, side, side, INK);
         }
     }
     sheet
@@ -335,21 +332,6 @@ fn blend(photo: Rgb<u8>, v: f32) -> Rgb<u8> {
     let colour = vit::colormap::magma(v);
     let a = OPACITY * vit::colormap::alpha(v);
     Rgb([0, 1, 2].map(|i| (photo.0[i] as f32 * (1.0 - a) + colour[i] as f32 * a).round() as u8))
-}
-
-fn outline(img: &mut RgbImage, x: u32, y: u32, side: u32, colour: Rgb<u8>) {
-    let (w, h) = img.dimensions();
-    let mut put = |px: u32, py: u32| {
-        if px < w && py < h {
-            img.put_pixel(px, py, colour);
-        }
-    };
-    for i in 0..=side {
-        put(x + i, y);
-        put(x + i, y + side);
-        put(x, y + i);
-        put(x + side, y + i);
-    }
 }
 
 #[cfg(test)]
