@@ -25,8 +25,9 @@
 //! 9. in a Chromium without WebGPU, the CPU path alone answers as fast.
 //! 10. the token explorer's maps (a clicked patch at a chosen layer and head, the next patch by
 //!     arrow key, reversed, rollout from the class token picked in the strip, and the
-//!     relevance of the second class after a click on its bar) are `trainer explain --json`'s
-//!     within 1e-5, on WebGPU and on the CPU.
+//!     relevance of the second class after a click on its bar, which is then marked, pressed,
+//!     until a patch is clicked) are `trainer explain --json`'s within 1e-5, on WebGPU and on
+//!     the CPU.
 //! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
 //!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
 //!     photographed, its animation once every patch has reached its slot.
@@ -1276,6 +1277,25 @@ fn assert_same_map(page: &Value, cli: &[f64], what: &str) {
     println!("{what}: the page's map is trainer explain's, max |Δ| = {worst:.1e}");
 }
 
+/// The classes (`data-class`) of the bars' buttons that are pressed (`aria-pressed`), after
+/// checking that there is one button per bar.
+fn pressed_bars(s: &Session) -> Vec<String> {
+    let v = s
+        .eval(
+            "const b = [...document.querySelectorAll('#pred-list button[data-class]')];
+             if (b.length !== JSON.parse(window.vitrine.predictions()).top.length) return null;
+             return b.filter(x => x.getAttribute('aria-pressed') === 'true')
+                     .map(x => x.dataset.class);",
+            json!([]),
+        )
+        .unwrap();
+    v.as_array()
+        .unwrap_or_else(|| panic!("one button per bar: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 /// A click at (x, y) of the explorer's canvas, in its CSS pixels.
 fn click_explorer(s: &Session, x: f64, y: f64) {
     s.eval(
@@ -1421,21 +1441,40 @@ fn explorer_matches_the_cli(
             &format!("{backend}: rollout through {depth} layers"),
         );
 
-        // A click on the second bar: the relevance of a class that is not the top-1.
+        // A click on the second bar: the relevance of a class that is not the top-1. What is
+        // under the pointer there is that bar's button.
         let second = p["top"][1]["index"].as_u64().unwrap();
-        s.eval(
-            "const b = document.getElementById('bars'); b.scrollIntoView({block: 'center'});
-             const r = b.getBoundingClientRect();
-             b.dispatchEvent(new MouseEvent('click', { clientX: r.left + 20,
-               clientY: r.top + 46 + 20, bubbles: true }));",
-            json!([]),
-        )
-        .unwrap();
+        assert_eq!(
+            explorer(s)["explaining"],
+            Value::Null,
+            "{backend}: no bar marked yet"
+        );
+        let clicked = s
+            .eval(
+                "const b = document.getElementById('bars'); b.scrollIntoView({block: 'center'});
+                 const r = b.getBoundingClientRect();
+                 const el = document.elementFromPoint(r.left + 20, r.top + 46 + 20);
+                 el.click(); return el.dataset.class || el.tagName;",
+                json!([]),
+            )
+            .unwrap();
+        assert_eq!(
+            clicked,
+            second.to_string(),
+            "{backend}: the second bar's button is where the bar is drawn"
+        );
         let e = wait_explorer(
             s,
             "the second class's relevance",
             run,
             &format!("e.method === 'relevance' && e.class === {second}"),
+        );
+        // Its bar is marked: window.vitrine says which, and only its button is pressed.
+        assert_eq!(e["explaining"], second, "{backend}: the explained class");
+        assert_eq!(
+            pressed_bars(s),
+            vec![second.to_string()],
+            "{backend}: the pressed bars"
         );
         let c = second.to_string();
         let cli = cli_explain(model, image, &["--method", "relevance", "--class", &c]);
@@ -1457,13 +1496,19 @@ fn explorer_matches_the_cli(
         )
         .unwrap();
         shots.take(s, &format!("08-relevance-{backend}"));
-        // Back to attention for the next backend: a click on a patch leaves relevance.
+        // Back to attention for the next backend: a click on a patch leaves relevance, and
+        // the bar is no longer marked.
         click_explorer(s, px + step / 2.0, py + step / 2.0);
-        wait_explorer(
+        let e = wait_explorer(
             s,
             "back to rollout",
             run,
             "e.method === 'rollout' && e.selected === 1",
+        );
+        assert_eq!(e["explaining"], Value::Null, "{backend}: back to a token");
+        assert!(
+            pressed_bars(s).is_empty(),
+            "{backend}: no bar pressed after a patch was clicked"
         );
     }
     run

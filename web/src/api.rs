@@ -13,7 +13,8 @@
 //! - `explorer()`: the token explorer's map as JSON (`method`, `layer`, `heads`, `token`,
 //!   `reverse`, `class`, `tokens`: one value per token as `trainer explain --json` prints them,
 //!   `run`, `backend`, `selected`, `relevance_ms`, and where things are drawn: `grid`,
-//!   `photo` and `input` [x, y, side], `strip` [y, pitch, columns]), or null
+//!   `photo` and `input` [x, y, side], `strip` [y, pitch, columns]; `explaining`: the class
+//!   whose bar is marked as the one explained, or null), or null
 //! - `animation()`: the patch animation as JSON (`t` and `end` in seconds at 1×, `playing`,
 //!   `done`: played to its end, every patch in its token slot), or null before an image
 

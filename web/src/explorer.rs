@@ -10,6 +10,7 @@
 
 use vit::explain::{Heads, Relevance, TokenMap, explain};
 use vit::rollout::HeadFusion;
+use wasm_bindgen::JsCast;
 use web_sys::{
     CanvasRenderingContext2d, Event, HtmlCanvasElement, HtmlElement, HtmlInputElement,
     HtmlSelectElement, KeyboardEvent, MouseEvent, PointerEvent,
@@ -80,6 +81,14 @@ impl Explorer {
         }
     }
 
+    /// The class whose relevance is asked for (drawn, or being computed), whose bar is marked.
+    pub fn explaining(&self) -> Option<usize> {
+        match self.ask.view {
+            View::Relevance(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// `window.vitrine.explorer()`: the map drawn and the question it answers, or null.
     pub fn json(&self) -> Option<String> {
         let d = self.drawn.as_ref()?;
@@ -100,6 +109,7 @@ impl Explorer {
             "reverse": q.reverse,
             "class": class,
             "relevance_ms": self.explained.as_ref().map(|e| e.ms),
+            "explaining": self.explaining(),
             "tokens": d.values,
             "grid": d.layout.grid,
             "photo": square(d.layout.photo),
@@ -127,6 +137,11 @@ pub fn render(a: &mut App) {
         maps.tokens,
         model.manifest.labels.len(),
     );
+    let explaining = match ask.view {
+        View::Relevance(c) => Some(c),
+        _ => None,
+    };
+    crate::results::mark_explained(a, explaining);
     sync_controls(c, &ask, maps.layers, maps.heads);
     let asked = Ask {
         token: ex.hover.unwrap_or(ask.token),
@@ -411,9 +426,9 @@ async fn relevance(app: Shared, class: usize) -> Result<(), String> {
 }
 
 /// The explorer's listeners: pointer and keys on its canvas, its slider, select and checkbox,
-/// and clicks on the class bars.
+/// and the class bars' buttons.
 pub fn wire(app: &Shared) {
-    let (canvas, layer, heads, reverse, bars) = {
+    let (canvas, layer, heads, reverse, buttons) = {
         let a = app.borrow();
         let c = &a.explorer.controls;
         (
@@ -421,7 +436,7 @@ pub fn wire(app: &Shared) {
             c.layer.clone(),
             c.heads.clone(),
             c.reverse.clone(),
-            a.ui.bars.clone(),
+            a.ui.pred_list.clone(),
         )
     };
     let token_at = |app: &Shared, x: f64, y: f64| -> Option<usize> {
@@ -518,15 +533,14 @@ pub fn wire(app: &Shared) {
     }
     redraw(app); // the placeholder, until the first result
     let app = app.clone();
-    on(&bars, "click", move |e: MouseEvent| {
-        let class = {
-            let a = app.borrow();
-            let row = (e.offset_y() as f64 / crate::bars::ROW).floor() as usize;
-            a.shown
-                .as_ref()
-                .and_then(|s| s.top.get(row))
-                .map(|r| r.index)
-        };
+    // The bars' buttons (results::render_results lays one over each bar).
+    on(&buttons, "click", move |e: MouseEvent| {
+        let class = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|t| t.closest("button[data-class]").ok().flatten())
+            .and_then(|b| b.get_attribute("data-class"))
+            .and_then(|c| c.parse().ok());
         if let Some(class) = class {
             explain_class(&app, class);
         }

@@ -29,12 +29,32 @@ pub fn render_results(a: &App) {
         }
         None => a.ui.damage.set_hidden(true),
     }
-    bars::draw(&a.ui.bars, &s.top, !s.verdict.fits);
+    let explaining = a.explorer.explaining();
+    bars::draw(&a.ui.bars, &s.top, !s.verdict.fits, explaining);
     set_attr(&a.ui.bars, "aria-label", &bars::describe(&s.top));
+    // One button per bar, laid over it (www/styles/main.css, `.bar-buttons`): a click, or
+    // Enter, shows the class's relevance in step 5, and the one shown is pressed.
     a.ui.pred_list.set_inner_html("");
     for r in &s.top {
         let li: web_sys::HtmlElement = crate::dom::create("li");
-        set_text(&li, &format!("{}: {:.1}%", r.label, 100.0 * r.prob));
+        let button: web_sys::HtmlElement = crate::dom::create("button");
+        set_attr(&button, "type", "button");
+        set_attr(&button, "class", "bar-button");
+        set_attr(&button, "data-class", &r.index.to_string());
+        set_attr(
+            &button,
+            "aria-pressed",
+            &(explaining == Some(r.index)).to_string(),
+        );
+        set_text(
+            &button,
+            &format!(
+                "{}: {:.1}%. Show what made the model say it",
+                r.label,
+                100.0 * r.prob
+            ),
+        );
+        let _ = li.append_child(&button);
         let _ = a.ui.pred_list.append_child(&li);
     }
     set_text(
@@ -48,6 +68,28 @@ pub fn render_results(a: &App) {
         ),
     );
     render_heat(a);
+}
+
+/// Marks the bar of the class the explorer explains (or none): its row outlined on the canvas,
+/// its button pressed. Draws only when that changed.
+pub fn mark_explained(a: &App, explaining: Option<usize>) {
+    let Some(s) = &a.shown else {
+        return;
+    };
+    let buttons = a.ui.pred_list.get_elements_by_tag_name("button");
+    let mut changed = false;
+    for i in 0..buttons.length() {
+        let Some(b) = buttons.item(i) else { continue };
+        let class = b.get_attribute("data-class").and_then(|c| c.parse().ok());
+        let pressed = (class.is_some() && class == explaining).to_string();
+        if b.get_attribute("aria-pressed").as_deref() != Some(pressed.as_str()) {
+            set_attr(&b, "aria-pressed", &pressed);
+            changed = true;
+        }
+    }
+    if changed {
+        bars::draw(&a.ui.bars, &s.top, !s.verdict.fits, explaining);
+    }
 }
 
 /// What the page says when no class fits (`vit::inference::verdict`'s rule).
