@@ -27,7 +27,8 @@
 //!     arrow key, reversed, rollout from the class token picked in the strip, and the
 //!     relevance of the second class after a click on its bar, which is then marked, pressed,
 //!     until a patch is clicked) are `trainer explain --json`'s within 1e-5, on WebGPU and on
-//!     the CPU.
+//!     the CPU; on the CPU, the map follows the pointer over a patch and goes back to the
+//!     clicked one when it leaves.
 //! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
 //!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
 //!     photographed, its animation once every patch has reached its slot.
@@ -1296,6 +1297,19 @@ fn pressed_bars(s: &Session) -> Vec<String> {
         .collect()
 }
 
+/// A pointer event (`pointermove`, `pointerleave`) at (x, y) of the explorer's canvas, in its
+/// CSS pixels.
+fn pointer_on_explorer(s: &Session, kind: &str, x: f64, y: f64) {
+    s.eval(
+        "const c = document.getElementById('explore'); c.scrollIntoView({block: 'center'});
+         const r = c.getBoundingClientRect();
+         c.dispatchEvent(new PointerEvent(arguments[0], { clientX: r.left + arguments[1],
+           clientY: r.top + arguments[2], bubbles: true, pointerType: 'mouse' }));",
+        json!([kind, x, y]),
+    )
+    .unwrap();
+}
+
 /// A click at (x, y) of the explorer's canvas, in its CSS pixels.
 fn click_explorer(s: &Session, x: f64, y: f64) {
     s.eval(
@@ -1386,6 +1400,50 @@ fn explorer_matches_the_cli(
             &format!("{backend}: patch {token}, layer 2, head 1"),
         );
         shots.take(s, &format!("07-explorer-patch-{backend}"));
+
+        // The pointer over the patch below it (on the model's input this time): the map follows
+        // it while it is there, and goes back to the clicked patch when it leaves. One backend
+        // is enough: hovering is the page's, not the backend's.
+        if backend == "cpu" {
+            let input = &e["input"];
+            let (ix, iy, iside) = (
+                input[0].as_f64().unwrap(),
+                input[1].as_f64().unwrap(),
+                input[2].as_f64().unwrap(),
+            );
+            let below = token + grid;
+            let istep = iside / grid as f64;
+            pointer_on_explorer(
+                s,
+                "pointermove",
+                ix + (col as f64 + 0.5) * istep,
+                iy + (row as f64 + 1.5) * istep,
+            );
+            let e = wait_explorer(
+                s,
+                "the map under the pointer",
+                run,
+                &format!("e.selected === {below} && e.layer === 2 && e.heads === 1"),
+            );
+            let t = below.to_string();
+            let cli = cli_explain(
+                model,
+                image,
+                &["--layer", "2", "--head", "1", "--token", &t],
+            );
+            assert_same_map(
+                &e,
+                &cli,
+                &format!("{backend}: patch {below} under the pointer, layer 2, head 1"),
+            );
+            pointer_on_explorer(s, "pointerleave", 0.0, 0.0);
+            wait_explorer(
+                s,
+                "the clicked patch once the pointer left",
+                run,
+                &format!("e.selected === {token} && e.layer === 2"),
+            );
+        }
 
         // The right arrow moves to the next patch; reverse, with the heads' maximum.
         s.eval(
