@@ -191,14 +191,7 @@ fn pick_class(arg: Option<&str>, manifest: &Manifest, probs: &[f32]) -> Result<R
             )
         })?,
     };
-    Ok(Ranked {
-        label: labels
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| format!("class {index}")),
-        index,
-        prob: probs[index],
-    })
+    Ok(Ranked::of(index, probs, labels))
 }
 
 /// The question in words.

@@ -14,6 +14,21 @@ pub struct Ranked {
     pub prob: f32,
 }
 
+impl Ranked {
+    /// Class `index` of `probs` (`index` must be in range), named by `labels` where they
+    /// name it.
+    pub fn of(index: usize, probs: &[f32], labels: &[String]) -> Self {
+        Ranked {
+            label: labels
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("class {index}")),
+            index,
+            prob: probs[index],
+        }
+    }
+}
+
 /// Numerically stable softmax of one logit row.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -29,14 +44,7 @@ pub fn top_k(probs: &[f32], labels: &[String], k: usize) -> Vec<Ranked> {
     order
         .into_iter()
         .take(k)
-        .map(|index| Ranked {
-            label: labels
-                .get(index)
-                .cloned()
-                .unwrap_or_else(|| format!("class {index}")),
-            index,
-            prob: probs[index],
-        })
+        .map(|index| Ranked::of(index, probs, labels))
         .collect()
 }
 
