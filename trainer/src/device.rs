@@ -41,7 +41,13 @@ fn resolve_kind(arg: DeviceArg) -> Result<(DeviceArg, Device, String)> {
         )),
         DeviceArg::Cuda => {
             #[cfg(feature = "cuda")]
-            return Ok((arg, Device::cuda(0), "cuda:0".into()));
+            {
+                // Without a driver cubecl panics on a thread of its own, past any catch: ask first.
+                if let Err(why) = cuda_answers() {
+                    bail!("--device cuda: {why}");
+                }
+                return Ok((arg, Device::cuda(0), "cuda:0".into()));
+            }
             #[allow(unreachable_code)]
             {
                 bail!("this trainer was built without CUDA: rebuild with `--features cuda`")

@@ -16,6 +16,8 @@ mod eval;
 mod explain;
 mod finetune;
 mod loader;
+#[cfg(feature = "llvm-without-nvptx")]
+mod nvptx;
 mod parallel;
 mod plots;
 mod predict;
