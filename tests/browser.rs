@@ -383,23 +383,7 @@ fn page_matches_the_cli_in_headless_chromium() {
     std::fs::create_dir_all(&shots.dir).unwrap();
     let base = server::serve(&dist);
     let profile = tempfile::tempdir().expect("profile dir");
-    let args: Vec<String> = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu-sandbox",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-        "--enable-unsafe-webgpu",
-        "--window-size=1280,1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.path().display())])
-    .collect();
+    let args = chromium_args(profile.path());
     let driver = Driver::start(&chromedriver).expect("chromedriver");
     let s = driver
         .session(&chromium, &args)
@@ -1726,23 +1710,7 @@ fn page_times_a_timm_model() {
     let chromedriver = find_tool(&["chromedriver"]).expect("chromedriver");
     let base = server::serve(&root().join("dist"));
     let profile = tempfile::tempdir().expect("profile dir");
-    let args: Vec<String> = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu-sandbox",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-        "--enable-unsafe-webgpu",
-        "--window-size=1280,1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.path().display())])
-    .collect();
+    let args = chromium_args(profile.path());
     let driver = Driver::start(&chromedriver).expect("chromedriver");
     let s = driver
         .session(&chromium, &args)
@@ -1822,4 +1790,26 @@ fn page_times_a_timm_model() {
         e["backend"],
         e["relevance_ms"].as_f64().unwrap_or(f64::NAN)
     );
+}
+
+/// Headless Chromium with WebGPU on SwiftShader, a fresh profile in `profile`, and no calls
+/// to the outside (this machine's closed network refuses them, many at a time).
+fn chromium_args(profile: &Path) -> Vec<String> {
+    [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu-sandbox",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--enable-unsafe-webgpu",
+        "--window-size=1280,1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
 }
