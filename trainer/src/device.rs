@@ -46,6 +46,7 @@ fn resolve_kind(arg: DeviceArg) -> Result<(DeviceArg, Device, String)> {
                 if let Err(why) = cuda_answers() {
                     bail!("--device cuda: {why}");
                 }
+                GPU_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok((arg, Device::cuda(0), "cuda:0".into()));
             }
             #[allow(unreachable_code)]
@@ -88,6 +89,31 @@ pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, St
         format!("{n} x {name}")
     };
     Ok((devices, name, cpu))
+}
+
+/// Set once a wgpu device has started (see [`leave_after_gpu`]).
+static GPU_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process's exit, once its work is done and written. After a wgpu device has run, the
+/// driver's threads are still alive when `exit` runs the C libraries' destructors, and
+/// SwiftShader then crashed in about one exit in twenty on a loaded machine (SIGSEGV after the
+/// last line was printed, so a finished run reported failure). Nothing is left to write or
+/// clean up by then (files are written atomically and closed), so such a process leaves with
+/// `_exit`, which runs no destructors, after flushing its output.
+pub fn leave_after_gpu(code: std::process::ExitCode) -> std::process::ExitCode {
+    if !GPU_STARTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return code;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let status = match code {
+        c if c == std::process::ExitCode::SUCCESS => 0,
+        c if c == std::process::ExitCode::from(130) => 130,
+        _ => 1,
+    };
+    // SAFETY: ends the process at once; every buffer that matters was flushed above.
+    unsafe { libc::_exit(status) }
 }
 
 /// Threads Flex computes with: rayon's global pool, sized by `RAYON_NUM_THREADS` or the cores.
@@ -226,6 +252,7 @@ mod gpu {
                     .init()
                     .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
                 started.push(((arg, index), d.clone()));
+                super::GPU_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 d
             }
         };

@@ -263,11 +263,12 @@ fn main() -> ExitCode {
         }),
         Command::Bench(args) => bench::run(args),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    device::leave_after_gpu(code)
 }
