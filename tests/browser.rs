@@ -256,6 +256,16 @@ fn predictions(s: &Session) -> Value {
 }
 
 /// Waits until the page is idle with a result newer than `after_run` matching `check`.
+/// Picks `backend` in the page's backend select, as a person would; the page then runs again.
+fn select_backend(s: &Session, backend: &str) {
+    s.eval(
+        "const sel = document.getElementById('backend-select');
+         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
+        json!([backend]),
+    )
+    .unwrap();
+}
+
 fn wait_result(s: &Session, what: &str, after_run: u64, check: &str) -> Result<Value, String> {
     let script = format!(
         "const v = window.vitrine; if (!v || v.state() === 'busy') return null;
@@ -539,12 +549,7 @@ fn steps(
             json!([]),
         )
         .unwrap();
-        s.eval(
-            "const sel = document.getElementById('backend-select');
-             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-            json!([backend]),
-        )
-        .unwrap();
+        select_backend(s, backend);
         let p = wait_result(
             s,
             &format!("a result on {backend}"),
@@ -883,12 +888,7 @@ fn moved_square(
         "the square changes what the model sees"
     );
     for &backend in backends {
-        s.eval(
-            "const sel = document.getElementById('backend-select');
-             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-            json!([backend]),
-        )
-        .unwrap();
+        select_backend(s, backend);
         let p = wait_result(
             s,
             &format!("the moved square on {backend}"),
@@ -1318,12 +1318,7 @@ fn explorer_matches_the_cli(
     mut run: u64,
 ) -> u64 {
     for &backend in backends {
-        s.eval(
-            "const sel = document.getElementById('backend-select');
-             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-            json!([backend]),
-        )
-        .unwrap();
+        select_backend(s, backend);
         let p = wait_result(
             s,
             &format!("the fixture on {backend}"),
@@ -1590,12 +1585,7 @@ fn imagenet_geometry(
     let p = wait_result(s, "the 224 px model's result", run, "p.model === 'vit224'").unwrap();
     run = run_id(&p);
     for &backend in backends {
-        s.eval(
-            "const sel = document.getElementById('backend-select');
-             sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-            json!([backend]),
-        )
-        .unwrap();
+        select_backend(s, backend);
         let p = wait_result(
             s,
             &format!("the 224 px model on {backend}"),
