@@ -91,12 +91,12 @@ pub fn resolve_many(arg: DeviceArg, n: Option<usize>) -> Result<(Vec<Device>, St
     Ok((devices, name, cpu))
 }
 
-/// Set once a wgpu device has started (see [`leave_after_gpu`]).
+/// Set once a GPU device (wgpu or CUDA) has started (see [`leave_after_gpu`]).
 static GPU_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The process's exit, once its work is done and written. After a wgpu device has run, the
-/// driver's threads are still alive when `exit` runs the C libraries' destructors, and
-/// SwiftShader then crashed in about one exit in twenty on a loaded machine (SIGSEGV after the
+/// The process's exit, once its work is done and written. After a GPU device has run, the
+/// driver's threads are still alive when `exit` runs the C libraries' destructors; for wgpu
+/// on SwiftShader that crashed in about one exit in twenty on a loaded machine (SIGSEGV after the
 /// last line was printed, so a finished run reported failure). Nothing is left to write or
 /// clean up by then (files are written atomically and closed), so such a process leaves with
 /// `_exit`, which runs no destructors, after flushing its output.
