@@ -5,7 +5,7 @@ use vit::Normalization;
 
 use crate::augment::{AugmentConfig, augment_image};
 use crate::data::Samples;
-use crate::rng::Rng;
+use vit::rng::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {

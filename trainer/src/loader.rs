@@ -16,7 +16,7 @@ use vit::Normalization;
 use crate::augment::AugmentConfig;
 use crate::batch::{Batch, make_batch};
 use crate::data::Samples;
-use crate::rng::Rng;
+use vit::rng::Rng;
 
 pub struct Loader {
     plan: Arc<Plan>,

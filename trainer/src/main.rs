@@ -25,7 +25,6 @@ mod progress;
 mod publish;
 mod randaugment;
 mod recipe;
-mod rng;
 mod timm;
 mod training;
 

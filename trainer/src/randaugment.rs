@@ -8,7 +8,7 @@
 //! picks bilinear or bicubic at random unless told), and magnitudes are clipped to 0..10
 //! (timm's default; its `mmax` is not offered).
 
-use crate::rng::Rng;
+use vit::rng::Rng;
 
 /// timm's `_LEVEL_DENOM`: magnitudes run 0..10, an op reaching its full range at 10.
 pub const MAX_MAGNITUDE: f64 = 10.0;

@@ -43,7 +43,7 @@ use crate::parallel::{Batch, Replicas};
 use crate::plots::{self, EpochMetrics};
 use crate::progress::{Progress, clock};
 use crate::recipe::{Precision, Preset, Recipe, RecipeFlags};
-use crate::rng::Rng;
+use vit::rng::Rng;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

@@ -15,7 +15,9 @@
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
 //! - [`pos_embed`]: position embeddings resampled to another patch grid, as timm does.
 //! - [`transfer`]: fine-tuning: a new head, another image size, freezing, layer-wise decay.
+//! - [`augment`]: shifted crops and mirror images of RGB squares; [`rng`]: a seedable PRNG.
 
+pub mod augment;
 pub mod colormap;
 pub mod config;
 pub mod damage;
@@ -27,6 +29,7 @@ pub mod model;
 pub mod patches;
 pub mod pos_embed;
 pub mod preprocess;
+pub mod rng;
 pub mod rollout;
 pub mod transfer;
 pub mod weights;
