@@ -57,6 +57,10 @@ pub enum VitError {
 
     #[error("weights file error: {0}")]
     Weights(String),
+
+    /// Teaching new classes (`crate::teach`): what to change, in the person's words.
+    #[error("{0}")]
+    Teach(String),
 }
 
 impl VitError {

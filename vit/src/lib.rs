@@ -15,6 +15,8 @@
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
 //! - [`pos_embed`]: position embeddings resampled to another patch grid, as timm does.
 //! - [`transfer`]: fine-tuning: a new head, another image size, freezing, layer-wise decay.
+//! - [`teach`]: new classes from a few photos each (the page's Teach panel): features once,
+//!   then a new head (and perhaps the last block) trained on them.
 //! - [`augment`]: shifted crops and mirror images of RGB squares; [`rng`]: a seedable PRNG.
 
 pub mod augment;
@@ -31,6 +33,7 @@ pub mod pos_embed;
 pub mod preprocess;
 pub mod rng;
 pub mod rollout;
+pub mod teach;
 pub mod transfer;
 pub mod weights;
 

@@ -398,27 +398,47 @@ impl VisionTransformer {
         self.pos_drop.forward(x + self.pos_embed.val())
     }
 
-    /// Final norm, pooling and classifier: `[B, T, D]` -> `[B, classes]`.
+    /// Final norm and pooling: `[B, T, D]` -> `[B, D]`, the vector the head reads.
     ///
     /// As in timm: class-token pooling norms every token, then takes token 0; mean pooling
     /// averages the patch tokens first and norms the mean (timm calls that norm `fc_norm`).
-    fn classify(&self, x: Tensor<3>) -> Tensor<2> {
+    pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
         let [b, t, d] = x.dims();
-        let pooled = match self.pooling {
+        match self.pooling {
             Pooling::Token => self.norm.forward(x.narrow(1, 0, 1)),
             Pooling::Mean => self.norm.forward(x.narrow(1, 1, t - 1).mean_dim(1)),
         }
-        .reshape([b, d]);
-        self.head.forward(pooled)
+        .reshape([b, d])
+    }
+
+    /// Final norm, pooling and classifier: `[B, T, D]` -> `[B, classes]`.
+    fn classify(&self, x: Tensor<3>) -> Tensor<2> {
+        self.head.forward(self.pool(x))
+    }
+
+    /// The tokens `[B, T, D]` after the embedding and the first `blocks` blocks (fused
+    /// attention): what [`Self::forward_from`] continues from.
+    pub fn tokens(&self, images: Tensor<4>, blocks: usize) -> Tensor<3> {
+        self.blocks
+            .iter()
+            .take(blocks)
+            .fold(self.embed(images), |x, block| block.forward(x))
+    }
+
+    /// Logits `[B, classes]` from tokens `[B, T, D]` that have been through the first `first`
+    /// blocks: the remaining blocks, then the final norm, pooling and head.
+    pub fn forward_from(&self, x: Tensor<3>, first: usize) -> Tensor<2> {
+        let x = self
+            .blocks
+            .iter()
+            .skip(first)
+            .fold(x, |x, block| block.forward(x));
+        self.classify(x)
     }
 
     /// Logits `[B, classes]` through the fused attention kernel.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .blocks
-            .iter()
-            .fold(self.embed(images), |x, block| block.forward(x));
-        self.classify(x)
+        self.classify(self.tokens(images, self.blocks.len()))
     }
 
     /// Logits `[B, classes]` and every block's attention probabilities, each `[B, h, T, T]`.
