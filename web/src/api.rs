@@ -17,6 +17,16 @@
 //!   whose bar is marked as the one explained, or null), or null
 //! - `animation()`: the patch animation as JSON (`t` and `end` in seconds at 1×, `playing`,
 //!   `done`: played to its end, every patch in its token slot), or null before an image
+//! - `teach()`: the Teach panel as JSON: `state` ("idle" | "adding" | "extracting" |
+//!   "training" | "done" | "stopped" | "error"; after a refusal it stays what it was, with the
+//!   message in `error`), `classes` [{name, photos}], `step`, `steps`, `loss` and `train_acc`
+//!   (the last step's batch, or null), `held_out` ({photos, accuracy, loss}, or null when no
+//!   photo is held out), `ms` ({features, training, total}, or null until a run ends),
+//!   `backend` ("cpu" | "webgpu" | null), `model` (the taught model's name, or null), `error`,
+//!   `curve` [{step, loss, train_acc, held_acc}] (a reading every 10 steps and at the end),
+//!   `adding` ({done, total} while photos are being added, else null)
+//! - `taughtPair()`: the last taught pair as JSON, `{name, manifest, bpk}`: the exact text of
+//!   NAME.json and the bytes of NAME.bpk in base64, as Download saves them; null before one
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -40,7 +50,7 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 9] = [
+    let entries: [(&str, Getter); 11] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
             a.shown
@@ -72,6 +82,10 @@ pub fn install(app: &Shared) {
             a.model
                 .as_ref()
                 .map_or(JsValue::NULL, |m| m.manifest.name.clone().into())
+        }),
+        ("teach", |a| a.teach.json().into()),
+        ("taughtPair", |a| {
+            a.teach.pair_json().map_or(JsValue::NULL, |s| s.into())
         }),
     ];
     for (name, f) in entries {

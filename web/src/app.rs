@@ -131,6 +131,8 @@ pub struct App {
     pub crop_job: bool,
     /// The token explorer ("ask the model anything").
     pub explorer: crate::explorer::Explorer,
+    /// The Teach panel: classes, photos, the run, the taught pair.
+    pub teach: crate::teach_state::Teach,
 }
 
 impl App {
@@ -166,6 +168,7 @@ impl App {
             crop_next: None,
             crop_job: false,
             explorer: crate::explorer::Explorer::find(),
+            teach: crate::teach_state::Teach::find(),
         }
     }
 

@@ -48,6 +48,26 @@ pub fn set_text(el: &Element, text: &str) {
     el.set_text_content(Some(text));
 }
 
+/// Fills a progress bar (`progress`, role=progressbar, around `bar`) to `percent` and says
+/// `text` on it (`text_el`) and to screen readers.
+pub fn fill_progress(
+    progress: &Element,
+    bar: &web_sys::HtmlElement,
+    text_el: &Element,
+    percent: f64,
+    text: &str,
+) {
+    let percent = if percent.is_finite() {
+        percent.clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
+    let _ = bar.style().set_property("width", &format!("{percent:.1}%"));
+    set_attr(progress, "aria-valuenow", &format!("{percent:.0}"));
+    set_attr(progress, "aria-valuetext", text);
+    set_text(text_el, text);
+}
+
 pub fn set_attr(el: &Element, name: &str, value: &str) {
     let _ = el.set_attribute(name, value);
 }
@@ -118,6 +138,30 @@ pub fn human_ms(ms: f64) -> String {
     } else {
         format!("{ms:.1} ms")
     }
+}
+
+/// Saves `bytes` as a download named `name`: a Blob URL clicked through a hidden
+/// `<a download>`, revoked a while later (revoking at once can cancel the download).
+pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(|e| js_message(&e))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_message(&e))?;
+    let link: web_sys::HtmlAnchorElement = create("a");
+    link.set_href(&url);
+    link.set_download(name);
+    link.set_hidden(true);
+    let body = document().body().ok_or("the page has no body")?;
+    let _ = body.append_child(&link);
+    link.click();
+    link.remove();
+    wasm_bindgen_futures::spawn_local(async move {
+        sleep(60_000).await;
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    Ok(())
 }
 
 /// The event target of the whole window, for page-wide listeners (resize, paste, drop).

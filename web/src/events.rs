@@ -1,5 +1,6 @@
 //! What each control does: the page's event listeners. The top layer: it calls the actions
-//! (`startup`, `loading`, `images`, `inference`, `results`), and nothing calls back into it.
+//! (`startup`, `loading`, `images`, `inference`, `results`; `explorer` and `teach` wire their
+//! own), and nothing calls back into it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -46,6 +47,9 @@ pub fn wire(app: &Shared) {
     {
         let app = app.clone();
         on(&window_target(), "paste", move |e: ClipboardEvent| {
+            if crate::teach_events::focus_in_panel() {
+                return; // the Teach panel's own paste handler adds it to a class
+            }
             let files = e.clipboard_data().and_then(|d| d.files());
             if let Some(file) = files.as_ref().and_then(first_image) {
                 e.prevent_default();
@@ -114,6 +118,7 @@ pub fn wire(app: &Shared) {
     wire_heat(app);
     wire_crop(app);
     crate::explorer::wire(app);
+    crate::teach_events::wire(app);
 
     let app2 = app.clone();
     on(&window_target(), "resize", move |_: Event| {

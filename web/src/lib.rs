@@ -5,17 +5,23 @@
 //! - [`events`]: what each control does (the top: it calls the actions below)
 //! - the actions: [`startup`], [`loading`] (models), [`images`] (photos and the square the
 //!   model sees), [`inference`], [`results`], [`explorer`] (the token explorer: its state,
-//!   drawing and listeners; [`query`] is its pure question and geometry)
-//! - [`app`]: the page's state, its tasks and status line; [`api`]: `window.vitrine`, for tests
-//! - [`model`]: backends (WebGPU, Flex), loading, inference and timing; everything burn
-//! - [`animate`], [`bars`], [`heatmap`], [`draw`]: the pictures; [`crop`]: the square's geometry
-//! - [`ui`], [`dom`], [`net`]: the page's elements, web-sys helpers, fetching
+//!   drawing and listeners; [`query`] is its pure question and geometry), [`teach`] (the Teach
+//!   panel: photos, training, download, and its listeners)
+//! - [`app`]: the page's state, its tasks and status line; [`teach_state`]: the Teach panel's;
+//!   [`api`]: `window.vitrine`, for tests
+//! - [`model`]: backends (WebGPU, Flex), loading, inference and timing; [`teaching`]: teaching
+//!   new classes on those backends; everything burn
+//! - [`animate`], [`bars`], [`heatmap`], [`curve`], [`draw`]: the pictures; [`crop`]: the
+//!   square's geometry
+//! - [`ui`], [`teach_ui`], [`dom`], [`net`], [`webcam`]: the page's elements, web-sys helpers,
+//!   fetching, the camera
 
 pub mod animate;
 pub mod api;
 pub mod app;
 pub mod bars;
 pub mod crop;
+pub mod curve;
 pub mod dom;
 pub mod draw;
 pub mod events;
@@ -29,7 +35,14 @@ pub mod net;
 pub mod query;
 pub mod results;
 pub mod startup;
+pub mod teach;
+pub mod teach_events;
+pub mod teach_photos;
+pub mod teach_state;
+pub mod teach_ui;
+pub mod teaching;
 pub mod ui;
+pub mod webcam;
 
 use std::cell::RefCell;
 use std::rc::Rc;

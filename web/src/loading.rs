@@ -1,5 +1,6 @@
-//! Models: a published one from the server, a pair from disk, or one loaded earlier; and the
-//! timing of both backends on it, in the background, after its first answer.
+//! Models: a published one from the server, a pair from disk, one taught in the page, or one
+//! loaded earlier; and the timing of both backends on it, in the background, after its first
+//! answer.
 
 use std::rc::Rc;
 
@@ -88,6 +89,13 @@ pub async fn load_files(app: Shared, files: Vec<web_sys::File>) -> Result<(), St
         )
     })?;
     install(app, key, loaded, request).await
+}
+
+/// Makes a model taught in the Teach panel the current one, as a pair from disk would be:
+/// listed (under `taught:NAME`) so switching back and forth works, and run on the photo.
+pub async fn install_taught(app: Shared, name: &str, loaded: Loaded) -> Result<(), String> {
+    let request = begin_model_request(&app);
+    install(app, format!("taught:{name}"), loaded, request).await
 }
 
 fn begin_model_request(app: &Shared) -> u64 {

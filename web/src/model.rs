@@ -114,7 +114,8 @@ impl Loaded {
         Ok(Self { manifest, cpu, gpu })
     }
 
-    fn on(&self, backend: Backend) -> Option<&VisionTransformer> {
+    /// The model's copy on `backend` (`None`: WebGPU is missing); `teaching` trains from it.
+    pub fn on(&self, backend: Backend) -> Option<&VisionTransformer> {
         match backend {
             Backend::Cpu => Some(&self.cpu),
             Backend::WebGpu => self.gpu.as_ref(),

@@ -41,7 +41,8 @@ pub async fn startup(app: Shared, first_sample: Option<String>) -> Result<(), St
     loading::load_published(app.clone(), entry).await
 }
 
-/// The model select: every published model, then those loaded from disk in this visit.
+/// The model select: every published model, then those loaded from disk or taught in this
+/// visit.
 pub fn fill_model_select(a: &App) {
     let mut options: Vec<(String, String)> = a
         .index
@@ -50,12 +51,17 @@ pub fn fill_model_select(a: &App) {
         .map(|e| (e.name.clone(), entry_label(e)))
         .collect();
     for c in &a.cache {
-        if c.key.starts_with("disk:") {
-            options.push((
-                c.key.clone(),
-                format!("{} (from disk)", c.loaded.manifest.name),
-            ));
-        }
+        let origin = if c.key.starts_with("disk:") {
+            "from disk"
+        } else if c.key.starts_with("taught:") {
+            "taught here"
+        } else {
+            continue;
+        };
+        options.push((
+            c.key.clone(),
+            format!("{} ({origin})", c.loaded.manifest.name),
+        ));
     }
     a.ui.set_model_options(&options, &a.model_key);
 }

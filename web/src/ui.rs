@@ -7,7 +7,7 @@ use web_sys::{
     HtmlSelectElement,
 };
 
-use crate::dom::{by_id, create, human_bytes, set_attr, set_text};
+use crate::dom::{by_id, create, fill_progress, human_bytes, set_attr, set_text};
 
 pub struct Ui {
     pub body: HtmlElement,
@@ -123,15 +123,10 @@ impl Ui {
         };
         self.progress.set_hidden(false);
         let percent = if total > 0 {
-            (100.0 * got as f64 / total as f64).min(100.0)
+            100.0 * got as f64 / total as f64
         } else {
             0.0
         };
-        let _ = self
-            .progress_bar
-            .style()
-            .set_property("width", &format!("{percent:.1}%"));
-        set_attr(&self.progress, "aria-valuenow", &format!("{percent:.0}"));
         let label = if total > 0 {
             format!(
                 "{} of {}",
@@ -141,8 +136,13 @@ impl Ui {
         } else {
             human_bytes(got as f64)
         };
-        set_attr(&self.progress, "aria-valuetext", &label);
-        set_text(&self.progress_text, &label);
+        fill_progress(
+            &self.progress,
+            &self.progress_bar,
+            &self.progress_text,
+            percent,
+            &label,
+        );
     }
 
     /// Replaces the model select's options: `(value, text)` pairs, with `selected` chosen.
