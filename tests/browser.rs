@@ -32,9 +32,14 @@
 //! 11. a model of ImageNet's geometry (224 px, patch 16, 197 tokens; the committed fixture)
 //!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
 //!     photographed, its animation once every patch has reached its slot.
+//!
+//! `page_teaches_new_classes_in_headless_chromium` (tests/browser/teach.rs) checks the Teach
+//! panel in a session of its own.
 
 #[path = "browser/server.rs"]
 mod server;
+#[path = "browser/teach.rs"]
+mod teach;
 #[path = "browser/webdriver.rs"]
 mod webdriver;
 
@@ -50,6 +55,8 @@ const TRAINER: &str = env!("CARGO_BIN_EXE_trainer");
 const LOAD_TIMEOUT: Duration = Duration::from_secs(240);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const TOLERANCE: f64 = 1e-3;
+/// One Chromium at a time: the tests of this file share 2 cores with software WebGPU.
+static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -355,10 +362,16 @@ fn assert_clean_console(s: &Session, when: &str) {
     println!("console clean after {when}");
 }
 
-#[test]
-fn page_matches_the_cli_in_headless_chromium() {
-    let root = root();
-    let dist = root.join("dist");
+/// The built page and the browser that the tests drive.
+struct Tools {
+    dist: PathBuf,
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// Finds them, or stops the test saying how to get them.
+fn tools() -> Tools {
+    let dist = root().join("dist");
     assert!(
         dist.join("index.html").is_file(),
         "dist/ has no built page: run scripts/build-page first (scripts/test does)"
@@ -367,6 +380,22 @@ fn page_matches_the_cli_in_headless_chromium() {
         .expect("Chromium is not installed: run scripts/install-web-tools (apt-get install chromium chromium-driver)");
     let chromedriver = find_tool(&["chromedriver"])
         .expect("chromedriver is not installed: run scripts/install-web-tools (apt-get install chromium-driver)");
+    Tools {
+        dist,
+        chromium,
+        chromedriver,
+    }
+}
+
+#[test]
+fn page_matches_the_cli_in_headless_chromium() {
+    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = root();
+    let Tools {
+        dist,
+        chromium,
+        chromedriver,
+    } = tools();
 
     let work = tempfile::tempdir().expect("temp dir");
     let image = work.path().join("fixture.png");
@@ -1696,9 +1725,12 @@ fn page_times_a_timm_model() {
     let manifest = work.path().join("bench.json");
     let image = work.path().join("fixture.png");
     write_fixture_image(&image);
-    let chromium = find_tool(&["chromium", "chromium-browser", "google-chrome"]).expect("Chromium");
-    let chromedriver = find_tool(&["chromedriver"]).expect("chromedriver");
-    let base = server::serve(&root().join("dist"));
+    let Tools {
+        dist,
+        chromium,
+        chromedriver,
+    } = tools();
+    let base = server::serve(&dist);
     let profile = tempfile::tempdir().expect("profile dir");
     let args = chromium_args(profile.path());
     let driver = Driver::start(&chromedriver).expect("chromedriver");
