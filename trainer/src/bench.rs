@@ -86,6 +86,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     println!("device: {device_name}");
     println!("precision: {:?}", args.precision);
+    println!(
+        "CPU kernels: {} (VIT_KERNELS), SIMD {} (VIT_SIMD)",
+        if vit::kernels::enabled() { "on" } else { "off" },
+        vit::kernels::simd().name()
+    );
 
     // Training: the trainer's own step (replicas, soft-target loss), then AdamW.
     let replicas = Replicas::new(devices, cpu)?;
@@ -123,6 +128,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "train     batch {b:>3}: {:8.1} images/s ({:.1} ms/step)",
         b as f64 / step_s,
         step_s * 1e3
+    );
+    // The matrix products alone (`VitConfig::forward_flops`), three times the forward's for a
+    // training step: what bench/README.md divides by the CPU's peak (`--example peak`).
+    let train_flops = 3.0 * c.forward_flops();
+    println!(
+        "compute: {:.1} MFLOP per image forward, {:.1} per training image: {:.1} GFLOP/s in training",
+        c.forward_flops() / 1e6,
+        train_flops / 1e6,
+        train_flops * b as f64 / step_s / 1e9
     );
 
     // Inference as `trainer eval` runs it: a batch is split across the replicas.

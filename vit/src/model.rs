@@ -85,7 +85,8 @@ impl Attention {
 
     /// The heads' outputs `[B, T, D]` -> the block's attention output.
     fn project(&self, heads: Tensor<3>) -> Tensor<3> {
-        self.proj_drop.forward(self.proj.forward(heads))
+        self.proj_drop
+            .forward(kernels::linear_or(heads, &self.proj))
     }
 
     /// Attention dropout exists only in the explicit path: the fused kernel has none.
@@ -95,29 +96,31 @@ impl Attention {
             && x.device().is_autodiff()
     }
 
-    /// The fast path: a fused attention kernel, no probabilities kept. On the CPU at inference
-    /// that is ours ([`crate::kernels`]), elsewhere burn's.
+    /// The fast path: a fused attention kernel, no probabilities kept. On the CPU in f32 that
+    /// is ours ([`crate::kernels`]), in training too, elsewhere burn's.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         if self.attn_dropout_active(&x) {
             return self.forward_with_attention(x).0;
         }
-        let heads = kernels::attention_or(self.qkv.forward(x), self.num_heads, |qkv| {
-            let (q, k, v) = Self::split_heads(qkv, self.num_heads);
-            Self::merge_heads(attention(
-                q,
-                k,
-                v,
-                None,
-                None,
-                AttentionModuleOptions::default(),
-            ))
-        });
+        let heads =
+            kernels::attention_or(kernels::linear_or(x, &self.qkv), self.num_heads, |qkv| {
+                let (q, k, v) = Self::split_heads(qkv, self.num_heads);
+                Self::merge_heads(attention(
+                    q,
+                    k,
+                    v,
+                    None,
+                    None,
+                    AttentionModuleOptions::default(),
+                ))
+            });
         self.project(heads)
     }
 
-    /// The explicit path: also returns the attention probabilities `[B, h, T, T]`.
+    /// The explicit path: also returns the attention probabilities `[B, h, T, T]`; through our
+    /// kernel only at inference, since under autodiff the probabilities need a gradient.
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let qkv = self.qkv.forward(x);
+        let qkv = kernels::linear_or(x, &self.qkv);
         let (heads, probs) =
             kernels::attention_with_probs_or(qkv, self.num_heads, |qkv| self.explicit(qkv, None));
         (self.project(heads), probs)
@@ -128,7 +131,7 @@ impl Attention {
     /// zero leaf that requires its gradient gets exactly the gradient with respect to the
     /// probabilities (Chefer et al.'s relevance needs it). Always burn's own ops.
     pub fn forward_probed(&self, x: Tensor<3>, probe: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
-        let (heads, probs) = self.explicit(self.qkv.forward(x), Some(probe));
+        let (heads, probs) = self.explicit(kernels::linear_or(x, &self.qkv), Some(probe));
         (self.project(heads), probs)
     }
 
@@ -156,8 +159,9 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = kernels::gelu_or(self.fc1.forward(x), |x| self.act.forward(x));
-        self.drop.forward(self.fc2.forward(self.drop.forward(x)))
+        let x = kernels::gelu_or(kernels::linear_or(x, &self.fc1), |x| self.act.forward(x));
+        self.drop
+            .forward(kernels::linear_or(self.drop.forward(x), &self.fc2))
     }
 }
 
@@ -189,6 +193,9 @@ pub struct Block {
     pub norm2: LayerNorm,
     pub mlp: Mlp,
     pub drop_path: DropPath,
+    /// Both norms' epsilon, which burn's `LayerNorm` keeps private and the CPU kernel needs.
+    #[module(skip)]
+    pub norm_eps: f64,
 }
 
 impl Block {
@@ -196,11 +203,16 @@ impl Block {
         let x = x.clone()
             + self
                 .drop_path
-                .forward(self.attn.forward(self.norm1.forward(x)));
+                .forward(self.attn.forward(self.norm(&self.norm1, x)));
         x.clone()
             + self
                 .drop_path
-                .forward(self.mlp.forward(self.norm2.forward(x)))
+                .forward(self.mlp.forward(self.norm(&self.norm2, x)))
+    }
+
+    /// `norm1` or `norm2`, through the CPU kernel where it applies.
+    fn norm(&self, norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+        kernels::layer_norm_or(x, norm, self.norm_eps)
     }
 
     pub fn forward_with_attention(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
@@ -217,12 +229,12 @@ impl Block {
         x: Tensor<3>,
         attend: impl FnOnce(&Attention, Tensor<3>) -> (Tensor<3>, Tensor<4>),
     ) -> (Tensor<3>, Tensor<4>) {
-        let (a, probs) = attend(&self.attn, self.norm1.forward(x.clone()));
+        let (a, probs) = attend(&self.attn, self.norm(&self.norm1, x.clone()));
         let x = x + self.drop_path.forward(a);
         let x = x.clone()
             + self
                 .drop_path
-                .forward(self.mlp.forward(self.norm2.forward(x)));
+                .forward(self.mlp.forward(self.norm(&self.norm2, x)));
         (x, probs)
     }
 }
@@ -240,6 +252,9 @@ pub struct VisionTransformer {
     pub head: Linear,
     #[module(skip)]
     pub pooling: Pooling,
+    /// The final norm's epsilon (see [`Block::norm_eps`]).
+    #[module(skip)]
+    pub norm_eps: f64,
 }
 
 impl VitConfig {
@@ -288,6 +303,7 @@ impl VitConfig {
                     drop_path: DropPath {
                         drop: dropout(rate),
                     },
+                    norm_eps: self.layer_norm_eps,
                 }
             })
             .collect();
@@ -304,6 +320,7 @@ impl VitConfig {
             norm: norm(),
             head: linear(d, self.num_classes, true, device),
             pooling: self.pooling,
+            norm_eps: self.layer_norm_eps,
         })
     }
 }
@@ -404,16 +421,16 @@ impl VisionTransformer {
     /// averages the patch tokens first and norms the mean (timm calls that norm `fc_norm`).
     pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
         let [b, t, d] = x.dims();
-        match self.pooling {
-            Pooling::Token => self.norm.forward(x.narrow(1, 0, 1)),
-            Pooling::Mean => self.norm.forward(x.narrow(1, 1, t - 1).mean_dim(1)),
-        }
-        .reshape([b, d])
+        let pooled = match self.pooling {
+            Pooling::Token => x.narrow(1, 0, 1),
+            Pooling::Mean => x.narrow(1, 1, t - 1).mean_dim(1),
+        }; // [B, 1, D]
+        kernels::layer_norm_or(pooled, &self.norm, self.norm_eps).reshape([b, d])
     }
 
     /// Final norm, pooling and classifier: `[B, T, D]` -> `[B, classes]`.
     fn classify(&self, x: Tensor<3>) -> Tensor<2> {
-        self.head.forward(self.pool(x))
+        kernels::linear_or(self.pool(x), &self.head)
     }
 
     /// The tokens `[B, T, D]` after the embedding and the first `blocks` blocks (fused

@@ -1,0 +1,120 @@
+//! The kernels under burn's autodiff: [`VitKernels`] for `Autodiff<Flex, C>`.
+//!
+//! burn 0.22.1's backend extensions route an autodiff tensor to the extension trait implemented
+//! for `Autodiff<B, C>` (listing `Autodiff` in `#[backend_extension]`), and leave the backward
+//! pass to that implementation. Each op here runs the Flex kernel forward and registers a step in
+//! burn-autodiff's graph (`Backward::prepare`, then `OpsKind::Tracked(..).finish(state, output)`),
+//! whose `backward` turns the output's gradient into the input's with the kernels' own backward
+//! loops. Both ops are marked compute-bound: what the backward needs (GELU's input, attention's
+//! input and probabilities) is kept as state rather than recomputed, as burn keeps the same
+//! tensors for its own ops.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, TensorMetadata};
+
+use super::{
+    VitKernels, attention, attention_shape, contiguous, f32_slice, f32_values, flex_f32, gelu,
+    run_attention,
+};
+
+impl<C: CheckpointStrategy> VitKernels for Autodiff<Flex, C> {
+    fn vit_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = contiguous(x);
+                let mut y = vec![0f32; x.shape().num_elements()];
+                gelu::gelu_into(f32_slice(&x), &mut y);
+                let shape = x.shape().to_vec();
+                prep.finish(x, flex_f32(y, shape))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as VitKernels>::vit_gelu(x)),
+        }
+    }
+
+    fn vit_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        let (qkv, node) = qkv.into_parts();
+        match AttentionBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let qkv = contiguous(qkv);
+                let (out, probs) = run_attention(&qkv, heads, true);
+                let probs = probs.expect("probabilities were asked for");
+                prep.finish(AttentionState { qkv, probs, heads }, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as VitKernels>::vit_attention(qkv, heads))
+            }
+        }
+    }
+}
+
+/// GELU's step; its state is the input, contiguous.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let Ops {
+            parents,
+            node,
+            state: x,
+        } = ops;
+        unary::<Flex, _>(parents, node, grads, |dy| {
+            let shape = dy.shape().to_vec();
+            // The output's gradient is usually this step's alone, so it becomes the input's in
+            // place.
+            let mut dx = f32_values(dy);
+            gelu::gelu_backward_in_place(f32_slice(&x), &mut dx);
+            flex_f32(dx, shape)
+        });
+    }
+}
+
+/// Attention's step.
+#[derive(Debug)]
+struct AttentionBackward;
+
+#[derive(Clone, Debug)]
+struct AttentionState {
+    /// The input `[B, T, 3D]`, contiguous.
+    qkv: FlexTensor,
+    /// The probabilities `[B, h, T, T]`.
+    probs: FlexTensor,
+    heads: usize,
+}
+
+impl Backward<Flex, 1> for AttentionBackward {
+    type State = AttentionState;
+
+    fn backward(self, ops: Ops<AttentionState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let Ops {
+            parents,
+            node,
+            state,
+        } = ops;
+        unary::<Flex, _>(parents, node, grads, |d_out| {
+            let shape @ [b, t, dim, _] = attention_shape(&state.qkv, state.heads);
+            let d_out = contiguous(d_out);
+            let mut d_qkv = vec![0f32; b * t * 3 * dim];
+            attention::attention_backward_qkv(
+                f32_slice(&state.qkv),
+                f32_slice(&state.probs),
+                f32_slice(&d_out),
+                shape,
+                &mut d_qkv,
+            );
+            flex_f32(d_qkv, vec![b, t, 3 * dim])
+        });
+    }
+}
