@@ -298,7 +298,9 @@ mod tests {
     use burn::nn::LayerNormConfig;
 
     use super::*;
-    use crate::kernels::tests::{assert_close, autodiff_devices, levels, ramp, weights};
+    use crate::kernels::tests::{
+        assert_close, assert_value_and_grads, autodiff_devices, levels, ramp, weights,
+    };
     use crate::kernels::{with_kernels, with_simd};
 
     /// A norm whose gamma and beta are not the identity, so that their gradients and the
@@ -357,11 +359,7 @@ mod tests {
                 for level in levels() {
                     let ours = with_simd(level, || run(&device, &x, shape, epsilon));
                     let what = format!("layer norm {shape:?} at {level:?}");
-                    assert_close(&ours[0], &want[0], 1e-5, &format!("{what}: values"));
-                    for (i, name) in [(1, "x"), (2, "gamma"), (3, "beta")] {
-                        let what = format!("{what}: gradient of {name}");
-                        assert_close(&ours[i], &want[i], 1e-4, &what);
-                    }
+                    assert_value_and_grads(&ours, &want, ["x", "gamma", "beta"], &what);
                 }
             }
         }

@@ -307,7 +307,9 @@ mod tests {
     use burn::nn::LinearConfig;
 
     use super::*;
-    use crate::kernels::tests::{assert_close, autodiff_devices, levels, ramp, weights};
+    use crate::kernels::tests::{
+        assert_close, assert_value_and_grads, autodiff_devices, levels, ramp, weights,
+    };
     use crate::kernels::{with_kernels, with_simd};
 
     fn layer(d_in: usize, d_out: usize, device: &Device) -> Linear {
@@ -363,11 +365,7 @@ mod tests {
                 for level in levels() {
                     let ours = with_simd(level, || run(&device, shape, d_out));
                     let what = format!("linear {shape:?} -> {d_out} at {level:?}");
-                    assert_close(&ours[0], &want[0], 1e-5, &format!("{what}: values"));
-                    for (i, name) in [(1, "x"), (2, "weight"), (3, "bias")] {
-                        let what = format!("{what}: gradient of {name}");
-                        assert_close(&ours[i], &want[i], 1e-4, &what);
-                    }
+                    assert_value_and_grads(&ours, &want, ["x", "weight", "bias"], &what);
                 }
             }
         }

@@ -47,6 +47,21 @@ pub(super) fn assert_close(ours: &[f32], want: &[f32], rel: f32, what: &str) {
     );
 }
 
+/// An op's output and three gradients, `[values, d first, d second, d third]`, against burn's:
+/// the values within 1e-5 and each gradient within 1e-4 of its scale.
+pub(super) fn assert_value_and_grads(
+    ours: &[Vec<f32>; 4],
+    want: &[Vec<f32>; 4],
+    grads: [&str; 3],
+    what: &str,
+) {
+    assert_close(&ours[0], &want[0], 1e-5, &format!("{what}: values"));
+    for (i, name) in grads.iter().enumerate() {
+        let what = format!("{what}: gradient of {name}");
+        assert_close(&ours[i + 1], &want[i + 1], 1e-4, &what);
+    }
+}
+
 pub(super) fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -394,45 +409,4 @@ fn kernels_step_aside_where_they_do_not_apply() {
     // Another float type.
     let half = Tensor::<3>::zeros([1, 2, 6], &Device::flex()).cast(DType::F16);
     assert!(!applies(&half));
-}
-
-/// Times the attention kernels at the default training shape (one replica's half of a batch
-/// of 128): `cargo test -p vit --release --lib -- --ignored --nocapture attention_timing`.
-#[test]
-#[ignore = "a timing, not a check"]
-fn attention_timing() {
-    let (b, t, dim, heads) = (64, 145, 96, 3);
-    let qkv = ramp(b * t * 3 * dim, 2.0);
-    let d_out = weights(b * t * dim);
-    let shape = [b, t, dim, heads];
-    let mut out = vec![0f32; b * t * dim];
-    let mut probs = vec![0f32; b * heads * t * t];
-    let mut d_qkv = vec![0f32; qkv.len()];
-    // Two products of 2 T^2 d per head forward, four backward.
-    let flop = 2.0 * (t * t * dim) as f64 * b as f64;
-    for level in levels() {
-        with_simd(level, || {
-            let time = |f: &mut dyn FnMut()| {
-                f();
-                let start = std::time::Instant::now();
-                for _ in 0..5 {
-                    f();
-                }
-                start.elapsed().as_secs_f64() / 5.0
-            };
-            let forward = time(&mut || {
-                attention::attention_qkv(&qkv, shape, &mut out, Some(&mut probs));
-            });
-            let backward = time(&mut || {
-                attention::attention_backward_qkv(&qkv, &probs, &d_out, shape, &mut d_qkv);
-            });
-            println!(
-                "{level:?}: forward {:.1} ms ({:.1} GFLOP/s), backward {:.1} ms ({:.1} GFLOP/s)",
-                forward * 1e3,
-                2.0 * flop / forward / 1e9,
-                backward * 1e3,
-                4.0 * flop / backward / 1e9,
-            );
-        });
-    }
 }
