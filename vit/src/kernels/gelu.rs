@@ -9,15 +9,13 @@ vectorised! {
 }
 
 vectorised! {
-    /// `y = GELU(x)`, element-wise (the input is kept for the backward pass, so the output
-    /// cannot take its place).
-    fn gelu_into(x: &[f32], y: &mut [f32]) => gelu_into_body
+    /// `y = GELU(x)` and `derivative = GELU'(x)`, element-wise, sharing one exponential.
+    fn gelu_and_derivative(x: &[f32], y: &mut [f32], derivative: &mut [f32]) => gelu_and_derivative_body
 }
 
 vectorised! {
-    /// `dy *= GELU'(x)`, element-wise, where `GELU'(x) = Phi(x) + x phi(x)`: the gradient of
-    /// the input from the gradient of the output.
-    fn gelu_backward_in_place(x: &[f32], dy: &mut [f32]) => gelu_backward_body
+    /// `dy *= derivative`, element-wise: the backward pass from a kept `GELU'(x)`.
+    fn scale_in_place(dy: &mut [f32], derivative: &[f32]) => scale_in_place_body
 }
 
 #[inline(always)]
@@ -28,22 +26,27 @@ fn gelu_in_place_body(x: &mut [f32]) {
 }
 
 #[inline(always)]
-fn gelu_into_body(x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "gelu: input and output differ in length");
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = gelu_scalar(x);
+fn gelu_and_derivative_body(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
+    assert!(
+        x.len() == y.len() && x.len() == derivative.len(),
+        "gelu: input, output and derivative differ in length"
+    );
+    for ((y, d), &x) in y.iter_mut().zip(derivative.iter_mut()).zip(x) {
+        let (one_plus_erf, gauss) = normal_parts(x);
+        *y = 0.5 * x * one_plus_erf;
+        *d = derivative_from_parts(x, one_plus_erf, gauss);
     }
 }
 
 #[inline(always)]
-fn gelu_backward_body(x: &[f32], dy: &mut [f32]) {
+fn scale_in_place_body(dy: &mut [f32], derivative: &[f32]) {
     assert_eq!(
-        x.len(),
         dy.len(),
-        "gelu backward: input and gradient differ in length"
+        derivative.len(),
+        "gelu backward: gradient and derivative differ in length"
     );
-    for (g, &x) in dy.iter_mut().zip(x) {
-        *g *= gelu_derivative(x);
+    for (g, &d) in dy.iter_mut().zip(derivative) {
+        *g *= d;
     }
 }
 
@@ -114,11 +117,19 @@ pub(super) fn gelu_scalar(x: f32) -> f32 {
     0.5 * x * normal_parts(x).0
 }
 
-/// `GELU'(x) = Phi(x) + x phi(x)`, with `phi(x) = e^(-x^2 / 2) / sqrt(2 pi)`.
-#[inline(always)]
+/// `GELU'(x) = Phi(x) + x phi(x)`, with `phi(x) = e^(-x^2 / 2) / sqrt(2 pi)`: what
+/// [`gelu_and_derivative`] computes, one element at a time, for the tests.
+#[cfg(test)]
 pub(super) fn gelu_derivative(x: f32) -> f32 {
     // 1 / sqrt(2 pi)
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
     let (one_plus_erf, gauss) = normal_parts(x);
+    derivative_from_parts(x, one_plus_erf, gauss)
+}
+
+/// `GELU'(x)` from [`normal_parts`]'s `2 Phi(x)` and `sqrt(2 pi) phi(x)`.
+#[inline(always)]
+fn derivative_from_parts(x: f32, one_plus_erf: f32, gauss: f32) -> f32 {
+    // 1 / sqrt(2 pi)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
     0.5 * one_plus_erf + x * gauss * INV_SQRT_2PI
 }

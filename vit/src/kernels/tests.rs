@@ -149,11 +149,14 @@ fn simd_levels_agree() {
             assert_eq!(simd(), level, "with_simd sets the level");
             let mut y = x.clone();
             gelu::gelu_in_place(&mut y);
-            let mut y2 = vec![0f32; x.len()];
-            gelu::gelu_into(&x, &mut y2);
-            assert_eq!(y, y2, "in place and into agree");
+            let (mut y2, mut derivative) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+            gelu::gelu_and_derivative(&x, &mut y2, &mut derivative);
+            assert_eq!(y, y2, "in place and with the derivative agree");
+            for (&x, &d) in x.iter().zip(&derivative) {
+                assert_eq!(d, gelu_derivative(x), "the derivative at {x}");
+            }
             let mut dx = dy.clone();
-            gelu::gelu_backward_in_place(&x, &mut dx);
+            gelu::scale_in_place(&mut dx, &derivative);
             let mut out = vec![0f32; b * t * dim];
             let mut probs = vec![0f32; b * heads * t * t];
             let shape = [b, t, dim, heads];
