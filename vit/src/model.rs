@@ -129,7 +129,8 @@ impl Attention {
     /// As [`Self::forward_with_attention`], with `probe` `[B, h, T, T]` added to the
     /// probabilities before they weigh the values. burn keeps gradients only for leaves, so a
     /// zero leaf that requires its gradient gets exactly the gradient with respect to the
-    /// probabilities (Chefer et al.'s relevance needs it). Always burn's own ops.
+    /// probabilities (Chefer et al.'s relevance needs it). The attention is always burn's own
+    /// ops; the projections may be the CPU kernel.
     pub fn forward_probed(&self, x: Tensor<3>, probe: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
         let (heads, probs) = self.explicit(kernels::linear_or(x, &self.qkv), Some(probe));
         (self.project(heads), probs)
