@@ -10,10 +10,9 @@
 //! backward in 16 ms against 25.
 
 use super::gelu::exp;
+use super::matmul::{Matrix, product};
+use super::reduce::{LANES, dot};
 use super::switch::vectorised;
-
-/// Lanes the softmax loops are blocked by: one AVX-512 register of f32.
-const LANES: usize = 16;
 
 vectorised! {
     /// Multi-head attention of `B` sequences of `T` tokens, from timm's fused projection.
@@ -157,104 +156,12 @@ fn attention_backward_body(
     }
 }
 
-/// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-    shape: [usize; 2],
-}
-
-impl<'a> Matrix<'a> {
-    /// Rows of `shape[1]` contiguous elements, `rs` apart.
-    fn rows(data: &'a [f32], rs: usize, shape: [usize; 2]) -> Self {
-        let view = Matrix {
-            data,
-            rs,
-            cs: 1,
-            shape,
-        };
-        assert!(
-            view.last() < data.len(),
-            "attention backward: a {shape:?} view at stride {rs} overruns its buffer"
-        );
-        view
-    }
-
-    /// The transpose, without a copy.
-    fn t(self) -> Self {
-        Matrix {
-            rs: self.cs,
-            cs: self.rs,
-            shape: [self.shape[1], self.shape[0]],
-            ..self
-        }
-    }
-
-    /// The offset of the last element (the view is not empty).
-    fn last(&self) -> usize {
-        (self.shape[0] - 1) * self.rs + (self.shape[1] - 1) * self.cs
-    }
-}
-
-/// `out = scale A B`, `out` row-major at row stride `out_rs`, on one thread: the trainer runs
-/// one-thread replicas, and the browser has no threads.
-fn product(out: &mut [f32], out_rs: usize, a: Matrix, b: Matrix, scale: f32) {
-    let ([m, k], [k2, n]) = (a.shape, b.shape);
-    assert!(
-        k == k2 && m > 0 && n > 0 && k > 0 && (m - 1) * out_rs + n <= out.len(),
-        "attention: product of {:?} and {:?} into {} at stride {out_rs}",
-        a.shape,
-        b.shape,
-        out.len()
-    );
-    // SAFETY: `Matrix::rows` checked that every element of `a` and `b` lies in its slice
-    // (transposing swaps strides and shape together, so that still holds), the assert above
-    // does the same for `out`, which is borrowed mutably and so aliases neither; `read_dst` is
-    // false, so `out`'s old values are not read.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            out_rs as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Softmax's backward on one row: `g = p (g - sum(p g))`, `g` the gradient of the
-/// probabilities `p` in, of the scores out. The sum is kept per lane so that it vectorises.
+/// probabilities `p` in, of the scores out.
 #[inline(always)]
 fn softmax_backward_in_place(p: &[f32], g: &mut [f32]) {
-    let mut sum = [0f32; LANES];
-    let (p_blocks, p_tail) = p.as_chunks::<LANES>();
-    let (g_blocks, g_tail) = g.as_chunks::<LANES>();
-    for (p, g) in p_blocks.iter().zip(g_blocks) {
-        for l in 0..LANES {
-            sum[l] += p[l] * g[l];
-        }
-    }
-    let dot = p_tail
-        .iter()
-        .zip(g_tail)
-        .fold(sum.iter().sum::<f32>(), |s, (p, g)| s + p * g);
+    let sum = dot(p, g);
     for (g, &p) in g.iter_mut().zip(p) {
-        *g = p * (*g - dot);
+        *g = p * (*g - sum);
     }
 }

@@ -5,9 +5,8 @@
 //! pass to that implementation. Each op here runs the Flex kernel forward and registers a step in
 //! burn-autodiff's graph (`Backward::prepare`, then `OpsKind::Tracked(..).finish(state, output)`),
 //! whose `backward` turns the output's gradient into the input's with the kernels' own backward
-//! loops. Both ops are marked compute-bound: what the backward needs (GELU's input, attention's
-//! input and probabilities) is kept as state rather than recomputed, as burn keeps the same
-//! tensors for its own ops.
+//! loops. Both ops are marked compute-bound: what the backward needs (GELU's derivative,
+//! attention's input and probabilities) is kept as state rather than recomputed.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

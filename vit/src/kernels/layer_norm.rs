@@ -19,6 +19,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::nn::LayerNorm;
 use burn::prelude::*;
 
+use super::reduce::{dot, sum};
 use super::switch::vectorised;
 use super::{applies, contiguous, f32_slice, flex_f32};
 
@@ -256,41 +257,6 @@ fn backward_rows_body(
             *db += dy;
         }
     }
-}
-
-/// Lanes of partial sums, so that the reductions vectorise: a float sum in order cannot be
-/// reordered by the compiler.
-const LANES: usize = 16;
-
-#[inline(always)]
-fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let tail: f32 = xs
-        .remainder()
-        .iter()
-        .zip(ys.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (xc, yc) in xs.zip(ys) {
-        for ((a, &u), &v) in acc.iter_mut().zip(xc).zip(yc) {
-            *a += u * v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

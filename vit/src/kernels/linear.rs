@@ -18,6 +18,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use super::matmul::{Matrix, product_add, product_new};
 use super::switch::vectorised;
 use super::{applies, contiguous, f32_slice, flex_f32};
 
@@ -87,6 +88,11 @@ fn dims(x: &FlexTensor, weight: &FlexTensor) -> (usize, usize, usize) {
     (x_shape.iter().product::<usize>() / d_in, d_in, d_out)
 }
 
+/// The weight `[in, out]`, contiguous, as a matrix.
+fn weight_matrix(weight: &FlexTensor, d_in: usize, d_out: usize) -> Matrix<'_> {
+    Matrix::rows(f32_slice(weight), d_out, [d_in, d_out])
+}
+
 fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
     let (rows, d_in, d_out) = dims(x, weight);
     let bias = contiguous(bias.clone());
@@ -97,14 +103,8 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor
         y.extend_from_slice(bias);
     }
     // y += x W
-    let product = Product {
-        m: rows,
-        n: d_out,
-        k: d_in,
-        lhs: Operand::rows(f32_slice(x), d_in),
-        rhs: Operand::rows(f32_slice(weight), d_out),
-    };
-    product.accumulate_into(&mut y);
+    let x_rows = Matrix::rows(f32_slice(x), d_in, [rows, d_in]);
+    product_add(&mut y, d_out, x_rows, weight_matrix(weight, d_in, d_out));
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("x has a last dimension") = d_out;
     flex_f32(y, shape)
@@ -130,27 +130,17 @@ impl Backward<Flex, 3> for LinearBackward {
         let LinearState { x, weight } = ops.state;
         let (rows, d_in, d_out) = dims(&x, &weight);
         let dy_values = f32_slice(&dy);
+        let dy_rows = Matrix::rows(dy_values, d_out, [rows, d_out]);
         if let Some(node) = x_node {
             // dx = dy Wᵀ: Wᵀ is W read with its strides swapped.
-            let product = Product {
-                m: rows,
-                n: d_in,
-                k: d_out,
-                lhs: Operand::rows(dy_values, d_out),
-                rhs: Operand::columns(f32_slice(&weight), d_out),
-            };
-            grads.register::<Flex>(node.id, flex_f32(product.compute(), x.shape().to_vec()));
+            let dx = product_new(dy_rows, weight_matrix(&weight, d_in, d_out).t());
+            grads.register::<Flex>(node.id, flex_f32(dx, x.shape().to_vec()));
         }
         if let Some(node) = weight_node {
             // dW = xᵀ dy, which also sums over the rows.
-            let product = Product {
-                m: d_in,
-                n: d_out,
-                k: rows,
-                lhs: Operand::columns(f32_slice(&x), d_in),
-                rhs: Operand::rows(dy_values, d_out),
-            };
-            grads.register::<Flex>(node.id, flex_f32(product.compute(), vec![d_in, d_out]));
+            let x_rows = Matrix::rows(f32_slice(&x), d_in, [rows, d_in]);
+            let dw = product_new(x_rows.t(), dy_rows);
+            grads.register::<Flex>(node.id, flex_f32(dw, vec![d_in, d_out]));
         }
         if let Some(node) = bias_node {
             let mut db = vec![0f32; d_out];
@@ -158,134 +148,6 @@ impl Backward<Flex, 3> for LinearBackward {
             grads.register::<Flex>(node.id, flex_f32(db, vec![d_out]));
         }
     }
-}
-
-/// A matrix operand of `gemm`: its values and the strides of its rows and columns.
-#[derive(Clone, Copy)]
-struct Operand<'a> {
-    values: &'a [f32],
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl<'a> Operand<'a> {
-    /// A row-major matrix `width` wide.
-    fn rows(values: &'a [f32], width: usize) -> Self {
-        Self {
-            values,
-            row_stride: width as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix `width` wide.
-    fn columns(values: &'a [f32], width: usize) -> Self {
-        Self {
-            values,
-            row_stride: 1,
-            col_stride: width as isize,
-        }
-    }
-
-    /// Whether an `rows x cols` matrix with these strides lies inside `values`.
-    fn covers(&self, rows: usize, cols: usize) -> bool {
-        let last = (rows.saturating_sub(1) as isize) * self.row_stride
-            + (cols.saturating_sub(1) as isize) * self.col_stride;
-        rows == 0 || cols == 0 || (last as usize) < self.values.len()
-    }
-}
-
-/// `lhs [m, k] x rhs [k, n]`.
-struct Product<'a> {
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: Operand<'a>,
-    rhs: Operand<'a>,
-}
-
-impl Product<'_> {
-    /// The product, row-major `[m, n]`.
-    ///
-    /// The output is not zeroed first: gemm writes every element without reading it, and
-    /// zeroing (a `memset` over recycled memory) cost 1.4% of a training step.
-    fn compute(&self) -> Vec<f32> {
-        let len = self.m * self.n;
-        if self.k == 0 {
-            return vec![0f32; len];
-        }
-        let mut out = Vec::with_capacity(len);
-        // SAFETY: `out` has room for `len` elements; with `accumulate` false gemm only writes
-        // them (never reads), and with k > 0 it writes all of them before `set_len`.
-        unsafe {
-            self.run(out.as_mut_ptr(), len, false);
-            out.set_len(len);
-        }
-        out
-    }
-
-    /// `out += lhs rhs`, `out` row-major `[m, n]`.
-    fn accumulate_into(&self, out: &mut [f32]) {
-        // SAFETY: `out` is initialised and `out.len()` long.
-        unsafe { self.run(out.as_mut_ptr(), out.len(), true) }
-    }
-
-    /// # Safety
-    /// `out` must be valid for writes of `out_len` floats, and initialised if `accumulate`.
-    unsafe fn run(&self, out: *mut f32, out_len: usize, accumulate: bool) {
-        let Product { m, n, k, lhs, rhs } = *self;
-        assert!(
-            out_len == m * n && lhs.covers(m, k) && rhs.covers(k, n),
-            "vit_linear: a product's operands do not match its shape"
-        );
-        if m == 0 || n == 0 {
-            return;
-        }
-        // SAFETY: the assertion above keeps every element gemm reads inside `lhs` and `rhs`,
-        // and every element it writes inside `out` (row-major, m x n), which the caller
-        // vouches for.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out,
-                1,
-                n as isize,
-                accumulate,
-                lhs.values.as_ptr(),
-                lhs.col_stride,
-                lhs.row_stride,
-                rhs.values.as_ptr(),
-                rhs.col_stride,
-                rhs.row_stride,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(m * n * k),
-            );
-        }
-    }
-}
-
-/// As burn-flex decides for its own matmul: the pool's threads above a size where splitting
-/// pays. The trainer's replicas each run in a pool of one thread, so there it is serial.
-#[cfg(not(target_arch = "wasm32"))]
-fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
-    const PARALLEL_ABOVE: usize = 192 * 192 * 192;
-    if multiply_adds >= PARALLEL_ABOVE {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
-/// The page runs on one thread.
-#[cfg(target_arch = "wasm32")]
-fn parallelism(_multiply_adds: usize) -> gemm::Parallelism {
-    gemm::Parallelism::None
 }
 
 vectorised! {

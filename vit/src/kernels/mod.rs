@@ -1,5 +1,5 @@
-//! Vectorised CPU kernels on burn's Flex backend: exact GELU, and a block's attention computed
-//! straight from its fused `qkv` projection; forward and backward.
+//! Vectorised CPU kernels on burn's Flex backend: exact GELU, a block's attention computed
+//! straight from its fused `qkv` projection, LayerNorm and linear layers; forward and backward.
 //!
 //! Why they exist: a profile of batch-64 inference (bench/README.md) put 20% of the time in
 //! Flex's GELU, which calls the scalar `libm::erff` once per element, 28% in Flex's attention
@@ -19,12 +19,16 @@
 //! - [`grad`]: the kernels under burn's autodiff.
 //! - [`layer_norm`] and [`linear`]: LayerNorm, and a linear layer with its bias, each forward
 //!   and backward, with and without autodiff.
+//! - [`matmul`]: strided matrix views and their products, which the attention and the linear
+//!   layer share.
 
 mod attention;
 mod gelu;
 mod grad;
 mod layer_norm;
 mod linear;
+mod matmul;
+mod reduce;
 mod switch;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,158 @@
+//! Matrix products for the kernels, on the `gemm` crate (burn-flex's own matrix product), which
+//! reads every operand through its strides, transposed ones included, and picks its own vector
+//! unit at run time. The attention reads its heads in place through these strided views, and
+//! the linear layer its transposed operands in the backward pass, so neither copies anything.
+
+/// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(super) struct Matrix<'a> {
+    pub(super) data: &'a [f32],
+    rs: usize,
+    cs: usize,
+    shape: [usize; 2],
+}
+
+impl<'a> Matrix<'a> {
+    /// Rows of `shape[1]` contiguous elements, `rs` apart.
+    pub(super) fn rows(data: &'a [f32], rs: usize, shape: [usize; 2]) -> Self {
+        let view = Matrix {
+            data,
+            rs,
+            cs: 1,
+            shape,
+        };
+        assert!(
+            view.last().is_none_or(|last| last < data.len()),
+            "a {shape:?} matrix view at row stride {rs} overruns its buffer of {}",
+            data.len()
+        );
+        view
+    }
+
+    /// The transpose, without a copy.
+    pub(super) fn t(self) -> Self {
+        Matrix {
+            rs: self.cs,
+            cs: self.rs,
+            shape: [self.shape[1], self.shape[0]],
+            ..self
+        }
+    }
+
+    /// The offset of the last element, or `None` for an empty view.
+    fn last(&self) -> Option<usize> {
+        let [rows, cols] = self.shape;
+        (rows > 0 && cols > 0).then(|| (rows - 1) * self.rs + (cols - 1) * self.cs)
+    }
+}
+
+/// `out = scale A B`, `out` row-major at row stride `out_rs`; its old values are not read.
+pub(super) fn product(out: &mut [f32], out_rs: usize, a: Matrix, b: Matrix, scale: f32) {
+    // SAFETY: `out` is a live slice of `out.len()` elements.
+    unsafe { gemm_into(out.as_mut_ptr(), out.len(), out_rs, a, b, scale, false) }
+}
+
+/// `out += A B`, `out` row-major at row stride `out_rs`.
+pub(super) fn product_add(out: &mut [f32], out_rs: usize, a: Matrix, b: Matrix) {
+    // SAFETY: `out` is a live, initialised slice of `out.len()` elements.
+    unsafe { gemm_into(out.as_mut_ptr(), out.len(), out_rs, a, b, 1.0, true) }
+}
+
+/// `A B` as a new row-major `[m, n]` matrix.
+///
+/// The output is not zeroed first: gemm writes every element without reading it, and zeroing
+/// (a `memset` over recycled memory) cost 1.4% of a training step in the linear backward.
+pub(super) fn product_new(a: Matrix, b: Matrix) -> Vec<f32> {
+    let ([m, _], [_, n]) = (a.shape, b.shape);
+    let len = m * n;
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: `out` has room for `len` elements; with `accumulate` false `gemm_into` writes every
+    // one of them (zeros when the inner dimension is empty) and reads none before `set_len`.
+    unsafe {
+        gemm_into(out.as_mut_ptr(), len, n, a, b, 1.0, false);
+        out.set_len(len);
+    }
+    out
+}
+
+/// `out = scale A B`, or `out += scale A B` with `accumulate`, `out` row-major `[m, n]` at row
+/// stride `out_rs` inside `out_len` elements.
+///
+/// # Safety
+/// `out` must be valid for writes of `out_len` floats, and initialised if `accumulate`.
+unsafe fn gemm_into(
+    out: *mut f32,
+    out_len: usize,
+    out_rs: usize,
+    a: Matrix,
+    b: Matrix,
+    scale: f32,
+    accumulate: bool,
+) {
+    let ([m, k], [k2, n]) = (a.shape, b.shape);
+    assert!(
+        k == k2 && (m == 0 || n == 0 || (m - 1) * out_rs + n <= out_len),
+        "product of {:?} and {:?} into {out_len} elements at row stride {out_rs}",
+        a.shape,
+        b.shape,
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: gemm's result is unspecified there, the product's is zero.
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: the assertion above keeps row i's n elements inside `out_len`.
+                unsafe { std::ptr::write_bytes(out.add(i * out_rs), 0, n) };
+            }
+        }
+        return;
+    }
+    // SAFETY: `Matrix::rows` checked that every element of `a` and `b` lies in its slice
+    // (transposing swaps strides and shape together, so that still holds), the assertion above
+    // does the same for `out`, which the caller vouches for; with `accumulate` false, `out`'s
+    // old values are not read.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            out_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism(m * n * k),
+        );
+    }
+}
+
+/// As burn-flex decides for its own matmul: the pool's threads above a size where splitting
+/// pays. The trainer's replicas each run in a pool of one thread, so there it is serial, and
+/// the attention's per-head products stay below the size.
+#[cfg(not(target_arch = "wasm32"))]
+fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
+    const PARALLEL_ABOVE: usize = 192 * 192 * 192;
+    if multiply_adds >= PARALLEL_ABOVE {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// The page runs on one thread.
+#[cfg(target_arch = "wasm32")]
+fn parallelism(_multiply_adds: usize) -> gemm::Parallelism {
+    gemm::Parallelism::None
+}
