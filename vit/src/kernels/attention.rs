@@ -9,8 +9,10 @@
 //! 16.5 for hand-tiled loops (four query rows against a vector of keys at a time), and the
 //! backward in 16 ms against 25.
 
+use std::mem::MaybeUninit;
+
 use super::gelu::exp;
-use super::matmul::{Matrix, product};
+use super::matmul::{Matrix, product, product_uninit};
 use super::reduce::{LANES, dot};
 use super::switch::vectorised;
 
@@ -18,15 +20,25 @@ vectorised! {
     /// Multi-head attention of `B` sequences of `T` tokens, from timm's fused projection.
     ///
     /// `qkv` is `[B, T, 3, h, d]` (row-major, `D = h d`), `out` receives `[B, T, D]`, and
-    /// `probs`, when given, `[B, h, T, T]`.
-    fn attention_qkv(qkv: &[f32], shape: [usize; 4], out: &mut [f32], probs: Option<&mut [f32]>)
-        => attention_body
+    /// `probs`, when given, `[B, h, T, T]`; every element of both is written, so neither needs
+    /// initialising.
+    fn attention_qkv(
+        qkv: &[f32],
+        shape: [usize; 4],
+        out: &mut [MaybeUninit<f32>],
+        probs: Option<&mut [MaybeUninit<f32>]>
+    ) => attention_body
 }
 
 /// Per head: `P = softmax(Q K^T / sqrt d)` (into `probs` when given, else a scratch row block),
 /// then `O = P V` straight into the head's columns of `out`.
 #[inline(always)]
-fn attention_body(qkv: &[f32], shape: [usize; 4], out: &mut [f32], mut probs: Option<&mut [f32]>) {
+fn attention_body(
+    qkv: &[f32],
+    shape: [usize; 4],
+    out: &mut [MaybeUninit<f32>],
+    mut probs: Option<&mut [MaybeUninit<f32>]>,
+) {
     let [b, t, dim, heads] = shape;
     if t == 0 || dim == 0 {
         return;
@@ -34,7 +46,7 @@ fn attention_body(qkv: &[f32], shape: [usize; 4], out: &mut [f32], mut probs: Op
     let d = dim / heads;
     let scale = (d as f32).powf(-0.5);
     let row = 3 * dim;
-    let mut scratch = vec![0f32; if probs.is_some() { 0 } else { t * t }];
+    let mut scratch = vec![MaybeUninit::new(0f32); if probs.is_some() { 0 } else { t * t }];
     let sequences = qkv.chunks_exact(t * row).zip(out.chunks_exact_mut(t * dim));
     for (n, (seq, out)) in sequences.take(b).enumerate() {
         for h in 0..heads {
@@ -45,11 +57,13 @@ fn attention_body(qkv: &[f32], shape: [usize; 4], out: &mut [f32], mut probs: Op
                 Some(probs) => &mut probs[(n * heads + h) * t * t..][..t * t],
                 None => &mut scratch[..],
             };
-            product(p, t, q, k.t(), scale);
+            product_uninit(p, t, q, k.t(), scale);
+            // SAFETY: the product above wrote all `t t` scores.
+            let p = unsafe { p.assume_init_mut() };
             for p in p.chunks_exact_mut(t) {
                 softmax_in_place(p);
             }
-            product(&mut out[h * d..], dim, Matrix::rows(p, t, [t, t]), v, 1.0);
+            product_uninit(&mut out[h * d..], dim, Matrix::rows(p, t, [t, t]), v, 1.0);
         }
     }
 }
@@ -93,13 +107,13 @@ vectorised! {
     ///
     /// `qkv` `[B, T, 3D]` is the forward's input and `probs` `[B, h, T, T]` its probabilities,
     /// `d_out` `[B, T, D]` the gradient of its output; `d_qkv` `[B, T, 3D]` receives the
-    /// gradient of `qkv`, every element of it.
+    /// gradient of `qkv`, every element of it, so it need not be initialised.
     fn attention_backward_qkv(
         qkv: &[f32],
         probs: &[f32],
         d_out: &[f32],
         shape: [usize; 4],
-        d_qkv: &mut [f32]
+        d_qkv: &mut [MaybeUninit<f32>]
     ) => attention_backward_body
 }
 
@@ -113,7 +127,7 @@ fn attention_backward_body(
     probs: &[f32],
     d_out: &[f32],
     shape: [usize; 4],
-    d_qkv: &mut [f32],
+    d_qkv: &mut [MaybeUninit<f32>],
 ) {
     let [b, t, dim, heads] = shape;
     if t == 0 || dim == 0 {
@@ -149,9 +163,9 @@ fn attention_backward_body(
                 softmax_backward_in_place(p, ds);
             }
             let ds = Matrix::rows(&ds, t, [t, t]);
-            product(&mut d_seq[q_at..], row, ds, k, scale);
-            product(&mut d_seq[k_at..], row, ds.t(), q, scale);
-            product(&mut d_seq[v_at..], row, p.t(), d_o, 1.0);
+            product_uninit(&mut d_seq[q_at..], row, ds, k, scale);
+            product_uninit(&mut d_seq[k_at..], row, ds.t(), q, scale);
+            product_uninit(&mut d_seq[v_at..], row, p.t(), d_o, 1.0);
         }
     }
 }

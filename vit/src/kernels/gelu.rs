@@ -1,6 +1,8 @@
 //! Exact (erf) GELU and its derivative, in arithmetic the compiler vectorises; and `exp`, which
 //! GELU and the attention's softmax share.
 
+use std::mem::MaybeUninit;
+
 use super::switch::vectorised;
 
 vectorised! {
@@ -9,8 +11,9 @@ vectorised! {
 }
 
 vectorised! {
-    /// `y = GELU(x)` and `derivative = GELU'(x)`, element-wise, sharing one exponential.
-    fn gelu_and_derivative(x: &[f32], y: &mut [f32], derivative: &mut [f32]) => gelu_and_derivative_body
+    /// GELU of every element in place, and `derivative = GELU'(x)` beside it (every element
+    /// written), sharing one exponential.
+    fn gelu_and_derivative(x: &mut [f32], derivative: &mut [MaybeUninit<f32>]) => gelu_and_derivative_body
 }
 
 vectorised! {
@@ -26,15 +29,16 @@ fn gelu_in_place_body(x: &mut [f32]) {
 }
 
 #[inline(always)]
-fn gelu_and_derivative_body(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
-    assert!(
-        x.len() == y.len() && x.len() == derivative.len(),
-        "gelu: input, output and derivative differ in length"
+fn gelu_and_derivative_body(x: &mut [f32], derivative: &mut [MaybeUninit<f32>]) {
+    assert_eq!(
+        x.len(),
+        derivative.len(),
+        "gelu: input and derivative differ in length"
     );
-    for ((y, d), &x) in y.iter_mut().zip(derivative.iter_mut()).zip(x) {
-        let (one_plus_erf, gauss) = normal_parts(x);
-        *y = 0.5 * x * one_plus_erf;
-        *d = derivative_from_parts(x, one_plus_erf, gauss);
+    for (x, d) in x.iter_mut().zip(derivative) {
+        let (one_plus_erf, gauss) = normal_parts(*x);
+        d.write(derivative_from_parts(*x, one_plus_erf, gauss));
+        *x *= 0.5 * one_plus_erf;
     }
 }
 

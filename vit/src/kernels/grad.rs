@@ -16,6 +16,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, TensorMetadata};
 
+use super::matmul::unzeroed;
 use super::{
     VitKernels, attention, attention_shape, contiguous, f32_slice, f32_values, flex_f32, gelu,
     run_attention,
@@ -28,11 +29,13 @@ impl<C: CheckpointStrategy> VitKernels for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 // The derivative shares the forward's exponential, so it is kept instead of the
                 // input: the backward is then one multiply (recomputing it was 4% of a step).
-                let x = contiguous(x);
-                let n = x.shape().num_elements();
-                let (mut y, mut derivative) = (vec![0f32; n], vec![0f32; n]);
-                gelu::gelu_and_derivative(f32_slice(&x), &mut y, &mut derivative);
+                // The input is needed no more, so the output takes its place (no copy when it
+                // is the only owner, as `fc1`'s output is).
                 let shape = x.shape().to_vec();
+                let mut y = f32_values(x);
+                // SAFETY: `gelu_and_derivative` writes every element of the derivative.
+                let derivative =
+                    unsafe { unzeroed(y.len(), |d| gelu::gelu_and_derivative(&mut y, d)) };
                 let derivative = flex_f32(derivative, shape.clone());
                 prep.finish(derivative, flex_f32(y, shape))
             }
@@ -109,14 +112,18 @@ impl Backward<Flex, 1> for AttentionBackward {
         unary::<Flex, _>(parents, node, grads, |d_out| {
             let shape @ [b, t, dim, _] = attention_shape(&state.qkv, state.heads);
             let d_out = contiguous(d_out);
-            let mut d_qkv = vec![0f32; b * t * 3 * dim];
-            attention::attention_backward_qkv(
-                f32_slice(&state.qkv),
-                f32_slice(&state.probs),
-                f32_slice(&d_out),
-                shape,
-                &mut d_qkv,
-            );
+            // SAFETY: the backward writes every element of `d(qkv)`.
+            let d_qkv = unsafe {
+                unzeroed(b * t * 3 * dim, |d_qkv| {
+                    attention::attention_backward_qkv(
+                        f32_slice(&state.qkv),
+                        f32_slice(&state.probs),
+                        f32_slice(&d_out),
+                        shape,
+                        d_qkv,
+                    )
+                })
+            };
             flex_f32(d_qkv, vec![b, t, 3 * dim])
         });
     }

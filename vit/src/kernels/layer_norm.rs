@@ -9,6 +9,8 @@
 //! `dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / sigma`, with `dxhat = dy gamma`;
 //! `dgamma = sum over rows of dy xhat`; `dbeta = sum over rows of dy`.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -19,6 +21,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::nn::LayerNorm;
 use burn::prelude::*;
 
+use super::matmul::unzeroed;
 use super::reduce::{dot, sum};
 use super::switch::vectorised;
 use super::{applies, contiguous, f32_slice, flex_f32};
@@ -103,15 +106,22 @@ fn forward(
     let x = contiguous(x);
     let x = f32_slice(&x);
     let rows = x.len().checked_div(width).unwrap_or(0);
-    let mut y = vec![0f32; x.len()];
-    let mut normalised = vec![0f32; x.len()];
     let mut inv_sigma = vec![0f32; rows];
     let params = Params {
         gamma,
         beta,
         epsilon: epsilon as f32,
     };
-    forward_rows(x, params, &mut y, &mut normalised, &mut inv_sigma);
+    let mut normalised = None;
+    // SAFETY: `forward_rows` writes every element of `y` and of `normalised`.
+    let y = unsafe {
+        unzeroed(x.len(), |y| {
+            normalised = Some(unzeroed(x.len(), |normalised| {
+                forward_rows(x, params, y, normalised, &mut inv_sigma)
+            }))
+        })
+    };
+    let normalised = normalised.expect("written with y");
     (
         flex_f32(y, shape.clone()),
         flex_f32(normalised, shape),
@@ -127,12 +137,13 @@ pub(super) struct Params<'a> {
 }
 
 vectorised! {
-    /// Normalises each row of `x` into `normalised`, and scales and shifts it into `y`.
+    /// Normalises each row of `x` into `normalised`, and scales and shifts it into `y`; every
+    /// element of both is written.
     fn forward_rows(
         x: &[f32],
         params: Params<'_>,
-        y: &mut [f32],
-        normalised: &mut [f32],
+        y: &mut [MaybeUninit<f32>],
+        normalised: &mut [MaybeUninit<f32>],
         inv_sigma: &mut [f32]
     ) => forward_rows_body
 }
@@ -141,8 +152,8 @@ vectorised! {
 fn forward_rows_body(
     x: &[f32],
     params: Params<'_>,
-    y: &mut [f32],
-    normalised: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
+    normalised: &mut [MaybeUninit<f32>],
     inv_sigma: &mut [f32],
 ) {
     let Params {
@@ -158,13 +169,15 @@ fn forward_rows_body(
     for (((x, y), xhat), inv) in rows.zip(inv_sigma.iter_mut()) {
         let mean = sum(x) / width as f32;
         for (xhat, &x) in xhat.iter_mut().zip(x) {
-            *xhat = x - mean;
+            xhat.write(x - mean);
         }
+        // SAFETY: the loop above wrote the whole row.
+        let xhat = unsafe { xhat.assume_init_mut() };
         let var = dot(xhat, xhat) / width as f32;
         *inv = 1.0 / (var + epsilon).sqrt();
         for (((y, xhat), &g), &b) in y.iter_mut().zip(xhat.iter_mut()).zip(gamma).zip(beta) {
             *xhat *= *inv;
-            *y = *xhat * g + b;
+            y.write(*xhat * g + b);
         }
     }
 }
@@ -192,17 +205,21 @@ impl Backward<Flex, 3> for LayerNormBackward {
         let state = ops.state;
         let shape = dy.shape().to_vec();
         let width = state.gamma.shape().num_elements();
-        let mut dx = vec![0f32; dy.shape().num_elements()];
         let mut dgamma = vec![0f32; width];
         let mut dbeta = vec![0f32; width];
-        backward_rows(
-            f32_slice(&dy),
-            f32_slice(&state.normalised),
-            &state.inv_sigma,
-            f32_slice(&state.gamma),
-            &mut dx,
-            (&mut dgamma, &mut dbeta),
-        );
+        // SAFETY: `backward_rows` writes every element of `dx`.
+        let dx = unsafe {
+            unzeroed(dy.shape().num_elements(), |dx| {
+                backward_rows(
+                    f32_slice(&dy),
+                    f32_slice(&state.normalised),
+                    &state.inv_sigma,
+                    f32_slice(&state.gamma),
+                    dx,
+                    (&mut dgamma, &mut dbeta),
+                )
+            })
+        };
         if let Some(node) = x_node {
             grads.register::<Flex>(node.id, flex_f32(dx, shape));
         }
@@ -216,14 +233,14 @@ impl Backward<Flex, 3> for LayerNormBackward {
 }
 
 vectorised! {
-    /// The input's gradient into `dx`, and the sums over rows of `dy xhat` and `dy` into the
-    /// parameters' gradients.
+    /// The input's gradient into `dx` (every element written), and the sums over rows of
+    /// `dy xhat` and `dy` into the parameters' gradients.
     fn backward_rows(
         dy: &[f32],
         normalised: &[f32],
         inv_sigma: &[f32],
         gamma: &[f32],
-        dx: &mut [f32],
+        dx: &mut [MaybeUninit<f32>],
         param_grads: (&mut [f32], &mut [f32])
     ) => backward_rows_body
 }
@@ -234,7 +251,7 @@ fn backward_rows_body(
     normalised: &[f32],
     inv_sigma: &[f32],
     gamma: &[f32],
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
     (dgamma, dbeta): (&mut [f32], &mut [f32]),
 ) {
     let width = gamma.len();
@@ -245,8 +262,10 @@ fn backward_rows_body(
     for (((dy, xhat), dx), &inv) in rows.zip(inv_sigma) {
         // dx holds dxhat = dy gamma until the last loop.
         for ((dx, &dy), &g) in dx.iter_mut().zip(dy).zip(gamma) {
-            *dx = dy * g;
+            dx.write(dy * g);
         }
+        // SAFETY: the loop above wrote the whole row.
+        let dx = unsafe { dx.assume_init_mut() };
         let mean_dxhat = sum(dx) / width as f32;
         let mean_dxhat_xhat = dot(dx, xhat) / width as f32;
         for (dx, &xhat) in dx.iter_mut().zip(xhat) {

@@ -42,6 +42,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
 use burn::tensor::DType;
+use matmul::unzeroed;
 
 /// The kernels as a burn backend extension, implemented for Flex and for Flex under autodiff.
 #[backend_extension(Flex, Autodiff)]
@@ -168,7 +169,7 @@ fn attention_shape(qkv: &FlexTensor, heads: usize) -> [usize; 4] {
     };
     let dim = three_d / 3;
     assert!(
-        three_d == 3 * dim && heads > 0 && dim.is_multiple_of(heads),
+        three_d == 3 * dim && dim > 0 && heads > 0 && dim.is_multiple_of(heads),
         "vit_attention: qkv width {three_d} does not split into q, k, v of {heads} heads"
     );
     [b, t, dim, heads]
@@ -182,9 +183,27 @@ fn run_attention(
 ) -> (FlexTensor, Option<FlexTensor>) {
     let shape @ [b, t, dim, heads] = attention_shape(qkv, heads);
     let qkv = contiguous(qkv.clone());
-    let mut out = vec![0f32; b * t * dim];
-    let mut probs = want_probs.then(|| vec![0f32; b * heads * t * t]);
-    attention::attention_qkv(f32_slice(&qkv), shape, &mut out, probs.as_deref_mut());
+    let qkv = f32_slice(&qkv);
+    let (out, probs) = if want_probs {
+        let mut probs = None;
+        // SAFETY: the attention writes every element of its output and its probabilities.
+        let out = unsafe {
+            unzeroed(b * t * dim, |out| {
+                probs = Some(unzeroed(b * heads * t * t, |probs| {
+                    attention::attention_qkv(qkv, shape, out, Some(probs))
+                }))
+            })
+        };
+        (out, probs)
+    } else {
+        // SAFETY: as above.
+        let out = unsafe {
+            unzeroed(b * t * dim, |out| {
+                attention::attention_qkv(qkv, shape, out, None)
+            })
+        };
+        (out, None)
+    };
     (
         flex_f32(out, vec![b, t, dim]),
         probs.map(|p| flex_f32(p, vec![b, heads, t, t])),

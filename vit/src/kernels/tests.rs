@@ -4,6 +4,7 @@ use crate::VitConfig;
 use crate::model::Attention;
 use burn::module::{ModuleVisitor, Param};
 use burn::tensor::{Tolerance, activation};
+use std::mem::MaybeUninit;
 
 /// Deterministic values spread over the range activations take.
 pub(super) fn ramp(n: usize, spread: f32) -> Vec<f32> {
@@ -16,6 +17,21 @@ pub(super) fn ramp(n: usize, spread: f32) -> Vec<f32> {
 pub(super) fn weights(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| (i as f32 * 0.754_877_7 + 0.3).fract() * 2.0 - 1.0)
+        .collect()
+}
+
+/// An output buffer for a kernel that writes every element, filled with NaN so that an element
+/// it missed shows.
+fn nans(n: usize) -> Vec<MaybeUninit<f32>> {
+    vec![MaybeUninit::new(f32::NAN); n]
+}
+
+/// The values of a [`nans`] buffer.
+fn read(values: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    // SAFETY: `nans` initialised every element, and kernels only write floats.
+    values
+        .into_iter()
+        .map(|v| unsafe { v.assume_init() })
         .collect()
 }
 
@@ -149,28 +165,31 @@ fn simd_levels_agree() {
             assert_eq!(simd(), level, "with_simd sets the level");
             let mut y = x.clone();
             gelu::gelu_in_place(&mut y);
-            let (mut y2, mut derivative) = (vec![0f32; x.len()], vec![0f32; x.len()]);
-            gelu::gelu_and_derivative(&x, &mut y2, &mut derivative);
+            let (mut y2, mut derivative) = (x.clone(), nans(x.len()));
+            gelu::gelu_and_derivative(&mut y2, &mut derivative);
+            let derivative = read(derivative);
             assert_eq!(y, y2, "in place and with the derivative agree");
             for (&x, &d) in x.iter().zip(&derivative) {
                 assert_eq!(d, gelu_derivative(x), "the derivative at {x}");
             }
             let mut dx = dy.clone();
             gelu::scale_in_place(&mut dx, &derivative);
-            let mut out = vec![0f32; b * t * dim];
-            let mut probs = vec![0f32; b * heads * t * t];
+            let (mut out, mut probs) = (nans(b * t * dim), nans(b * heads * t * t));
             let shape = [b, t, dim, heads];
             attention::attention_qkv(&qkv, shape, &mut out, Some(&mut probs));
-            let mut d_qkv = vec![f32::NAN; qkv.len()];
+            let probs = read(probs);
+            let mut d_qkv = nans(qkv.len());
             attention::attention_backward_qkv(&qkv, &probs, &d_out, shape, &mut d_qkv);
-            [y, dx, out, probs, d_qkv]
+            [y, dx, read(out), probs, read(d_qkv)]
         })
     };
     let want = run(Simd::Baseline);
-    assert!(
-        want[4].iter().all(|v| v.is_finite()),
-        "every d(qkv) is written"
-    );
+    for (name, values) in ["attention", "probs", "d(qkv)"].iter().zip(&want[2..]) {
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "every {name} is written"
+        );
+    }
     for level in levels() {
         for (name, (ours, want)) in ["gelu", "gelu'", "attention", "probs", "d(qkv)"]
             .iter()
