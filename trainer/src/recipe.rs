@@ -18,6 +18,7 @@ pub enum Preset {
     Quick,
     /// The reference TensorFlow demo's budget (10 epochs on CIFAR-10) with a wider model (dim 128).
     #[value(name = "cifar10-10ep")]
+    #[serde(rename = "cifar10-10ep", alias = "cifar10-ten-epochs")]
     Cifar10TenEpochs,
     /// Ten epochs of CIFAR-10 in under an hour on two CPU cores: a narrow patch-4 ViT (dim 96,
     /// depth 6) on images resized to 48px.
@@ -26,6 +27,7 @@ pub enum Preset {
     /// `cifar10-cpu` for twenty epochs: twice its compute, about an hour on two cores with our
     /// kernels. The shipped default model comes from this preset.
     #[value(name = "cifar10-cpu-20ep")]
+    #[serde(rename = "cifar10-cpu-20ep")]
     Cifar10Cpu20Epochs,
     /// The long GPU run: patch-4 ViT, 200 epochs, RandAugment, mixup/cutmix, label smoothing.
     #[value(name = "cifar10-best")]
@@ -470,6 +472,21 @@ mod tests {
         ] {
             p.recipe(10).model.validate().unwrap();
         }
+    }
+
+    /// `RUN/recipe.json` names a preset as the command line does (runs recorded before the
+    /// names agreed still load).
+    #[test]
+    fn recorded_preset_names_are_the_flags() {
+        use clap::ValueEnum;
+        for preset in Preset::value_variants() {
+            let flag = preset.to_possible_value().expect("a listed preset");
+            let recorded = serde_json::to_value(preset).unwrap();
+            assert_eq!(recorded, flag.get_name(), "{preset:?}");
+            assert_eq!(serde_json::from_value::<Preset>(recorded).unwrap(), *preset);
+        }
+        let old: Preset = serde_json::from_str("\"cifar10-ten-epochs\"").unwrap();
+        assert_eq!(old, Preset::Cifar10TenEpochs);
     }
 
     /// The default model was trained as `--preset cifar10-cpu --epochs 20`; its preset must
