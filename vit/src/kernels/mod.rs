@@ -184,25 +184,19 @@ fn run_attention(
     let shape @ [b, t, dim, heads] = attention_shape(qkv, heads);
     let qkv = contiguous(qkv.clone());
     let qkv = f32_slice(&qkv);
-    let (out, probs) = if want_probs {
-        let mut probs = None;
-        // SAFETY: the attention writes every element of its output and its probabilities.
-        let out = unsafe {
-            unzeroed(b * t * dim, |out| {
-                probs = Some(unzeroed(b * heads * t * t, |probs| {
-                    attention::attention_qkv(qkv, shape, out, Some(probs))
-                }))
-            })
-        };
-        (out, probs)
-    } else {
-        // SAFETY: as above.
-        let out = unsafe {
-            unzeroed(b * t * dim, |out| {
-                attention::attention_qkv(qkv, shape, out, None)
-            })
-        };
-        (out, None)
+    let mut probs = None;
+    // SAFETY: the attention writes every element of its output and, when asked for, of its
+    // probabilities.
+    let out = unsafe {
+        unzeroed(b * t * dim, |out| {
+            if want_probs {
+                probs = Some(unzeroed(b * heads * t * t, |p| {
+                    attention::attention_qkv(qkv, shape, out, Some(p))
+                }));
+            } else {
+                attention::attention_qkv(qkv, shape, out, None);
+            }
+        })
     };
     (
         flex_f32(out, vec![b, t, dim]),
