@@ -465,6 +465,19 @@ fn page_matches_the_cli_in_headless_chromium() {
         "no-WebGPU session: WebGPU available: {} ({})",
         first.timings["webgpu_available"], first.timings["webgpu_problem"]
     );
+    // Flex's figures with no software GPU sharing the cores.
+    let t = s
+        .wait_for(
+            "the CPU's timing without WebGPU",
+            "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t : null;",
+            LOAD_TIMEOUT,
+        )
+        .unwrap();
+    println!(
+        "no-WebGPU session: Flex first {:.1} ms, warm {:.1} ms",
+        t["cpu_first"].as_f64().unwrap_or(f64::NAN),
+        t["cpu"].as_f64().unwrap_or(f64::NAN)
+    );
     assert_clean_console(&s, "a load without WebGPU");
 }
 
@@ -1794,10 +1807,11 @@ fn page_times_a_timm_model() {
         "a patch's map: {:.0} ms from the click",
         start.elapsed().as_secs_f64() * 1e3
     );
+    // The top bar's button, where the bar is drawn (as the page test clicks the second).
     s.eval(
-        "const b = document.getElementById('bars'); const r = b.getBoundingClientRect();
-         b.dispatchEvent(new MouseEvent('click', { clientX: r.left + 20, clientY: r.top + 20,
-           bubbles: true }));",
+        "const b = document.getElementById('bars'); b.scrollIntoView({block: 'center'});
+         const r = b.getBoundingClientRect();
+         document.elementFromPoint(r.left + 20, r.top + 20).click();",
         json!([]),
     )
     .unwrap();

@@ -1359,7 +1359,7 @@ mod finetune {
         assert!(o.status.success(), "{}", text(&o));
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
-            stderr.contains("fine-tuning vitrine-cifar10 for 3 classes at 48px: training the head"),
+            stderr.contains("fine-tuning vitrine-cifar10 for 3 classes at 32px: training the head"),
             "{stderr}"
         );
         let top1 = json(&run_dir.join("eval.json"))["top1"].as_f64().unwrap();
@@ -1456,7 +1456,7 @@ mod finetune {
         );
     }
 
-    /// The last block learns at 64px (pos_embed resampled from 12x12 to 16x16); a kill after
+    /// The last block learns at 64px (pos_embed resampled from 8x8 to 16x16); a kill after
     /// the first epoch and `--resume` end where the unbroken run ends.
     #[test]
     fn last_blocks_at_another_size_resume_to_the_same_metrics() {
@@ -1481,7 +1481,7 @@ mod finetune {
         assert!(o.status.success(), "{}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(
-                "at 64px (pos_embed resampled from 12x12 to 16x16): training the last 1 block(s)"
+                "at 64px (pos_embed resampled from 8x8 to 16x16): training the last 1 block(s)"
             ),
             "{}",
             text(&o)
