@@ -192,8 +192,11 @@ fn one_training_step_gives_flex_loss_and_gradients() {
             .map(|(x, y)| (x - y) * (x - y))
             .sum::<f32>()
             .sqrt();
+        // 1e-4, ten times tighter than issue 14 asked: burn's GPU GELU gradient (the tanh
+        // approximation's derivative) passed 1e-3 with one model and failed it with the next
+        // (1.3e-3); with the exact one every tensor agrees within 3e-6.
         assert!(
-            diff <= 1e-3 * norm.max(1e-6),
+            diff <= 1e-4 * norm.max(1e-6),
             "{name}: gradient differs by {diff} (relative {})",
             diff / norm
         );
