@@ -18,7 +18,7 @@ use crate::recipe::{ModelFlags, Precision, Preset};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// The preset whose model shape to measure (overridable below); the default model's.
-    #[arg(long, value_enum, default_value_t = Preset::Cifar10Cpu)]
+    #[arg(long, value_enum, default_value_t = Preset::Cifar10Cpu52Epochs)]
     pub preset: Preset,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
