@@ -161,7 +161,8 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = kernels::gelu_or(kernels::linear_or(x, &self.fc1), |x| {
-            if x.device().is_autodiff() {
+            let device = x.device();
+            if device.is_autodiff() && device.inner() != Device::flex() {
                 exact_gelu(x)
             } else {
                 self.act.forward(x)
@@ -172,10 +173,10 @@ impl Mlp {
     }
 }
 
-/// GELU spelt out as `x Φ(x)` through `erf`, for autodiff where our kernel does not apply.
-/// burn 0.22.1's default `gelu_backward`, which its GPU backends inherit, is the derivative of
-/// GELU's tanh approximation, not of the erf GELU its forward computes: GPU gradients came out
-/// up to 1.3e-3 (relative) off Flex's. `erf`'s own backward is exact.
+/// GELU spelt out as `x Φ(x)` through `erf`, for autodiff on the GPU backends. burn 0.22.1's
+/// default `gelu_backward`, which they inherit (Flex overrides it), is the derivative of GELU's
+/// tanh approximation, not of the erf GELU their forward computes: GPU gradients came out up to
+/// 1.3e-3 (relative) off Flex's. `erf`'s own backward is exact.
 fn exact_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let cdf = (x.clone() * std::f64::consts::FRAC_1_SQRT_2)
         .erf()
