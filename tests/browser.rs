@@ -300,6 +300,16 @@ struct First {
     while_timing: bool,
 }
 
+/// Waits until the page has timed its backends in the background; returns `timings()`.
+fn wait_timed(s: &Session, what: &str) -> Value {
+    s.wait_for(
+        what,
+        "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t : null;",
+        LOAD_TIMEOUT,
+    )
+    .unwrap()
+}
+
 /// Opens `url` and waits for the first result; prints the time to it.
 fn first_result(s: &Session, url: &str, what: &str) -> First {
     let start = Instant::now();
@@ -466,13 +476,7 @@ fn page_matches_the_cli_in_headless_chromium() {
         first.timings["webgpu_available"], first.timings["webgpu_problem"]
     );
     // Flex's figures with no software GPU sharing the cores.
-    let t = s
-        .wait_for(
-            "the CPU's timing without WebGPU",
-            "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t : null;",
-            LOAD_TIMEOUT,
-        )
-        .unwrap();
+    let t = wait_timed(&s, "the CPU's timing without WebGPU");
     println!(
         "no-WebGPU session: Flex first {:.1} ms, warm {:.1} ms",
         t["cpu_first"].as_f64().unwrap_or(f64::NAN),
@@ -545,13 +549,7 @@ fn steps(
     );
     println!("{classes}");
     // Both backends timed in the background; the status line says which one won.
-    let done = s
-        .wait_for(
-            "the backends' timing",
-            "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t : null;",
-            LOAD_TIMEOUT,
-        )
-        .unwrap();
+    let done = wait_timed(s, "the backends' timing");
     let status = s
         .eval(
             "return document.getElementById('status').textContent;",
@@ -1751,12 +1749,7 @@ fn page_times_a_timm_model() {
         .session(&chromium, &args)
         .expect("a Chromium session");
     let first = first_result(&s, &format!("{base}/"), "bench session");
-    s.wait_for(
-        "the default model's timing",
-        "const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t.timed_ms : null;",
-        LOAD_TIMEOUT,
-    )
-    .unwrap();
+    wait_timed(&s, "the default model's timing");
     let run = run_id(&first.prediction);
     s.upload("#file-input", &[&image]).unwrap();
     let p = wait_result(&s, "the fixture", run, "p.image === 'fixture.png'").unwrap();
