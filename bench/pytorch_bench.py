@@ -67,6 +67,11 @@ def main():
           f"depth {a.depth}, {a.heads} heads, MLP {hidden}, {params} parameters")
     print(f"device: cpu (torch {torch.__version__}, timm {timm.__version__}); "
           f"threads: {torch.get_num_threads()}")
+    # ATen's vector kernels; MKL and oneDNN follow MKL_ENABLE_INSTRUCTIONS and ONEDNN_MAX_CPU_ISA,
+    # which `compare --isa avx2` sets with ATEN_CPU_CAPABILITY.
+    limits = ", ".join(f"{k}={os.environ[k]}" for k in ("MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+                       if k in os.environ)
+    print(f"vector unit: {torch.backends.cpu.get_cpu_capability()}" + (f" ({limits})" if limits else ""))
 
     # Training: uniform soft targets and AdamW, as `trainer bench` does.
     b = a.batch_size

@@ -65,6 +65,30 @@ fn time(warmup: usize, runs: usize, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / runs as f64
 }
 
+/// The kernels the `gemm` crate picks at run time for Flex's (and our kernels') products. It
+/// has no switch of its own: its AVX-512 kernels exist only in a build with the `avx512`
+/// feature (burn's `x86-v4`), so a build without it is how a CPU without AVX-512 is stood in
+/// for (`bench/compare --isa avx2`).
+fn gemm_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        if cfg!(feature = "avx512") && avx512 {
+            return "avx512f kernels";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return if avx512 {
+                "avx2+fma kernels (this build has no avx512 feature)"
+            } else {
+                "avx2+fma kernels (this CPU has no AVX-512)"
+            };
+        }
+        "scalar kernels"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    "the target's own kernels"
+}
+
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let (mut devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
     crate::training::set_precision(&mut devices, args.precision, &device_name)?;
@@ -91,6 +115,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         if vit::kernels::enabled() { "on" } else { "off" },
         vit::kernels::simd().name()
     );
+    println!("matrix products: gemm, {}", gemm_kernels());
 
     // Training: the trainer's own step (replicas, soft-target loss), then AdamW.
     let replicas = Replicas::new(devices, cpu)?;

@@ -236,11 +236,11 @@ pub fn show_model(a: &App) {
     } else {
         m.manifest.description.clone()
     };
+    // The classes get a line of their own (`show_classes`), so they are not counted here too.
     info += &format!(
-        " · {} px input, {} patches, {} classes · {}",
+        " · {} px input, {} patches · {}",
         c.image_size,
         c.num_patches(),
-        c.num_classes,
         human_bytes(m.manifest.weights.bytes as f64)
     );
     set_text(&a.ui.model_info, &info);

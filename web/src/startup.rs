@@ -66,12 +66,14 @@ pub fn fill_model_select(a: &App) {
     a.ui.set_model_options(&options, &a.model_key);
 }
 
+/// Name, accuracy, size: a narrow screen cuts a select's label off at its right edge, and what
+/// a visitor chooses a model by should survive that.
 fn entry_label(e: &IndexEntry) -> String {
-    let mut label = format!("{} · {} params", e.name, compact(e.params));
+    let mut label = e.name.clone();
     if let Some(top1) = e.top1 {
         label += &format!(" · {:.1}% top-1", 100.0 * top1);
     }
-    label
+    label + &format!(" · {} params", compact(e.params))
 }
 
 fn compact(n: usize) -> String {
@@ -101,6 +103,8 @@ mod tests {
             bytes: 1,
             top1: Some(0.7271),
         };
-        assert_eq!(entry_label(&e), "m · 469k params · 72.7% top-1");
+        assert_eq!(entry_label(&e), "m · 72.7% top-1 · 469k params");
+        let unmeasured = IndexEntry { top1: None, ..e };
+        assert_eq!(entry_label(&unmeasured), "m · 469k params");
     }
 }
