@@ -1212,8 +1212,14 @@ fn published_live(s: &Session, work: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    s.eval("location.reload();", json!([])).unwrap();
-    let p = wait_result(s, "the reloaded page", 0, "true").unwrap();
+    // `location.reload()` returns before the old document goes: mark it, so that its answer
+    // and its model list are not mistaken for the reloaded page's.
+    s.eval(
+        "window.vitrineBeforeReload = true; location.reload();",
+        json!([]),
+    )
+    .unwrap();
+    let p = wait_result(s, "the reloaded page", 0, "!window.vitrineBeforeReload").unwrap();
     let options = model_options(s);
     assert!(
         options.contains(&"fresh".to_string()),
