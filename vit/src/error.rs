@@ -1,5 +1,10 @@
 use std::path::PathBuf;
 
+/// Longest model name accepted: it becomes two file names and a label in the page's list.
+/// Here, beside the error that states it, so that this module uses no other of the crate's
+/// (`weights` re-exports it as `vit::weights::MAX_NAME_LEN`).
+pub const MAX_NAME_LEN: usize = 100;
+
 /// Everything that can go wrong with user-supplied images, configs and weights.
 ///
 /// Each variant carries enough context (a file, a tensor name, the expected and found values)
@@ -39,7 +44,7 @@ pub enum VitError {
 
     #[error(
         "invalid model name '{0}': a name is 1 to {max} letters, digits, '-', '_' or '.', starts with a letter or digit, and is not 'index'",
-        max = crate::weights::MAX_NAME_LEN
+        max = MAX_NAME_LEN
     )]
     InvalidName(String),
 

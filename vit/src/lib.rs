@@ -20,6 +20,7 @@
 //! - [`augment`]: shifted crops and mirror images of RGB squares; [`rng`]: a seedable PRNG.
 
 pub mod augment;
+pub mod close;
 pub mod colormap;
 pub mod config;
 pub mod damage;

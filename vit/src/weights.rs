@@ -151,8 +151,7 @@ impl Manifest {
     }
 }
 
-/// Longest model name accepted: it becomes two file names and a label in the page's list.
-pub const MAX_NAME_LEN: usize = 100;
+pub use crate::error::MAX_NAME_LEN;
 
 /// The one rule for a model's name, which becomes `NAME.json` and `NAME.bpk`: ASCII letters,
 /// digits, '-', '_' and '.', starting with a letter or digit (a leading '.' would make hidden

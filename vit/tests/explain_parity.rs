@@ -4,16 +4,20 @@
 //! `relevance.image0.class4`). The attention maps there come from timm's own probabilities, the
 //! relevance from PyTorch's autograd through timm's model.
 
+#[path = "../../tests/support/close.rs"]
+mod close;
+
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use close::{Tolerance, assert_close, assert_differ};
 use vit::explain::{Heads, Method, Query, Relevance, Token, explain, gradient_weighted_attention};
 use vit::inference::{split_attention, stack_attention};
 use vit::rollout::AttentionMaps;
 use vit::weights::{import_timm, infer_timm_config, safetensors_shapes};
 use vit::{Pooling, VisionTransformer};
 
-const TOL: f32 = 1e-5;
+const TOL: Tolerance = Tolerance::abs(1e-5);
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,14 +51,6 @@ fn get(all: &[(String, Vec<usize>, Vec<f32>)], name: &str) -> (Vec<usize>, Vec<f
         .find(|(n, ..)| n == name)
         .unwrap_or_else(|| panic!("no tensor {name}"));
     (shape.clone(), values.clone())
-}
-
-fn worst(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    ours.iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
 }
 
 /// `attention.layer2.headmax.token3.reverse` -> its query.
@@ -121,10 +117,11 @@ fn check_maps(name: &str, heads: usize, pooling: Pooling) {
         for (b, image) in maps.iter().enumerate() {
             let ours = explain(image, None, pooling, &query).unwrap();
             let want = &want[b * tokens..(b + 1) * tokens];
-            let w = worst(&ours.values, want);
-            assert!(
-                w <= TOL,
-                "{name} {tensor} image {b}: max abs difference {w}"
+            assert_close(
+                &format!("{name} {tensor} image {b}"),
+                want,
+                &ours.values,
+                TOL,
             );
         }
         asked += 1;
@@ -153,8 +150,12 @@ fn check_relevance(name: &str, heads: usize, pooling: Pooling, device: Device) {
             tokens: t,
             cams: cams.into_data().try_to_vec::<f32>().unwrap(),
         };
-        let w = worst(&relevance.matrix(layers), want);
-        assert!(w <= TOL, "{name} {tensor}: relevance matrix differs by {w}");
+        assert_close(
+            &format!("{name} {tensor}: relevance matrix"),
+            want,
+            &relevance.matrix(layers),
+            TOL,
+        );
 
         // The map is the row of R - I the classifier reads.
         let query = Query {
@@ -176,16 +177,22 @@ fn check_relevance(name: &str, heads: usize, pooling: Pooling, device: Device) {
                     / rows.len() as f32
             })
             .collect();
-        let w = worst(&map.values, &want_row);
-        assert!(w <= TOL, "{name} {tensor}: relevance map differs by {w}");
+        assert_close(
+            &format!("{name} {tensor}: relevance map"),
+            &want_row,
+            &map.values,
+            TOL,
+        );
         by_image[b].push((class, map.values));
     }
     // Two classes per image, and the maps depend on which one is asked about.
     for (b, classes) in by_image.iter().enumerate() {
         assert_eq!(classes.len(), 2, "{name} image {b}");
-        assert!(
-            worst(&classes[0].1, &classes[1].1) > 1e-3,
-            "{name} image {b}: relevance does not depend on the class"
+        assert_differ(
+            &format!("{name} image {b}: relevance for two classes (it must depend on the class)"),
+            &classes[0].1,
+            &classes[1].1,
+            Tolerance::abs(1e-3),
         );
     }
 }

@@ -1,13 +1,17 @@
 //! `pos_embed` resampled to another grid, against timm's `resample_abs_pos_embed` on the same
 //! input (tests/fixtures/make_pos_embed_reference.py wrote both).
 
+#[path = "../../tests/support/close.rs"]
+mod close;
+
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use close::{Tolerance, assert_close};
 use vit::pos_embed::{Resample, resample_abs_pos_embed};
 
 /// PyTorch sums in f32 too; what is left is the order of a few additions.
-const TOL: f32 = 1e-5;
+const TOL: Tolerance = Tolerance::abs(1e-5);
 
 fn reference(name: &str) -> (Vec<usize>, Vec<f32>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,12 +47,7 @@ fn resampled_positions_match_timm() {
             let (want_shape, want) = reference(&format!("{name}_{suffix}"));
             assert_eq!(ours.dims().to_vec(), want_shape, "{name} {suffix}");
             let ours = ours.into_data().try_into_vec_as::<f32>().unwrap();
-            let worst = ours
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(worst <= TOL, "{name} {suffix}: max abs difference {worst}");
+            assert_close(&format!("{name} {suffix}"), &want, &ours, TOL);
             assert_eq!(
                 ours[..8],
                 input[..8],

@@ -1,9 +1,13 @@
 //! Parity with timm itself: the fixtures are a tiny random timm ViT, an input, and timm's
 //! logits and attention probabilities, all written by `tests/fixtures/make_timm_reference.py`.
 
+#[path = "../../tests/support/close.rs"]
+mod close;
+
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use close::Tolerance;
 use vit::inference::split_attention;
 use vit::rollout::HeadFusion;
 use vit::weights::{
@@ -11,7 +15,7 @@ use vit::weights::{
 };
 use vit::{Pooling, VisionTransformer};
 
-const TOL: f32 = 1e-4;
+const TOL: Tolerance = Tolerance::abs(1e-4);
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,14 +47,9 @@ impl Reference {
     }
 }
 
+/// Ours against timm's, within [`TOL`].
 fn assert_close(what: &str, ours: &[f32], theirs: &[f32]) {
-    assert_eq!(ours.len(), theirs.len(), "{what}: length");
-    let worst = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= TOL, "{what}: max abs difference {worst} > {TOL}");
+    close::assert_close(what, theirs, ours, TOL);
 }
 
 fn read(t: Tensor<2>) -> Vec<f32> {
