@@ -36,6 +36,8 @@
 //! `page_teaches_new_classes_in_headless_chromium` (tests/browser/teach.rs) checks the Teach
 //! panel in a session of its own.
 
+#[path = "support/close.rs"]
+mod close;
 #[path = "browser/server.rs"]
 mod server;
 #[path = "browser/teach.rs"]
@@ -47,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use close::{Tolerance, assert_close};
 use serde_json::{Value, json};
 use webdriver::{Driver, Session};
 
@@ -137,14 +140,11 @@ fn assert_same_answer(page: &Value, cli: &Answer, what: &str) {
         assert_eq!(p.0, c.0, "{what}: label of class {}", c.1);
     }
     assert_eq!(probs.len(), cli.1.len(), "{what}: number of classes");
-    let worst = probs
-        .iter()
-        .zip(&cli.1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    assert!(
-        worst <= TOLERANCE,
-        "{what}: probabilities differ from trainer predict by up to {worst:.2e} (> {TOLERANCE:e})"
+    let worst = assert_close(
+        &format!("{what}: the page's probabilities against trainer predict's"),
+        &cli.1,
+        &probs,
+        Tolerance::abs(TOLERANCE),
     );
     println!("{what}: same top-5 as trainer predict, max |Δp| = {worst:.1e}");
 }
@@ -1296,14 +1296,11 @@ fn assert_same_map(page: &Value, cli: &[f64], what: &str) {
         .map(|x| x.as_f64().unwrap_or(f64::NAN))
         .collect();
     assert_eq!(ours.len(), cli.len(), "{what}: number of tokens");
-    let worst = ours
-        .iter()
-        .zip(cli)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    assert!(
-        worst <= 1e-5,
-        "{what}: the page's map differs from trainer explain --json by {worst:.2e}"
+    let worst = assert_close(
+        &format!("{what}: the page's map against trainer explain --json's"),
+        cli,
+        &ours,
+        Tolerance::abs(1e-5),
     );
     println!("{what}: the page's map is trainer explain's, max |Δ| = {worst:.1e}");
 }

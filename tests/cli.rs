@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/close.rs"]
+mod close;
 #[path = "support/skips.rs"]
 mod skips;
+use close::{Tolerance, assert_close, assert_differ};
 use skips::skip;
 
 fn trainer() -> Command {
@@ -114,7 +117,12 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
         assert_eq!(probs.len(), 5);
         assert_eq!(answer["logits"].as_array().unwrap().len(), 5);
         let sum: f64 = probs.iter().map(|p| p.as_f64().unwrap()).sum();
-        assert!((sum - 1.0).abs() < 1e-4);
+        assert_close(
+            "the probabilities' sum",
+            &[1.0],
+            &[sum],
+            Tolerance::abs(1e-4),
+        );
         let top = answer["top"].as_array().unwrap();
         assert_eq!(top.len(), 3);
         assert!(top[0]["prob"].as_f64() >= top[1]["prob"].as_f64());
@@ -174,19 +182,17 @@ fn predict_and_patches_take_the_square_to_look_at() {
     let cropped = probs(&["--crop", &crop, wide.to_str().unwrap()]);
     let cut_out = probs(&[part.to_str().unwrap()]);
     let centre = probs(&[wide.to_str().unwrap()]);
-    let diff = |a: &[f64], b: &[f64]| {
-        a.iter()
-            .zip(b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max)
-    };
-    assert!(
-        diff(&cropped, &cut_out) < 1e-6,
-        "{cropped:?} vs {cut_out:?}"
+    assert_close(
+        "the square against it cut out",
+        &cut_out,
+        &cropped,
+        Tolerance::abs(1e-6),
     );
-    assert!(
-        diff(&cropped, &centre) > 1e-6,
-        "the square changed nothing: {cropped:?}"
+    assert_differ(
+        "the square against the centre (it must change the answer)",
+        &centre,
+        &cropped,
+        Tolerance::abs(1e-6),
     );
 
     let sheet = dir.path().join("sheet.png");
@@ -472,7 +478,12 @@ fn train_publish_predict_end_to_end() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(models.join("shapes.json")).unwrap())
             .unwrap();
-    assert!((manifest["metrics"]["top1"].as_f64().unwrap() - top1).abs() < 1e-12);
+    assert_close(
+        "the manifest's top-1",
+        &[top1],
+        &[manifest["metrics"]["top1"].as_f64().unwrap()],
+        Tolerance::abs(1e-12),
+    );
     assert_eq!(manifest["labels"][3], "green-disk");
     // What the page shows every visitor names no place on this machine's disk: the data and
     // the run appear by their folders' names.
@@ -673,9 +684,11 @@ fn a_bf16_run_learns_and_publishes_f32_weights() {
         .and_then(|s| s.split('%').next())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no top-1 in {out}"));
-    assert!(
-        (measured / 100.0 - top1).abs() < 0.1,
-        "{measured}% vs {top1}"
+    assert_close(
+        "eval's top-1 against the manifest's",
+        &[top1],
+        &[measured / 100.0],
+        Tolerance::abs(0.1),
     );
 }
 
@@ -822,9 +835,12 @@ fn ctrl_c_mid_epoch_then_resume_finishes_the_run() {
         // epoch, train_loss, train_acc, test_loss, top1, top5, lr
         assert_eq!(x[0], y[0]);
         assert_eq!(x[6], y[6], "the schedule is the same");
-        for k in 1..6 {
-            assert!((x[k] - y[k]).abs() < 0.02, "column {k}: {x:?} vs {y:?}");
-        }
+        assert_close(
+            &format!("columns 1-5 (train loss to top-5): {x:?} vs {y:?}"),
+            &x[1..6],
+            &y[1..6],
+            Tolerance::abs(0.02),
+        );
     }
 }
 
@@ -1093,14 +1109,11 @@ mod gpu_path {
             };
             assert!(o.status.success(), "{device}: {}", text(&o));
             let got = logits(&o);
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(
-                worst <= 1e-4,
-                "{device}: logits differ by {worst}: {want:?} vs {got:?}"
+            assert_close(
+                &format!("{device}'s logits against the CPU's"),
+                &want,
+                &got,
+                Tolerance::abs(1e-4),
             );
         }
         let Some(o) = run_on_vulkan(
@@ -1649,10 +1662,6 @@ mod explain {
         (tokens, v)
     }
 
-    fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
-    }
-
     #[test]
     fn attention_rows_columns_and_rollout() {
         let (_dir, model, photo) = setup();
@@ -1662,7 +1671,12 @@ mod explain {
             &["--layer", "2", "--head", "1", "--token", "5"],
         );
         assert_eq!(row.len(), 17);
-        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row:?}");
+        assert_close(
+            &format!("the row's sum {row:?}"),
+            &[1.0],
+            &[row.iter().sum::<f64>()],
+            Tolerance::abs(1e-5),
+        );
         let grid = v["grid"].as_array().unwrap();
         assert_eq!(grid.len(), 4);
         assert_eq!(
@@ -1706,10 +1720,12 @@ mod explain {
             &["--layer", "2", "--head", "max", "--token", "5"],
         );
         let (mean, _) = ask(&model, &photo, &["--layer", "2", "--token", "5"]);
-        for j in 0..17 {
-            assert!((max[j] - row[j].max(h2[j])).abs() < 1e-7, "{j}");
-            assert!((mean[j] - (row[j] + h2[j]) / 2.0).abs() < 1e-6, "{j}");
-        }
+        assert_eq!((max.len(), mean.len(), h2.len()), (17, 17, 17));
+        let (most, middle): (Vec<f64>, Vec<f64>) = (0..17)
+            .map(|j| (row[j].max(h2[j]), (row[j] + h2[j]) / 2.0))
+            .unzip();
+        assert_close("max-fused heads", &most, &max, Tolerance::abs(1e-7));
+        assert_close("mean-fused heads", &middle, &mean, Tolerance::abs(1e-6));
 
         // Rollout through layer 1 from the class token is (A + I) / 2's first row, A the mean
         // of the heads (each row of A + I sums to 2).
@@ -1718,7 +1734,7 @@ mod explain {
         let want: Vec<f64> = (0..17)
             .map(|j| (a[j] + if j == 0 { 1.0 } else { 0.0 }) / 2.0)
             .collect();
-        assert!(close(&r, &want, 1e-6), "{r:?} vs {want:?}");
+        assert_close("rollout through layer 1", &want, &r, Tolerance::abs(1e-6));
     }
 
     #[test]
@@ -1746,7 +1762,12 @@ mod explain {
         let label = p["top"][4]["label"].as_str().unwrap();
         let (other, v) = ask(&model, &photo, &["--method", "relevance", "--class", label]);
         assert_eq!(v["class"]["index"].as_u64(), Some(last));
-        assert!(!close(&default, &other, 1e-4), "{default:?} vs {other:?}");
+        assert_differ(
+            "the top class's relevance against the fifth's",
+            &default,
+            &other,
+            Tolerance::abs(1e-4),
+        );
         assert!(
             default.iter().all(|&x| x >= 0.0) && default[1..].iter().any(|&x| x > 0.0),
             "{default:?}"

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::close::{Tolerance, assert_close};
 use super::webdriver::{Driver, Session, base64_decode};
 use super::{
     Answer, BROWSER, Shots, Tools, chromium_args, cli_predict, first_result, predictions, probs_of,
@@ -213,13 +214,13 @@ fn save_pair(s: &Session, dir: &Path) -> (PathBuf, Value) {
 fn assert_same(page: &Value, cli: &Answer, what: &str) {
     let order = |t: &[(String, u64, f64)]| t.iter().map(|r| r.1).collect::<Vec<_>>();
     assert_eq!(order(&top_of(page)), order(&cli.0), "{what}: top classes");
-    let worst = probs_of(page)
-        .iter()
-        .zip(&cli.1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
     assert_eq!(probs_of(page).len(), cli.1.len(), "{what}: classes");
-    assert!(worst <= SAME, "{what}: |Δp| {worst:.1e} > {SAME:e}");
+    let worst = assert_close(
+        &format!("{what}: the page's probabilities against trainer predict's"),
+        &cli.1,
+        &probs_of(page),
+        Tolerance::abs(SAME),
+    );
     println!("{what}: trainer predict's top-5, max |Δp| = {worst:.1e}");
 }
 
