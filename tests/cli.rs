@@ -148,6 +148,39 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
     );
 }
 
+/// A CPU run says nothing that reads like a failure: no Vulkan loader or Wayland noise
+/// ("error: XDG_RUNTIME_DIR is invalid or not set") on a machine without a display, from
+/// `--device cpu` or from `--device auto` (the default) listing adapters before it settles.
+#[test]
+fn a_cpu_run_prints_no_graphics_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let png = dir.path().join("photo.png");
+    write_image(&png, 40, 30, image::ImageFormat::Png);
+    for device in ["cpu", "auto"] {
+        let o = trainer()
+            .args(["predict", "--model", &model, "--device", device])
+            .arg(&png)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY")
+            .env_remove("NODEVICE_SELECT")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{device}: {}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let noise: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("XDG_RUNTIME_DIR") || l.to_lowercase().contains("error"))
+            .collect();
+        assert!(
+            noise.is_empty(),
+            "--device {device}: {noise:?}\n{}",
+            text(&o)
+        );
+    }
+}
+
 /// `--crop x,y,size` picks the square the model sees: a square of the image alone gives what
 /// that square cut out as its own file gives, and a square that does not fit is refused.
 #[test]

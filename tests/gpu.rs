@@ -45,6 +45,13 @@ fn gpu() -> Result<&'static Device, &'static str> {
             // loader or other thread of this binary reads the environment for it.
             unsafe { std::env::set_var("VK_ICD_FILENAMES", SWIFTSHADER_ICD) };
         }
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        if !(set("WAYLAND_DISPLAY") || set("DISPLAY") || set("MESA_VK_DEVICE_SELECT")) {
+            // As the trainer does (trainer/src/device.rs, quiet_vulkan_loader): with no display,
+            // Mesa's device-selection layer has nothing to choose and only prints Wayland's
+            // "XDG_RUNTIME_DIR is invalid" error. SAFETY: as above.
+            unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+        }
         Device::wgpu_options()
             .graphics_api(WgpuBackend::Vulkan)
             .init()
