@@ -83,7 +83,8 @@ fn samples(image_size: usize, norm: &vit::Normalization, device: &Device) -> Ten
         .iter()
         .map(|f| {
             let bytes = std::fs::read(repo("www/samples").join(f)).unwrap();
-            prepare(&bytes, image_size as u32, norm).unwrap().chw
+            let pre = vit::preprocess::Preprocess::new(image_size as u32, *norm);
+            prepare(&bytes, &pre).unwrap().chw
         })
         .collect();
     let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();

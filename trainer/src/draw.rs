@@ -157,14 +157,17 @@ fn label(img: &mut RgbImage, x: u32, y: u32, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vit::preprocess::{Normalization, prepare_decoded};
+    use vit::preprocess::{Normalization, Preprocess, prepare_decoded};
 
     fn sheet_for(image_size: usize, patch_size: usize) -> RgbImage {
         let config = VitConfig::new()
             .with_image_size(image_size)
             .with_patch_size(patch_size);
         let photo = RgbImage::from_fn(300, 200, |x, y| Rgb([x as u8, y as u8, 7]));
-        let prepared = prepare_decoded(photo, image_size as u32, &Normalization::CIFAR10);
+        let prepared = prepare_decoded(
+            photo,
+            &Preprocess::new(image_size as u32, Normalization::CIFAR10),
+        );
         patch_sheet(&prepared, &config)
     }
 
@@ -189,7 +192,8 @@ mod tests {
         let photo = RgbImage::from_fn(size as u32, size as u32, |x, y| {
             Rgb([(x * 8) as u8, (y * 8) as u8, ((x * 3 + y * 5) * 2) as u8])
         });
-        let prepared = prepare_decoded(photo, size as u32, &Normalization::CIFAR10);
+        let prepared =
+            prepare_decoded(photo, &Preprocess::new(size as u32, Normalization::CIFAR10));
         let sheet = patch_sheet(&prepared, &config);
         let g = config.grid_size() as u32;
         let (gap, cell) = token_layout(g, p as u32);

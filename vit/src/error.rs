@@ -63,6 +63,10 @@ pub enum VitError {
     #[error("weights file error: {0}")]
     Weights(String),
 
+    /// A model on the Hugging Face hub (`crate::hub`): its name, or what its config.json says.
+    #[error("{0}")]
+    Hub(String),
+
     /// Teaching new classes (`crate::teach`): what to change, in the person's words.
     #[error("{0}")]
     Teach(String),

@@ -4,7 +4,8 @@
 //! - [`config`]: the serialisable [`VitConfig`] and its validation.
 //! - [`model`]: the [`VisionTransformer`] (timm's layout and names), with a fused-attention
 //!   forward and one that also returns every layer's attention probabilities.
-//! - [`preprocess`]: any image bytes -> the normalised square the model sees.
+//! - [`preprocess`]: any image bytes -> the normalised square the model sees, cut as timm's
+//!   eval transform cuts it; [`resample`]: resizing exactly as Pillow does.
 //! - [`damage`]: whether image bytes were cut off (decoders show what they could read).
 //! - [`patches`]: where each patch is, for drawing.
 //! - [`rollout`]: attention rollout and per-head class-token maps.
@@ -13,6 +14,7 @@
 //! - [`inference`]: probabilities, top-k, attention read-back helpers.
 //! - [`kernels`]: vectorised CPU kernels (GELU, attention) that inference on Flex runs.
 //! - [`weights`]: model pairs (`NAME.json` manifest + `NAME.bpk` burnpack) and timm exchange.
+//! - [`hub`]: timm models on the Hugging Face hub: names, URLs, what a repo's config.json says.
 //! - [`pos_embed`]: position embeddings resampled to another patch grid, as timm does.
 //! - [`transfer`]: fine-tuning: a new head, another image size, freezing, layer-wise decay.
 //! - [`teach`]: new classes from a few photos each (the page's Teach panel): features once,
@@ -26,12 +28,14 @@ pub mod config;
 pub mod damage;
 pub mod error;
 pub mod explain;
+pub mod hub;
 pub mod inference;
 pub mod kernels;
 pub mod model;
 pub mod patches;
 pub mod pos_embed;
 pub mod preprocess;
+pub mod resample;
 pub mod rng;
 pub mod rollout;
 pub mod teach;

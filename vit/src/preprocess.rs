@@ -6,21 +6,25 @@
 //! 2. apply the EXIF orientation, so a phone photo is upright;
 //! 3. flatten to 8-bit RGB: alpha is composited onto white (transparent logos look as they do on
 //!    a page), grayscale, palette and 16-bit images are converted;
-//! 4. resize so the *shorter* side equals the model's image size (Catmull-Rom, which low-pass
-//!    filters when shrinking), then crop the centre square: the whole height of a landscape
-//!    photo is kept, and its left and right edges are cut. Or, when a person chose the square
-//!    ([`Crop`]: `--crop x,y,size` in the CLI, the draggable square on the page), cut that
-//!    square out first and resize it to the model's size;
+//! 4. resize and crop as timm's eval transform does ([`Resize`]: `resolve_data_config` +
+//!    `create_transform`): the *shorter* side to `image_size / crop_pct` with the model's
+//!    filter, exactly as Pillow resizes ([`crate::resample`]), then the centre square of
+//!    `image_size`. With `crop_pct` 1 (Vitrine's own models) the whole height of a landscape
+//!    photo is kept and its left and right edges are cut. Or, when a person chose the square
+//!    ([`Crop`]: `--crop x,y,size` in the CLI, the draggable square on the page), that square
+//!    is the region read: it is cut out and resized to the model's size;
 //! 5. scale to [0, 1] and normalise each channel with the mean and std from the model manifest.
+//!
+//! [`Preprocess`] holds all of it for one model (`Manifest::preprocess`).
 
 use std::io::Cursor;
 use std::str::FromStr;
 
 use burn::prelude::*;
-use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImage, RgbaImage};
 
 use crate::error::{Result, VitError};
+use crate::resample::{Interpolation, resize, resize_window};
 
 /// Larger sides are refused: no photo a person drops on a page is this big, a bomb is.
 pub const MAX_SIDE: u32 = 16_384;
@@ -214,41 +218,115 @@ fn flatten_to_rgb(img: DynamicImage) -> RgbImage {
     })
 }
 
-/// The `size` x `size` view the model sees: shorter side resized to `size`, centre cropped.
-pub fn fit_square(img: &RgbImage, size: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    if w == size && h == size {
-        return img.clone();
+/// How timm's eval transform fits an image into the model's square (`pretrained_cfg.crop_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CropMode {
+    /// Shorter side to `size / crop_pct`, keeping the aspect ratio, then the centre square.
+    #[default]
+    Center,
+    /// Both sides to `size / crop_pct`, squashing the aspect ratio, then the centre square.
+    Squash,
+}
+
+impl CropMode {
+    /// timm's name for it, or `None` for a mode Vitrine does not do (`border`).
+    pub fn from_timm(name: &str) -> Option<Self> {
+        match name {
+            "center" => Some(Self::Center),
+            "squash" => Some(Self::Squash),
+            _ => None,
+        }
     }
-    let (nw, nh) = if w <= h {
-        (
-            size,
-            ((h as u64 * size as u64 + w as u64 / 2) / w as u64).max(size as u64) as u32,
-        )
-    } else {
-        (
-            ((w as u64 * size as u64 + h as u64 / 2) / h as u64).max(size as u64) as u32,
-            size,
-        )
-    };
-    let resized = image::imageops::resize(img, nw, nh, FilterType::CatmullRom);
-    image::imageops::crop_imm(&resized, (nw - size) / 2, (nh - size) / 2, size, size).to_image()
+}
+
+/// timm's eval resize and crop (`transforms_imagenet_eval`), as a model manifest records it.
+/// The default, crop 1 with Pillow's bicubic filter, is what Vitrine's own models use.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Resize {
+    /// The share of the resized image the crop keeps: the shorter side becomes
+    /// `floor(image_size / crop_pct)` (timm's `crop_pct`).
+    pub crop_pct: f64,
+    pub crop_mode: CropMode,
+    pub interpolation: Interpolation,
+}
+
+impl Default for Resize {
+    fn default() -> Self {
+        Self {
+            crop_pct: 1.0,
+            crop_mode: CropMode::Center,
+            interpolation: Interpolation::Bicubic,
+        }
+    }
+}
+
+impl Resize {
+    /// Checks the numbers, naming what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.crop_pct.is_finite() && self.crop_pct > 0.0 && self.crop_pct <= 1.0) {
+            return Err(VitError::InvalidConfig(format!(
+                "crop_pct {} must be in (0, 1]",
+                self.crop_pct
+            )));
+        }
+        Ok(())
+    }
+
+    /// The side timm resizes to before cropping `size`: `math.floor(size / crop_pct)`.
+    pub fn scale_size(&self, size: u32) -> u32 {
+        ((size as f64 / self.crop_pct).floor() as u32).max(size)
+    }
+
+    /// The `size` x `size` view the model sees, and the square of `img` it shows.
+    pub fn view(&self, img: &RgbImage, size: u32) -> (RgbImage, CropBox) {
+        let (w, h) = img.dimensions();
+        let scale = self.scale_size(size);
+        // torchvision's Resize(int): the shorter side to `scale`, the longer one truncated.
+        let (nw, nh) = match self.crop_mode {
+            CropMode::Squash => (scale, scale),
+            CropMode::Center if w <= h => (scale, (scale as u64 * h as u64 / w as u64) as u32),
+            CropMode::Center => ((scale as u64 * w as u64 / h as u64) as u32, scale),
+        };
+        // torchvision's CenterCrop rounds half to even (Python's round).
+        let offset = |from: u32| ((from - size) as f64 / 2.0).round_ties_even() as u32;
+        let (left, top) = (offset(nw), offset(nh));
+        // Only the crop is computed: the same bytes, in memory bounded by the model's size.
+        let view = resize_window(img, nw, nh, (left, top, size, size), self.interpolation);
+        let region = match self.crop_mode {
+            CropMode::Center => {
+                let to_original = w.min(h) as f32 / scale as f32;
+                CropBox {
+                    x: left as f32 * w as f32 / nw as f32,
+                    y: top as f32 * h as f32 / nh as f32,
+                    side: size as f32 * to_original,
+                }
+            }
+            // The model sees the whole (shrunk) image squashed: drawn as its centre square.
+            CropMode::Squash => CropBox::centre_square(w, h),
+        };
+        (view, region)
+    }
+}
+
+/// The `size` x `size` view Vitrine's own models see: shorter side resized to `size`, centre
+/// cropped.
+pub fn fit_square(img: &RgbImage, size: u32) -> RgbImage {
+    Resize::default().view(img, size).0
 }
 
 /// The `size` x `size` view of a chosen square: cut out first, then resized (only the square's
 /// pixels are filtered, so dragging the square over a large photo stays cheap).
-pub fn crop_square(img: &RgbImage, crop: Crop, size: u32) -> Result<RgbImage> {
+pub fn crop_square(
+    img: &RgbImage,
+    crop: Crop,
+    size: u32,
+    interpolation: Interpolation,
+) -> Result<RgbImage> {
     let c = crop.check(img.width(), img.height())?;
     let square = image::imageops::crop_imm(img, c.x, c.y, c.size, c.size).to_image();
-    if c.size == size {
-        return Ok(square);
-    }
-    Ok(image::imageops::resize(
-        &square,
-        size,
-        size,
-        FilterType::CatmullRom,
-    ))
+    Ok(resize(&square, size, size, interpolation))
 }
 
 /// Largest per-channel standard deviation (0-255 scale) of a square called blank: a flat
@@ -303,6 +381,25 @@ impl Normalization {
     }
 }
 
+/// Everything that turns a photo into one model's input, from its manifest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    pub image_size: u32,
+    pub resize: Resize,
+    pub norm: Normalization,
+}
+
+impl Preprocess {
+    /// Vitrine's own models' preprocessing ([`Resize::default`]) at `image_size`.
+    pub fn new(image_size: u32, norm: Normalization) -> Self {
+        Self {
+            image_size,
+            resize: Resize::default(),
+            norm,
+        }
+    }
+}
+
 /// A user's image, ready for the model and for drawing.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -316,31 +413,25 @@ pub struct Prepared {
     pub chw: Vec<f32>,
 }
 
-/// Decodes, orients, flattens, fits and normalises an image for a model of `image_size`.
-pub fn prepare(bytes: &[u8], image_size: u32, norm: &Normalization) -> Result<Prepared> {
-    prepare_cropped(bytes, image_size, norm, None)
+/// Decodes, orients, flattens, fits and normalises an image for a model.
+pub fn prepare(bytes: &[u8], pre: &Preprocess) -> Result<Prepared> {
+    prepare_cropped(bytes, pre, None)
 }
 
-/// As [`prepare`], with the model's view taken from `crop` (the centre square when `None`).
-pub fn prepare_cropped(
-    bytes: &[u8],
-    image_size: u32,
-    norm: &Normalization,
-    crop: Option<Crop>,
-) -> Result<Prepared> {
+/// As [`prepare`], with the model's view taken from `crop` (timm's centre crop when `None`).
+pub fn prepare_cropped(bytes: &[u8], pre: &Preprocess, crop: Option<Crop>) -> Result<Prepared> {
     let original = decode_image(bytes)?;
-    let mut prepared = prepare_decoded(original, image_size, norm);
+    let mut prepared = prepare_decoded(original, pre);
     if crop.is_some() {
-        prepared.set_crop(crop, image_size, norm)?;
+        prepared.set_crop(crop, pre)?;
     }
     Ok(prepared)
 }
 
 /// As [`prepare`], from pixels that are already decoded (datasets stored as raw RGB).
-pub fn prepare_decoded(original: RgbImage, image_size: u32, norm: &Normalization) -> Prepared {
-    let crop = CropBox::centre_square(original.width(), original.height());
-    let model_view = fit_square(&original, image_size);
-    let chw = normalised(&model_view, norm);
+pub fn prepare_decoded(original: RgbImage, pre: &Preprocess) -> Prepared {
+    let (model_view, crop) = pre.resize.view(&original, pre.image_size);
+    let chw = normalised(&model_view, &pre.norm);
     Prepared {
         original,
         crop,
@@ -356,24 +447,18 @@ fn normalised(view: &RgbImage, norm: &Normalization) -> Vec<f32> {
 }
 
 impl Prepared {
-    /// Takes the model's view from another square of the same original (`None`: the centre
-    /// square, exactly as [`prepare`] takes it). A square outside the image is refused and
+    /// Takes the model's view from another square of the same original (`None`: timm's centre
+    /// crop, exactly as [`prepare`] takes it). A square outside the image is refused and
     /// leaves everything as it was.
-    pub fn set_crop(
-        &mut self,
-        crop: Option<Crop>,
-        image_size: u32,
-        norm: &Normalization,
-    ) -> Result<()> {
-        let (w, h) = self.original.dimensions();
-        let (region, view) = match crop {
-            None => (
-                CropBox::centre_square(w, h),
-                fit_square(&self.original, image_size),
+    pub fn set_crop(&mut self, crop: Option<Crop>, pre: &Preprocess) -> Result<()> {
+        let (view, region) = match crop {
+            None => pre.resize.view(&self.original, pre.image_size),
+            Some(c) => (
+                crop_square(&self.original, c, pre.image_size, pre.resize.interpolation)?,
+                c.as_box(),
             ),
-            Some(c) => (c.as_box(), crop_square(&self.original, c, image_size)?),
         };
-        self.chw = normalised(&view, norm);
+        self.chw = normalised(&view, &pre.norm);
         self.crop = region;
         self.model_view = view;
         Ok(())
@@ -412,6 +497,62 @@ mod tests {
         assert_eq!(fit.get_pixel(16, 16).0, [0, 255, 0]);
         let crop = CropBox::centre_square(96, 32);
         assert_eq!((crop.x, crop.y, crop.side), (32.0, 0.0, 32.0));
+    }
+
+    #[test]
+    fn timm_crop_reads_the_centre_of_the_resized_photo() {
+        // 300 x 200 at 32 px with crop_pct 0.875: shorter side to floor(32 / 0.875) = 36,
+        // so 54 x 36, then the centre 32 x 32 from (11, 2) (Python rounds 11.0 and 2.0).
+        let img = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let resize = Resize {
+            crop_pct: 0.875,
+            ..Resize::default()
+        };
+        assert_eq!(resize.scale_size(32), 36);
+        let (view, region) = resize.view(&img, 32);
+        assert_eq!(view.dimensions(), (32, 32));
+        let whole = resize_window(&img, 54, 36, (0, 0, 54, 36), Interpolation::Bicubic);
+        assert_eq!(
+            view,
+            image::imageops::crop_imm(&whole, 11, 2, 32, 32).to_image()
+        );
+        // The region in the photo's pixels: 11 of 54 columns in, 32 / 36 of the height.
+        assert!((region.x - 11.0 * 300.0 / 54.0).abs() < 1e-3, "{region:?}");
+        assert!(
+            (region.side - 32.0 * 200.0 / 36.0).abs() < 1e-3,
+            "{region:?}"
+        );
+        // Half-pixel offsets round to even, as Python's round does: 39 - 32 = 7 -> 3.5 -> 4.
+        let odd = RgbImage::new(39 * 10, 32 * 10);
+        let (_, r) = Resize::default().view(&odd, 32);
+        assert!((r.x - 4.0 * 10.0).abs() < 1e-3, "{r:?}");
+    }
+
+    #[test]
+    fn a_very_long_photo_costs_only_the_crop() {
+        // 1 x 16384 upscaled to 256 x 4,194,304 would be 3 GB; only the crop is computed.
+        let img = RgbImage::from_fn(1, 16_384, |_, y| image::Rgb([(y % 256) as u8, 0, 0]));
+        let resize = Resize {
+            crop_pct: 0.875,
+            ..Resize::default()
+        };
+        let (view, _) = resize.view(&img, 224);
+        assert_eq!(view.dimensions(), (224, 224));
+    }
+
+    #[test]
+    fn squash_ignores_the_aspect_ratio() {
+        // Left half black, right half white, 400 x 100: squashed, the halves stay halves.
+        let img = RgbImage::from_fn(400, 100, |x, _| {
+            image::Rgb([if x < 200 { 0 } else { 255 }; 3])
+        });
+        let resize = Resize {
+            crop_mode: CropMode::Squash,
+            ..Resize::default()
+        };
+        let (view, _) = resize.view(&img, 16);
+        assert_eq!(view.get_pixel(2, 8).0, [0; 3]);
+        assert_eq!(view.get_pixel(13, 8).0, [255; 3]);
     }
 
     #[test]
@@ -480,10 +621,10 @@ mod tests {
         let img = RgbImage::from_fn(40, 20, |x, _| {
             image::Rgb(if x < 20 { [255, 0, 0] } else { [0, 0, 255] })
         });
-        let mut p = prepare_decoded(img, 8, &Normalization::INCEPTION);
+        let pre = Preprocess::new(8, Normalization::INCEPTION);
+        let mut p = prepare_decoded(img, &pre);
         let crop: Crop = "22, 0, 16".parse().unwrap();
-        p.set_crop(Some(crop), 8, &Normalization::INCEPTION)
-            .unwrap();
+        p.set_crop(Some(crop), &pre).unwrap();
         assert_eq!(
             p.crop,
             CropBox {
@@ -499,7 +640,7 @@ mod tests {
             "red plane is 0"
         );
         // Back to the default: the same view as `prepare` takes.
-        p.set_crop(None, 8, &Normalization::INCEPTION).unwrap();
+        p.set_crop(None, &pre).unwrap();
         assert_eq!(p.crop, CropBox::centre_square(40, 20));
         assert_eq!(p.model_view, fit_square(&p.original, 8));
     }
@@ -507,7 +648,8 @@ mod tests {
     #[test]
     fn a_square_outside_the_image_or_empty_is_refused_clearly() {
         let img = RgbImage::new(40, 20);
-        let mut p = prepare_decoded(img, 8, &Normalization::INCEPTION);
+        let pre = Preprocess::new(8, Normalization::INCEPTION);
+        let mut p = prepare_decoded(img, &pre);
         let before = p.chw.clone();
         for (crop, says) in [
             (
@@ -543,9 +685,7 @@ mod tests {
                 "wide",
             ),
         ] {
-            let e = p
-                .set_crop(Some(crop), 8, &Normalization::INCEPTION)
-                .unwrap_err();
+            let e = p.set_crop(Some(crop), &pre).unwrap_err();
             assert!(matches!(e, VitError::BadCrop(_)), "{e}");
             assert!(e.to_string().contains(says), "{crop}: {e}");
         }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Pooling, VitConfig};
 use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
-use crate::preprocess::Normalization;
+use crate::preprocess::{Normalization, Preprocess, Resize};
 
 /// Written into every manifest so a stray JSON file is not mistaken for a model.
 pub const MANIFEST_FORMAT: &str = "vitrine-model";
@@ -66,6 +66,10 @@ pub struct Manifest {
     pub config: VitConfig,
     pub labels: Vec<String>,
     pub normalization: Normalization,
+    /// How a photo is resized and cropped (timm's eval transform); manifests written before
+    /// it existed mean the default, Vitrine's own.
+    #[serde(default)]
+    pub resize: Resize,
     pub weights: WeightsFile,
     /// How the weights were made: `trainer train ...`, `timm import of FILE`, ...
     #[serde(default)]
@@ -88,6 +92,7 @@ impl Manifest {
             config,
             labels,
             normalization: norm,
+            resize: Resize::default(),
             weights: WeightsFile {
                 file: format!("{name}.bpk"),
                 sha256: String::new(),
@@ -137,6 +142,7 @@ impl Manifest {
                 m.normalization.std
             )));
         }
+        m.resize.validate().map_err(|e| bad(e.to_string()))?;
         if m.weights.file.contains(['/', '\\']) || m.weights.file.starts_with('.') {
             return Err(bad(format!(
                 "weights file '{}' must be a plain file name beside the manifest",
@@ -144,6 +150,15 @@ impl Manifest {
             )));
         }
         Ok(m)
+    }
+
+    /// Everything that turns a photo into this model's input.
+    pub fn preprocess(&self) -> Preprocess {
+        Preprocess {
+            image_size: self.config.image_size as u32,
+            resize: self.resize,
+            norm: self.normalization,
+        }
     }
 
     pub fn to_json(&self) -> String {

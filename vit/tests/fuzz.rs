@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use vit::preprocess::Preprocess;
 use vit::weights::{Manifest, load_model, model_to_bytes, sha256_hex};
 use vit::{Normalization, VitConfig};
 
@@ -108,9 +109,16 @@ fn image_bytes_to_preprocess() {
     .map(encoded)
     .to_vec();
     fuzz("image bytes -> preprocess", &seeds, |bytes| {
-        if let Ok(p) = vit::preprocess::prepare(bytes, 16, &Normalization::CIFAR10) {
-            prop_assert_eq!(p.chw.len(), 3 * 16 * 16);
-            prop_assert!(p.chw.iter().all(|v| v.is_finite()));
+        // Vitrine's own preprocessing, and timm's with a crop and another filter.
+        let own = Preprocess::new(16, Normalization::CIFAR10);
+        let mut timm = own;
+        timm.resize.crop_pct = 0.875;
+        timm.resize.interpolation = vit::resample::Interpolation::Lanczos;
+        for pre in [own, timm] {
+            if let Ok(p) = vit::preprocess::prepare(bytes, &pre) {
+                prop_assert_eq!(p.chw.len(), 3 * 16 * 16);
+                prop_assert!(p.chw.iter().all(|v| v.is_finite()));
+            }
         }
         let _ = vit::damage::truncation(bytes);
         Ok(())

@@ -59,13 +59,11 @@ fn make_picture(
     name: &str,
     chosen: Option<Crop>,
 ) -> Result<Picture, String> {
-    let m = &model.manifest;
-    let size = m.config.image_size as u32;
-    let mut prepared =
-        prepare(&bytes, size, &m.normalization).map_err(|e| image_error(name, &e))?;
+    let pre = model.manifest.preprocess();
+    let mut prepared = prepare(&bytes, &pre).map_err(|e| image_error(name, &e))?;
     if chosen.is_some() {
         prepared
-            .set_crop(chosen, size, &m.normalization)
+            .set_crop(chosen, &pre)
             .map_err(|e| image_error(name, &e))?;
     }
     let (w, h) = prepared.original.dimensions();
@@ -212,12 +210,11 @@ fn apply_crop(a: &mut App, crop: Option<Crop>) -> Result<(), String> {
     let Some(model) = a.model.clone() else {
         return Ok(());
     };
-    let m = &model.manifest;
     let Some(p) = a.picture.as_mut() else {
         return Ok(());
     };
     p.prepared
-        .set_crop(crop, m.config.image_size as u32, &m.normalization)
+        .set_crop(crop, &model.manifest.preprocess())
         .map_err(|e| image_error(&p.name, &e))?;
     p.chosen = crop;
     p.crop = scaled(p.prepared.crop, p.scale);

@@ -1,7 +1,7 @@
 //! The Teach panel's classes and photos: adding photos from files or the webcam (each cut to
 //! the current model's square at once, and only that square kept), removing photos and classes.
 
-use vit::preprocess::{Normalization, prepare, prepare_decoded};
+use vit::preprocess::{Preprocess, prepare, prepare_decoded};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{File, HtmlElement};
@@ -38,11 +38,11 @@ fn show_adding(t: &Teach) {
 }
 
 /// The model's square of one file: read, decoded and fitted, the rest dropped at once.
-async fn read_square(file: &File, size: u32, norm: &Normalization) -> Result<Vec<u8>, String> {
+async fn read_square(file: &File, pre: &Preprocess) -> Result<Vec<u8>, String> {
     let name = file.name();
     crate::images::check_size(&name, file.size())?;
     let bytes = read_file(file).await?;
-    let prepared = prepare(&bytes, size, norm)
+    let prepared = prepare(&bytes, pre)
         .map_err(|e| format!("{name} was left out: it is not an image the page can read ({e})."))?;
     Ok(prepared.model_view.into_raw())
 }
@@ -56,11 +56,9 @@ fn thumb_of(square: &[u8], side: u32) -> HtmlElement {
 async fn add_photos(app: Shared, class: u64, files: Vec<File>) -> Result<(), String> {
     let target = {
         let a = app.borrow();
-        a.model
-            .as_ref()
-            .map(|m| (m.image_size() as u32, m.manifest.normalization))
+        a.model.as_ref().map(|m| m.manifest.preprocess())
     };
-    let Some((size, norm)) = target else {
+    let Some(pre) = target else {
         let message = "The model is still loading: add photos once it is ready.".to_string();
         let mut a = app.borrow_mut();
         a.teach.error = Some(message.clone());
@@ -96,7 +94,8 @@ async fn add_photos(app: Shared, class: u64, files: Vec<File>) -> Result<(), Str
             Some(_) => {}
         }
         seen += 1;
-        let result = read_square(file, size, &norm).await;
+        let result = read_square(file, &pre).await;
+        let size = pre.image_size;
         let mut a = app.borrow_mut();
         let t = &mut a.teach;
         match result {
@@ -296,7 +295,7 @@ pub(crate) fn snap(app: &Shared) -> bool {
         return false;
     };
     let size = model.image_size() as u32;
-    let square = prepare_decoded(frame, size, &model.manifest.normalization)
+    let square = prepare_decoded(frame, &model.manifest.preprocess())
         .model_view
         .into_raw();
     let el = thumb_of(&square, size);
