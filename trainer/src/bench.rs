@@ -91,7 +91,7 @@ fn gemm_kernels() -> &'static str {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let (mut devices, device_name, cpu) = resolve_many(args.device, args.devices)?;
-    crate::training::set_precision(&mut devices, args.precision, &device_name)?;
+    crate::parallel::set_precision(&mut devices, args.precision, &device_name)?;
     crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let c = config(&args);

@@ -167,7 +167,7 @@ fn check_same_classes(model: &[String], dataset: &[String]) -> Result<()> {
 pub fn run(
     model_path: &Path,
     data_dir: &Path,
-    kind: DatasetKind,
+    kind: Option<DatasetKind>,
     device: DeviceArg,
     confusion_png: Option<&Path>,
     predictions_csv: Option<&Path>,
@@ -178,6 +178,7 @@ pub fn run(
     let replicas = Replicas::new(devices, cpu)?;
     let (manifest, model) = load_pair(model_path, &device)
         .with_context(|| format!("loading model {}", model_path.display()))?;
+    let kind = data::resolve(kind, data_dir)?;
     let data = data::load(kind, data_dir, manifest.config.image_size as u32, 0, None)?;
     check_same_classes(&manifest.labels, &data.classes)?;
     let start = std::time::Instant::now();

@@ -4,7 +4,7 @@
 //! The base model keeps everything it learned but its head: a new head is sized to the new
 //! classes, `pos_embed` is resampled when the image size differs (bicubic, as timm's
 //! `resample_abs_pos_embed`), and `--head-only`, `--last-blocks N` or `--full` says what
-//! learns. The rest is `trainer train`'s loop and run folder (training.rs): warm-up and
+//! learns. The rest is `trainer train`'s loop and run folder (training.rs, run.rs): warm-up and
 //! cosine, checkpoints, `--resume`, metrics and plots, and `trainer publish` after it. On top,
 //! layer-wise learning-rate decay as BEiT and timm fine-tune: the head learns at the full rate
 //! and each layer below at `--layer-decay` times the one above. The recipe records the base
@@ -25,7 +25,8 @@ use vit::weights::{Manifest, load_pair};
 use crate::data::{self, DatasetKind};
 use crate::device::resolve;
 use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
-use crate::training::{self, Origin, RunInfo, SessionFlags, State, TrainArgs};
+use crate::run::{RunInfo, State, create_run, refuse_existing_run, resume_files};
+use crate::training::{self, Origin, SessionFlags, TrainArgs};
 
 /// `trainer finetune`'s arguments.
 #[derive(clap::Args)]
@@ -35,14 +36,16 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// The dataset: one sub-folder of images per class (a fifth of each held out for testing),
-    /// or train/<class>/ and test/<class>/; or CIFAR's binaries with --dataset.
+    /// or train/<class>/ and test/<class>/; or CIFAR's binaries.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The run folder (created; or continued with --resume).
     #[arg(long)]
     pub run: PathBuf,
-    #[arg(long, value_enum, default_value_t = DatasetKind::Folder)]
-    pub dataset: DatasetKind,
+    /// What --data-dir holds (default: detected, class folders or CIFAR-10 or CIFAR-100
+    /// binaries).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
     /// Train the new head only: a linear probe on the base model's features.
     #[arg(long, group = "trainable")]
     pub head_only: bool,
@@ -107,7 +110,7 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
                  drop --from and the recipe flags"
             );
         }
-        training::resume_files(&args.run)?
+        resume_files(&args.run)?
     } else {
         start(&args, &device_name)?
     };
@@ -129,9 +132,10 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     let Some(data_dir) = &args.data_dir else {
         bail!("--data-dir is required for a new run");
     };
-    training::refuse_existing_run(&args.run)?;
+    refuse_existing_run(&args.run)?;
     let base = read_manifest(from)?;
-    let classes = data::class_names(args.dataset, data_dir)?;
+    let kind = data::resolve(args.dataset, data_dir)?;
+    let classes = data::class_names(kind, data_dir)?;
     if classes.len() < 2 {
         bail!(
             "{}: one class ({:?}); fine-tuning needs at least two class folders",
@@ -170,8 +174,8 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         trainable,
         layer_decay: args.layer_decay,
     });
-    let info = RunInfo::new(data_dir, args.dataset, classes, device_name, Some(from))?;
-    training::create_run(&args.run, &recipe, &info)?;
+    let info = RunInfo::new(data_dir, kind, classes, device_name, Some(from))?;
+    create_run(&args.run, &recipe, &info)?;
     eprintln!("{}", describe(&recipe, &base));
     Ok((recipe, info, State::default()))
 }
@@ -336,7 +340,7 @@ mod tests {
             let loss = model.forward(x).square().mean();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let lr = 1e-2;
-            let mut optim = training::optimizer(&recipe).unwrap();
+            let mut optim = crate::optim::optimizer(&recipe).unwrap();
             let after = values(&optim.step(origin.learning_rates(lr), model, grads));
             for ((path, a), (_, b)) in before.iter().zip(&after) {
                 let moved = a

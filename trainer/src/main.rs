@@ -16,8 +16,10 @@ mod eval;
 mod explain;
 mod finetune;
 mod loader;
+mod metrics;
 #[cfg(feature = "llvm-without-nvptx")]
 mod nvptx;
+mod optim;
 mod parallel;
 mod plots;
 mod predict;
@@ -25,6 +27,7 @@ mod progress;
 mod publish;
 mod randaugment;
 mod recipe;
+mod run;
 mod timm;
 mod training;
 
@@ -118,8 +121,10 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         data_dir: PathBuf,
-        #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
-        dataset: DatasetKind,
+        /// What --data-dir holds (default: detected, CIFAR-10 or CIFAR-100 binaries or class
+        /// folders).
+        #[arg(long, value_enum)]
+        dataset: Option<DatasetKind>,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
         /// Also draw the confusion matrix to this PNG.

@@ -11,12 +11,15 @@
 
 use std::ops::Range;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, MultiGradientsParams};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::activation::log_softmax;
 use vit::VisionTransformer;
+
+use crate::recipe::Precision;
 
 /// One batch, flattened: images `[B, 3, S, S]` and soft targets `[B, classes]`.
 pub struct Batch<'a> {
@@ -202,6 +205,40 @@ fn shard_step(
         loss: loss_value,
         predicted,
     })
+}
+
+/// Makes `precision` the devices' default float type. It must come before any tensor exists on
+/// them: burn fixes a device's defaults at its first tensor.
+pub(crate) fn set_precision(
+    devices: &mut [Device],
+    precision: Precision,
+    name: &str,
+) -> Result<()> {
+    let dtype = match precision {
+        Precision::F32 => return Ok(()),
+        Precision::Bf16 => FloatDType::BF16,
+        Precision::F16 => FloatDType::F16,
+    };
+    for i in 0..devices.len() {
+        // CPU replicas are one device: configure it once.
+        if devices[..i].contains(&devices[i]) {
+            continue;
+        }
+        if !devices[i].supports_dtype(dtype) {
+            bail!("{name} cannot compute in {precision:?}; use --precision f32");
+        }
+        devices[i]
+            .configure(dtype)
+            .map_err(|e| anyhow::anyhow!("setting {name} to {precision:?}: {e:?}"))?;
+    }
+    // A resumed optimizer state is loaded on the default device (Flex, see main) before it
+    // moves to the parameters' device: in their type too. This comes before the GPU
+    // self-check (device::check), whose tensors on Flex would fix its type at f32.
+    let mut flex = Device::flex();
+    if !devices.contains(&flex) && flex.supports_dtype(dtype) {
+        let _ = flex.configure(dtype);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Training progress for people: indicatif's live bar on a terminal, plain lines in logs (CI,
-//! `--plain`), where a redrawn line would fill the log with escape codes.
+//! `--plain`), where a redrawn line would fill the log with escape codes; and the watch on the
+//! loss that warns when a run is blowing up.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -126,6 +127,43 @@ pub fn clock(seconds: f64) -> String {
     }
 }
 
+/// Watches the training loss for a run that blows up without reaching NaN (which stops the
+/// run at once): a learning rate far too high can leave the loss in the thousands and the
+/// model at chance while every epoch still finishes.
+///
+/// The rule: the batch loss has been above [`Self::FACTOR`] times the first batch's loss of
+/// this session (or times 1, if that was lower) for [`Self::PATIENCE`] batches in a row. A
+/// fresh model's first loss is about ln(classes), what guessing costs, and a healthy run's
+/// falls from there; a noisy one spikes for a batch or two, not ten. The floor of 1 keeps a
+/// run resumed near zero loss from warning at ordinary noise. It warns once per session.
+#[derive(Default)]
+pub struct LossWatch {
+    first: Option<f64>,
+    /// Batches in a row above the threshold.
+    above: usize,
+    warned: bool,
+}
+
+impl LossWatch {
+    pub const FACTOR: f64 = 4.0;
+    pub const PATIENCE: usize = 10;
+
+    /// Records one batch's loss; returns the first loss the one time the rule is met.
+    pub fn exploded(&mut self, loss: f64) -> Option<f64> {
+        let first = *self.first.get_or_insert(loss);
+        if loss > Self::FACTOR * first.max(1.0) {
+            self.above += 1;
+        } else {
+            self.above = 0;
+        }
+        if self.above >= Self::PATIENCE && !self.warned {
+            self.warned = true;
+            return Some(first);
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +174,31 @@ mod tests {
         assert_eq!(bar(25, 20, 4), "####");
         assert_eq!(clock(59.6), "1:00");
         assert_eq!(clock(3725.0), "1:02:05");
+    }
+
+    #[test]
+    fn the_loss_watch_warns_once_after_ten_batches_far_above_the_first() {
+        let mut watch = LossWatch::default();
+        // The first loss is the reference; 4x it is the threshold (9.2 here).
+        assert_eq!(watch.exploded(2.3), None);
+        // Spikes shorter than ten batches, and a value at the threshold, do not count.
+        for _ in 0..9 {
+            assert_eq!(watch.exploded(50.0), None);
+        }
+        assert_eq!(watch.exploded(4.0 * 2.3), None);
+        for _ in 0..9 {
+            assert_eq!(watch.exploded(1e5), None);
+        }
+        assert_eq!(watch.exploded(1e5), Some(2.3), "the tenth in a row");
+        for _ in 0..100 {
+            assert_eq!(watch.exploded(1e6), None, "once only");
+        }
+        // A first loss under 1 counts as 1: a resumed run near zero loss is not flagged for
+        // losses under 4.
+        let mut watch = LossWatch::default();
+        assert_eq!(watch.exploded(0.05), None);
+        for _ in 0..20 {
+            assert_eq!(watch.exploded(3.9), None);
+        }
     }
 }

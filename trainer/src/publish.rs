@@ -13,7 +13,7 @@ use burn::prelude::Device;
 use vit::weights::{Manifest, ModelIndex, save_pair, write_atomic};
 
 use crate::eval::Evaluation;
-use crate::training::{load_run_model, read_json};
+use crate::run::{load_run_model, read_json};
 
 pub fn run(
     run_dir: &Path,

@@ -1,18 +1,20 @@
-//! `trainer train`: the training loop, its checkpoints and its record.
+//! `trainer train`, and the training loop that `finetune` runs too. The run folder it reads and
+//! writes (recipe, checkpoints, state) is run.rs's; the record of each epoch is metrics.rs's.
 //!
-//! A run folder holds everything about one run:
-//! - `recipe.json` (the resolved hyperparameters) and `run.json` (data, device, command);
-//! - `checkpoint/` (`model.bpk`, `optim.bpk`, `state.json`), replaced whole after every epoch
-//!   and on Ctrl-C, so `--resume` always finds a consistent set;
-//! - `metrics.csv`, one row per epoch, and at the end `eval.json`, `curves.png`, `confusion.png`.
+//! The loop, one function per step: [`run_with`] opens the devices ([`open_devices`]), loads
+//! the data ([`load_data`]) and builds or restores the model and optimizer ([`Trainer::start`]);
+//! then each epoch trains on every batch ([`Trainer::train_epoch`], [`Trainer::train_batch`])
+//! and ends with a test pass, a row of metrics and a checkpoint ([`Trainer::end_epoch`]); the
+//! last one also writes the run's evaluation and pictures ([`finish`]).
+//! One job, the loop and the `train` command that starts it, a little over 500 lines.
 //!
 //! Randomness is a function of (seed, epoch, batch): the data order and augmentation come from
 //! the loader's derived streams, and burn's RNG (dropout, drop path) is re-seeded before every
 //! batch. A run resumed from an epoch's end (after a kill or a crash) therefore computes
-//! exactly what the unbroken run would have, since both reload that checkpoint (see the end of
-//! the epoch loop). One resumed from a Ctrl-C mid-epoch sees the same batches and random
-//! numbers, but its reload changes Flex's tensor layouts part-way through the epoch, so its
-//! figures agree with the unbroken run's closely, not to the last bit.
+//! exactly what the unbroken run would have, since both reload that checkpoint (see
+//! [`Trainer::end_epoch`]). One resumed from a Ctrl-C mid-epoch sees the same batches and
+//! random numbers, but its reload changes Flex's tensor layouts part-way through the epoch, so
+//! its figures agree with the unbroken run's closely, not to the last bit.
 //!
 //! The loop is written by hand rather than with burn-train's `SupervisedTraining`: that learner
 //! checkpoints only at epoch ends, replays its shuffle from the start on resume, feeds workers
@@ -25,60 +27,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::FloatDType;
-use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
-use vit::weights::{apply_burnpack, model_to_bytes, write_atomic};
+use vit::rng::Rng;
 
-use crate::data::{self, DatasetKind};
+use crate::data::{self, Dataset, DatasetKind, Samples};
 use crate::device::{DeviceArg, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
 use crate::loader::Loader;
-use crate::parallel::{Batch, Replicas};
-use crate::plots::{self, EpochMetrics};
-use crate::progress::{Progress, clock};
-use crate::recipe::{Precision, Preset, Recipe, RecipeFlags};
-use vit::rng::Rng;
+use crate::metrics::{self, EpochMetrics};
+use crate::optim::{clip_global_norm, optimizer};
+use crate::parallel::{self, Replicas};
+use crate::plots;
+use crate::progress::{LossWatch, Progress, clock};
+use crate::recipe::{Preset, Recipe, RecipeFlags};
+use crate::run::{
+    RunInfo, State, create_run, load_checkpoint, refuse_existing_run, resume_files,
+    save_checkpoint, write_json,
+};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Where the data is and what ran it; kept beside the recipe.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub data_dir: PathBuf,
-    pub dataset: DatasetKind,
-    pub dataset_description: String,
-    pub classes: Vec<String>,
-    pub train_images: usize,
-    pub test_images: usize,
-    pub command: String,
-    pub device: String,
-    /// A fine-tuning run's base model manifest (`trainer finetune --from`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_model: Option<PathBuf>,
-}
-
-/// Progress through the run, saved with every checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    /// The epoch in progress (0-based); equals `epochs` when the run is complete.
-    pub epoch: usize,
-    /// The next batch of `epoch` to train on.
-    pub next_batch: usize,
-    /// Optimizer steps taken.
-    pub step: usize,
-    /// Running sums over the epoch so far.
-    pub loss_sum: f64,
-    pub correct: f64,
-    pub seen: usize,
-    /// Training time over every session of the run, evaluation excluded.
-    pub train_seconds: f64,
-}
 
 /// `trainer train`'s arguments.
 #[derive(clap::Args)]
@@ -89,8 +61,10 @@ pub struct TrainArgs {
     /// The run folder (created; or continued with --resume).
     #[arg(long)]
     pub run: PathBuf,
-    #[arg(long, value_enum, default_value_t = DatasetKind::Cifar10)]
-    pub dataset: DatasetKind,
+    /// What --data-dir holds (default: detected, CIFAR-10 or CIFAR-100 binaries or class
+    /// folders).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
     #[command(flatten)]
@@ -184,31 +158,56 @@ pub(crate) fn run_with(
     state: State,
     origin: &dyn Origin,
 ) -> Result<ExitCode> {
-    let run_dir = &args.run;
+    let (replicas, device, device_name) = open_devices(&args.session, &recipe)?;
+    let progress = Progress::new(args.session.plain);
+    if state.epoch >= recipe.epochs {
+        progress.message(&format!(
+            "{} is already complete ({} epochs)",
+            args.run.display(),
+            recipe.epochs
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (data, info) = load_data(args, &recipe, info, &device_name, &progress)?;
+    let (run, opened) = ((recipe, info, state), (replicas, device));
+    let (mut trainer, mut model) = Trainer::start(args, run, origin, opened, data, progress)?;
+    while trainer.state.epoch < trainer.recipe.epochs {
+        let Some(trained) = trainer.train_epoch(model)? else {
+            return Ok(ExitCode::from(130));
+        };
+        model = trainer.end_epoch(trained)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The devices the run trains on, in the recipe's precision and self-checked, as replicas;
+/// the first of them, whose RNG the run seeds; and their name.
+fn open_devices(session: &SessionFlags, recipe: &Recipe) -> Result<(Replicas, Device, String)> {
     // One replica per core by default on the CPU, unless dropout or stochastic depth draw random
     // numbers: replicas draw them from burn's one RNG in no fixed order, and a run must repeat.
     let m = &recipe.model;
     let deterministic = m.drop_rate == 0.0 && m.attn_drop_rate == 0.0 && m.drop_path_rate == 0.0;
     let n = if deterministic {
-        args.session.devices
+        session.devices
     } else {
-        Some(args.session.devices.unwrap_or(1))
+        Some(session.devices.unwrap_or(1))
     };
-    let (mut devices, device_name, cpu) = resolve_many(args.session.device, n)?;
-    set_precision(&mut devices, recipe.precision, &device_name)?;
+    let (mut devices, device_name, cpu) = resolve_many(session.device, n)?;
+    parallel::set_precision(&mut devices, recipe.precision, &device_name)?;
     crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
-    let replicas = Replicas::new(devices, cpu)?;
-    let mut progress = Progress::new(args.session.plain);
-    if state.epoch >= recipe.epochs {
-        progress.message(&format!(
-            "{} is already complete ({} epochs)",
-            run_dir.display(),
-            recipe.epochs
-        ));
-        return Ok(ExitCode::SUCCESS);
-    }
+    Ok((Replicas::new(devices, cpu)?, device, device_name))
+}
 
+/// The run's data, which must still have the classes the run started with; `run.json` is
+/// rewritten with what was found.
+fn load_data(
+    args: &TrainArgs,
+    recipe: &Recipe,
+    info: RunInfo,
+    device_name: &str,
+    progress: &Progress,
+) -> Result<(Dataset, RunInfo)> {
     let data = data::load(
         info.dataset,
         &info.data_dir,
@@ -222,22 +221,19 @@ pub(crate) fn run_with(
             info.data_dir.display()
         );
     }
-    let num_classes = data.classes.len();
-    let train = Arc::new(data.train);
-    let test = Arc::new(data.test);
     let info = RunInfo {
         dataset_description: data.description.clone(),
-        train_images: train.len(),
-        test_images: test.len(),
+        train_images: data.train.len(),
+        test_images: data.test.len(),
         // A new run records its replicas too; a resumed one keeps the device it started on.
         device: if args.session.resume {
             info.device
         } else {
-            device_name.clone()
+            device_name.to_string()
         },
         ..info
     };
-    write_json(&run_dir.join("run.json"), &info)?;
+    write_json(&args.run.join("run.json"), &info)?;
     progress.message(&format!(
         "{}{}; model {} parameters; {device_name}",
         data.description,
@@ -251,207 +247,262 @@ pub(crate) fn run_with(
     if let Some(ra) = recipe.augment.timm_randaugment() {
         progress.message(&format!("RandAugment: timm's {ra}"));
     }
+    Ok((data, info))
+}
 
-    let ad = replicas.main().clone();
-    // burn creates parameters lazily from one global RNG: seed before the model exists.
-    device.seed(recipe.seed);
-    let mut model = origin.initial(&recipe, &ad)?;
-    let mut optim = optimizer(&recipe)?;
-    if args.session.resume {
-        (model, optim) = load_checkpoint(run_dir, model, optim)?;
-        model = origin.prepare(model);
-        progress.message(&format!(
-            "resuming {} at epoch {} batch {}",
-            run_dir.display(),
-            state.epoch + 1,
-            state.next_batch
-        ));
-    }
-    install_ctrlc();
+/// A run in progress: the optimizer, where the run stands, and what it reads. The model goes
+/// through each step by value, as burn's optimizer takes it.
+struct Trainer<'a> {
+    run_dir: &'a Path,
+    recipe: Recipe,
+    info: RunInfo,
+    state: State,
+    origin: &'a dyn Origin,
+    replicas: Replicas,
+    /// The first device, whose RNG is seeded before each batch.
+    device: Device,
+    optim: ModuleOptimizer,
+    loader: Loader,
+    steps_per_epoch: usize,
+    test: Arc<Samples>,
+    classes: usize,
+    /// metrics.csv's rows so far.
+    rows: Vec<EpochMetrics>,
+    progress: Progress,
+    watch: LossWatch,
+}
 
-    let loader = Loader::new(
-        train.clone(),
-        num_classes,
-        recipe.batch_size,
-        Some(recipe.augment.clone()),
-        recipe.normalization,
-        recipe.seed,
-        args.session.workers as usize,
-        4,
-    );
-    let steps_per_epoch = loader.batches_per_epoch();
-    if steps_per_epoch == 0 {
-        bail!(
-            "{} training images are fewer than one batch of {}",
-            train.len(),
-            recipe.batch_size
+impl<'a> Trainer<'a> {
+    /// The optimizer and the loader of the training images, and the model: at step 0, or as
+    /// the last checkpoint left them when resuming.
+    fn start(
+        args: &'a TrainArgs,
+        (recipe, info, state): (Recipe, RunInfo, State),
+        origin: &'a dyn Origin,
+        (replicas, device): (Replicas, Device),
+        data: Dataset,
+        progress: Progress,
+    ) -> Result<(Self, VisionTransformer)> {
+        let run_dir = args.run.as_path();
+        // burn creates parameters lazily from one global RNG: seed before the model exists.
+        device.seed(recipe.seed);
+        let mut model = origin.initial(&recipe, replicas.main())?;
+        let mut optim = optimizer(&recipe)?;
+        if args.session.resume {
+            (model, optim) = load_checkpoint(run_dir, model, optim)?;
+            model = origin.prepare(model);
+            progress.message(&format!(
+                "resuming {} at epoch {} batch {}",
+                run_dir.display(),
+                state.epoch + 1,
+                state.next_batch
+            ));
+        }
+        install_ctrlc();
+
+        let classes = data.classes.len();
+        let train_images = data.train.len();
+        let loader = Loader::new(
+            Arc::new(data.train),
+            classes,
+            recipe.batch_size,
+            Some(recipe.augment.clone()),
+            recipe.normalization,
+            recipe.seed,
+            args.session.workers as usize,
+            4,
         );
-    }
-    let mut rows = plots::read_csv(&run_dir.join("metrics.csv"))?;
-    rows.truncate(state.epoch);
-    let mut state = state;
-    let size = recipe.model.image_size;
-
-    while state.epoch < recipe.epochs {
-        progress.start_epoch(
-            state.epoch,
-            recipe.epochs,
+        let steps_per_epoch = loader.batches_per_epoch();
+        if steps_per_epoch == 0 {
+            bail!(
+                "{train_images} training images are fewer than one batch of {}",
+                recipe.batch_size
+            );
+        }
+        let mut rows = metrics::read_csv(&run_dir.join("metrics.csv"))?;
+        rows.truncate(state.epoch);
+        let trainer = Self {
+            run_dir,
+            recipe,
+            info,
+            state,
+            origin,
+            replicas,
+            device,
+            optim,
+            loader,
             steps_per_epoch,
-            state.next_batch,
-        );
-        let session = Instant::now();
-        for batch in loader.epoch(state.epoch, state.next_batch) {
-            device.seed(
-                Rng::derive(
-                    recipe.seed,
-                    &[state.epoch as u64, state.next_batch as u64, 7],
-                )
-                .next_u64(),
-            );
-            let b = batch.len;
-            let lr = recipe.lr_at(state.step, steps_per_epoch);
-            let step = replicas.step(
-                &model,
-                &Batch {
-                    images: &batch.images,
-                    targets: &batch.targets,
-                    len: b,
-                    size,
-                    classes: num_classes,
-                },
-            )?;
-            let loss_value = step.loss;
-            if !loss_value.is_finite() {
-                bail!(
-                    "the loss became {loss_value} at epoch {} batch {} (lr {lr:.2e}); try a lower --lr",
-                    state.epoch + 1,
-                    state.next_batch
-                );
-            }
-            let mut grads = step.grads;
-            if recipe.grad_clip > 0.0 {
-                clip_global_norm(&model, &mut grads, recipe.grad_clip);
-            }
-            model = optim.step(origin.learning_rates(lr), model, grads);
+            test: Arc::new(data.test),
+            classes,
+            rows,
+            progress,
+            watch: LossWatch::default(),
+        };
+        Ok((trainer, model))
+    }
 
-            state.loss_sum += loss_value * b as f64;
-            state.correct += step
-                .predicted
-                .iter()
-                .zip(&batch.labels)
-                .filter(|(p, l)| **p == **l as usize)
-                .count() as f64;
-            state.seen += b;
-            state.step += 1;
-            state.next_batch += 1;
-            progress.batch(
-                state.next_batch,
-                b,
-                state.loss_sum / state.seen as f64,
-                state.correct / state.seen as f64,
-                lr,
-            );
+    /// The rest of the current epoch's batches; `None` when Ctrl-C asked to stop, after saving
+    /// a checkpoint.
+    fn train_epoch(&mut self, mut model: VisionTransformer) -> Result<Option<VisionTransformer>> {
+        let (epochs, steps) = (self.recipe.epochs, self.steps_per_epoch);
+        let state = &self.state;
+        self.progress
+            .start_epoch(state.epoch, epochs, steps, state.next_batch);
+        let session = Instant::now();
+        for batch in self.loader.epoch(self.state.epoch, self.state.next_batch) {
+            model = self.train_batch(model, &batch)?;
             if INTERRUPTED.load(Ordering::SeqCst) {
-                state.train_seconds += session.elapsed().as_secs_f64();
-                save_checkpoint(run_dir, &model, &optim, &state)?;
-                progress.message(&format!(
+                self.state.train_seconds += session.elapsed().as_secs_f64();
+                save_checkpoint(self.run_dir, &model, &self.optim, &self.state)?;
+                self.progress.message(&format!(
                     "\ninterrupted: saved epoch {} batch {}; continue with `trainer train --resume --run {}`",
-                    state.epoch + 1,
-                    state.next_batch,
-                    run_dir.display()
+                    self.state.epoch + 1,
+                    self.state.next_batch,
+                    self.run_dir.display()
                 ));
-                return Ok(ExitCode::from(130));
+                return Ok(None);
             }
         }
-        let epoch_seconds = session.elapsed().as_secs_f64();
-        state.train_seconds += epoch_seconds;
-        let images_per_sec = progress.images_per_sec();
+        self.state.train_seconds += session.elapsed().as_secs_f64();
+        Ok(Some(model))
+    }
 
+    /// One optimizer step on `batch`, with burn's RNG seeded for it, and its figures added to
+    /// the epoch's running sums.
+    fn train_batch(
+        &mut self,
+        model: VisionTransformer,
+        batch: &crate::batch::Batch,
+    ) -> Result<VisionTransformer> {
+        let (recipe, state) = (&self.recipe, &mut self.state);
+        let mut seed = Rng::derive(
+            recipe.seed,
+            &[state.epoch as u64, state.next_batch as u64, 7],
+        );
+        self.device.seed(seed.next_u64());
+        let b = batch.len;
+        let lr = recipe.lr_at(state.step, self.steps_per_epoch);
+        let step = self.replicas.step(
+            &model,
+            &parallel::Batch {
+                images: &batch.images,
+                targets: &batch.targets,
+                len: b,
+                size: recipe.model.image_size,
+                classes: self.classes,
+            },
+        )?;
+        let loss = step.loss;
+        if !loss.is_finite() {
+            bail!(
+                "the loss became {loss} at epoch {} batch {} (lr {lr:.2e}); try a lower --lr",
+                state.epoch + 1,
+                state.next_batch
+            );
+        }
+        if let Some(first) = self.watch.exploded(loss) {
+            self.progress.message(&format!(
+                "warning: the training loss has stayed above {}x its first value ({first:.4}) for \
+                 {} batches in a row: {loss:.4} at epoch {} batch {}. The learning rate (--lr {}, {lr:.2e} \
+                 at this step) is probably too high for this model and data: try a smaller one, \
+                 such as --lr {}",
+                LossWatch::FACTOR,
+                LossWatch::PATIENCE,
+                state.epoch + 1,
+                state.next_batch + 1,
+                recipe.lr,
+                recipe.lr / 10.0,
+            ));
+        }
+        let mut grads = step.grads;
+        if recipe.grad_clip > 0.0 {
+            clip_global_norm(&model, &mut grads, recipe.grad_clip);
+        }
+        let model = self
+            .optim
+            .step(self.origin.learning_rates(lr), model, grads);
+
+        state.loss_sum += loss * b as f64;
+        state.correct += step
+            .predicted
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(p, l)| **p == **l as usize)
+            .count() as f64;
+        state.seen += b;
+        state.step += 1;
+        state.next_batch += 1;
+        self.progress.batch(
+            state.next_batch,
+            b,
+            state.loss_sum / state.seen as f64,
+            state.correct / state.seen as f64,
+            lr,
+        );
+        Ok(model)
+    }
+
+    /// After an epoch's last batch: the test set, a row of metrics.csv, and a checkpoint,
+    /// whose model is returned to go on with; after the run's last epoch, its evaluation and
+    /// pictures too.
+    fn end_epoch(&mut self, model: VisionTransformer) -> Result<VisionTransformer> {
+        let images_per_sec = self.progress.images_per_sec();
+        let recipe = &self.recipe;
         let eval = evaluate(
             &model.valid(),
-            test.clone(),
-            num_classes,
+            self.test.clone(),
+            self.classes,
             recipe.normalization,
-            &replicas,
+            &self.replicas,
         )?;
-        rows.push(EpochMetrics {
+        let state = &self.state;
+        let row = EpochMetrics {
             epoch: state.epoch + 1,
             train_loss: state.loss_sum / state.seen.max(1) as f64,
             train_acc: state.correct / state.seen.max(1) as f64,
             test_loss: eval.loss,
             top1: eval.top1,
             top5: eval.top5,
-            lr: recipe.lr_at(state.step.saturating_sub(1), steps_per_epoch),
+            lr: recipe.lr_at(state.step.saturating_sub(1), self.steps_per_epoch),
             images_per_sec,
             seconds: state.train_seconds,
-        });
-        progress.message(&format!(
+        };
+        self.progress.message(&format!(
             "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} top-1 {:.2}% top-5 {:.2}% | {:.0} img/s, {} elapsed",
-            state.epoch + 1,
+            row.epoch,
             recipe.epochs,
-            rows.last().unwrap().train_loss,
-            100.0 * rows.last().unwrap().train_acc,
+            row.train_loss,
+            100.0 * row.train_acc,
             eval.loss,
             100.0 * eval.top1,
             100.0 * eval.top5,
             images_per_sec,
             clock(state.train_seconds)
         ));
-        state = State {
+        self.rows.push(row);
+        self.state = State {
             epoch: state.epoch + 1,
             step: state.step,
             train_seconds: state.train_seconds,
             ..State::default()
         };
-        plots::write_csv(&rows, &run_dir.join("metrics.csv"))?;
-        save_checkpoint(run_dir, &model, &optim, &state)?;
+        metrics::write_csv(&self.rows, &self.run_dir.join("metrics.csv"))?;
+        save_checkpoint(self.run_dir, &model, &self.optim, &self.state)?;
         // Continue from the checkpoint just written, exactly as a resumed run would: Flex's
         // results depend on tensor layouts, which a reload changes, so an unbroken run and a
         // resumed one only agree to the last bit if both pass through the same reload. The
         // checkpoint replaces every weight, so a plain init gives the shape without redoing the
         // recipe's attention and position inits (burn's RNG is re-seeded before each batch
         // either way).
-        (model, optim) = load_checkpoint(run_dir, recipe.model.init(&ad)?, optimizer(&recipe)?)?;
-        model = origin.prepare(model);
-        if state.epoch == recipe.epochs {
-            finish(run_dir, &rows, &eval, &info, &progress)?;
+        let shape = recipe.model.init(self.replicas.main())?;
+        let (model, optim) = load_checkpoint(self.run_dir, shape, optimizer(recipe)?)?;
+        self.optim = optim;
+        if self.state.epoch == self.recipe.epochs {
+            let info = &self.info;
+            finish(self.run_dir, &self.rows, &eval, info, &self.progress)?;
         }
+        Ok(self.origin.prepare(model))
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Makes `precision` the devices' default float type. It must come before any tensor exists on
-/// them: burn fixes a device's defaults at its first tensor.
-pub(crate) fn set_precision(
-    devices: &mut [Device],
-    precision: Precision,
-    name: &str,
-) -> Result<()> {
-    let dtype = match precision {
-        Precision::F32 => return Ok(()),
-        Precision::Bf16 => FloatDType::BF16,
-        Precision::F16 => FloatDType::F16,
-    };
-    for i in 0..devices.len() {
-        // CPU replicas are one device: configure it once.
-        if devices[..i].contains(&devices[i]) {
-            continue;
-        }
-        if !devices[i].supports_dtype(dtype) {
-            bail!("{name} cannot compute in {precision:?}; use --precision f32");
-        }
-        devices[i]
-            .configure(dtype)
-            .map_err(|e| anyhow::anyhow!("setting {name} to {precision:?}: {e:?}"))?;
-    }
-    // A resumed optimizer state is loaded on the default device (Flex, see main) before it
-    // moves to the parameters' device: in their type too. This comes before the GPU
-    // self-check (device::check), whose tensors on Flex would fix its type at f32.
-    let mut flex = Device::flex();
-    if !devices.contains(&flex) && flex.supports_dtype(dtype) {
-        let _ = flex.configure(dtype);
-    }
-    Ok(())
 }
 
 fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, State)> {
@@ -459,205 +510,20 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
         bail!("--data-dir is required for a new run");
     };
     refuse_existing_run(&args.run)?;
-    let classes = data::class_names(args.dataset, &data_dir)?;
+    let kind = data::resolve(args.dataset, &data_dir)?;
+    let classes = data::class_names(kind, &data_dir)?;
     let mut recipe = args.preset.recipe(classes.len());
     args.recipe.apply(&mut recipe);
     if recipe.epochs == 0 || recipe.batch_size == 0 {
         bail!("--epochs and --batch-size must be positive");
     }
     recipe.model.validate()?;
-    let info = RunInfo::new(&data_dir, args.dataset, classes, device_name, None)?;
+    let info = RunInfo::new(&data_dir, kind, classes, device_name, None)?;
     create_run(&args.run, &recipe, &info)?;
     Ok((recipe, info, State::default()))
 }
 
-/// A new run needs a folder that holds none yet.
-pub(crate) fn refuse_existing_run(run: &Path) -> Result<()> {
-    if run.join("recipe.json").exists() {
-        bail!(
-            "{} already holds a run: pass --resume to continue it, or choose another --run",
-            run.display()
-        );
-    }
-    Ok(())
-}
-
-impl RunInfo {
-    /// A new run's: the sizes and the dataset's description are filled in once it is loaded.
-    pub(crate) fn new(
-        data_dir: &Path,
-        dataset: DatasetKind,
-        classes: Vec<String>,
-        device_name: &str,
-        base_model: Option<&Path>,
-    ) -> Result<Self> {
-        Ok(RunInfo {
-            data_dir: std::path::absolute(data_dir)?,
-            dataset,
-            dataset_description: String::new(),
-            classes,
-            train_images: 0,
-            test_images: 0,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            device: device_name.into(),
-            base_model: base_model.map(std::path::absolute).transpose()?,
-        })
-    }
-}
-
-/// The run folder with the recipe and run.json a new run starts from.
-pub(crate) fn create_run(run: &Path, recipe: &Recipe, info: &RunInfo) -> Result<()> {
-    std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
-    write_json(&run.join("recipe.json"), recipe)?;
-    write_json(&run.join("run.json"), info)
-}
-
-pub(crate) fn resume_files(run_dir: &Path) -> Result<(Recipe, RunInfo, State)> {
-    let recipe: Recipe = read_json(&run_dir.join("recipe.json"))?;
-    let info: RunInfo = read_json(&run_dir.join("run.json"))?;
-    let state = match checkpoint_dir(run_dir) {
-        Some(dir) => read_json(&dir.join("state.json"))?,
-        None => State::default(),
-    };
-    Ok((recipe, info, state))
-}
-
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    Ok(write_atomic(
-        path,
-        serde_json::to_string_pretty(value)?.as_bytes(),
-    )?)
-}
-
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// AdamW with weight decay off for biases, norms and the two token embeddings, as in timm.
-pub(crate) fn optimizer(recipe: &Recipe) -> Result<ModuleOptimizer> {
-    let adamw = AdamWConfig::new()
-        .with_beta_1(recipe.beta1 as f32)
-        .with_beta_2(recipe.beta2 as f32)
-        .with_epsilon(recipe.eps as f32)
-        .with_weight_decay(recipe.weight_decay as f32);
-    let no_decay = ParamGroup::from_regex(r"(\.bias$|\.gamma$|\.beta$|^pos_embed$|^cls_token$)")
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(adamw
-        .init()
-        .with_group(no_decay, adamw.clone().with_weight_decay(0.0).build(), None))
-}
-
-/// Scales all gradients together so their global L2 norm is at most `max_norm` (PyTorch's
-/// `clip_grad_norm_`); burn's own clipping works per tensor.
-fn clip_global_norm(model: &VisionTransformer, grads: &mut GradientsParams, max_norm: f64) {
-    struct SumSquares<'a> {
-        grads: &'a GradientsParams,
-        total: Option<Tensor<1>>,
-    }
-    impl ModuleVisitor for SumSquares<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(param.id) {
-                let s = g.square().sum();
-                self.total = Some(match self.total.take() {
-                    Some(t) => t + s,
-                    None => s,
-                });
-            }
-        }
-    }
-    struct Scale<'a> {
-        grads: &'a mut GradientsParams,
-        factor: f64,
-    }
-    impl ModuleVisitor for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads.register(param.id, g * self.factor);
-            }
-        }
-    }
-    let mut sum = SumSquares { grads, total: None };
-    model.visit(&mut sum);
-    let Some(total) = sum.total else { return };
-    let norm = (total.into_scalar::<f32>() as f64).sqrt();
-    if norm > max_norm {
-        model.visit(&mut Scale {
-            grads,
-            factor: max_norm / (norm + 1e-6),
-        });
-    }
-}
-
-/// The current checkpoint folder: `checkpoint/`, or `checkpoint.old/` if a crash came between
-/// the two renames that replace it.
-fn checkpoint_dir(run_dir: &Path) -> Option<PathBuf> {
-    ["checkpoint", "checkpoint.old"]
-        .iter()
-        .map(|d| run_dir.join(d))
-        .find(|d| d.join("state.json").exists())
-}
-
-/// Writes a complete checkpoint beside the old one, then swaps the folders.
-fn save_checkpoint(
-    run_dir: &Path,
-    model: &VisionTransformer,
-    optim: &ModuleOptimizer,
-    state: &State,
-) -> Result<()> {
-    let tmp = run_dir.join("checkpoint.tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    write_atomic(&tmp.join("model.bpk"), &model_to_bytes(model)?)?;
-    let optim_bytes = optim
-        .into_bytes()
-        .map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
-    write_atomic(&tmp.join("optim.bpk"), &optim_bytes)?;
-    write_json(&tmp.join("state.json"), state)?;
-    let (current, old) = (run_dir.join("checkpoint"), run_dir.join("checkpoint.old"));
-    let _ = std::fs::remove_dir_all(&old);
-    if current.exists() {
-        std::fs::rename(&current, &old)?;
-    }
-    std::fs::rename(&tmp, &current)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-fn load_checkpoint(
-    run_dir: &Path,
-    mut model: VisionTransformer,
-    optim: ModuleOptimizer,
-) -> Result<(VisionTransformer, ModuleOptimizer)> {
-    let Some(dir) = checkpoint_dir(run_dir) else {
-        return Ok((model, optim));
-    };
-    let weights = std::fs::read(dir.join("model.bpk"))
-        .with_context(|| format!("reading {}", dir.display()))?;
-    apply_burnpack(&mut model, &weights)
-        .with_context(|| format!("loading {}/model.bpk", dir.display()))?;
-    let bytes = std::fs::read(dir.join("optim.bpk"))?;
-    let optim = optim
-        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| anyhow::anyhow!("loading {}/optim.bpk: {e:?}", dir.display()))?;
-    Ok((model, optim))
-}
-
-/// The trained weights of a finished (or interrupted) run, for `publish`.
-pub fn load_run_model(
-    run_dir: &Path,
-    device: &Device,
-) -> Result<(Recipe, RunInfo, State, VisionTransformer)> {
-    let (recipe, info, state) = resume_files(run_dir)?;
-    let Some(dir) = checkpoint_dir(run_dir) else {
-        bail!("{} has no checkpoint yet", run_dir.display());
-    };
-    let mut model = recipe.model.init(device)?;
-    let weights = std::fs::read(dir.join("model.bpk"))?;
-    apply_burnpack(&mut model, &weights)?;
-    Ok((recipe, info, state, model))
-}
-
+/// The end of a run: `eval.json` (the last test pass), the curves and the confusion matrix.
 fn finish(
     run_dir: &Path,
     rows: &[EpochMetrics],
@@ -693,70 +559,4 @@ fn install_ctrlc() {
         }
         eprintln!("\nCtrl-C: saving a checkpoint after this batch (press again to stop at once)");
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vit::VitConfig;
-
-    /// A model with 4-wide embeddings, 4 patches and 6 classes, and gradients for three of its
-    /// parameters whose squares sum to 36 by hand: the class token [1, 2, 2, 4] (1 + 4 + 4 + 16
-    /// = 25), the position embedding's 5 x 4 entries at 0.5 (20 x 0.25 = 5) and the head's 6
-    /// biases at 1 (6). The global norm is 6; the other parameters have no gradient.
-    fn model_and_grads() -> (VisionTransformer, GradientsParams) {
-        let device = Device::flex();
-        let model = VitConfig::new()
-            .with_image_size(8)
-            .with_patch_size(4)
-            .with_embed_dim(4)
-            .with_depth(1)
-            .with_num_heads(1)
-            .with_num_classes(6)
-            .init(&device)
-            .unwrap();
-        let mut grads = GradientsParams::new();
-        grads.register(
-            model.cls_token.id,
-            Tensor::<1>::from_floats([1.0, 2.0, 2.0, 4.0], &device).reshape([1, 1, 4]),
-        );
-        grads.register(
-            model.pos_embed.id,
-            Tensor::<3>::full([1, 5, 4], 0.5, &device),
-        );
-        let bias = model.head.bias.as_ref().expect("the head has a bias");
-        grads.register(bias.id, Tensor::<1>::ones([6], &device));
-        (model, grads)
-    }
-
-    fn values(model: &VisionTransformer, grads: &GradientsParams) -> Vec<Vec<f32>> {
-        let bias = model.head.bias.as_ref().unwrap();
-        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
-        vec![
-            read(grads.get::<3>(model.cls_token.id).unwrap().flatten(0, 2)),
-            read(grads.get::<3>(model.pos_embed.id).unwrap().flatten(0, 2)),
-            read(grads.get::<1>(bias.id).unwrap()),
-        ]
-    }
-
-    #[test]
-    fn clip_global_norm_scales_all_gradients_together_by_the_hand_computed_norm() {
-        let (model, grads) = model_and_grads();
-        let before = values(&model, &grads);
-        // At or above the norm: nothing changes, not even by rounding.
-        for max_norm in [6.0, 10.0] {
-            let (model, mut grads) = model_and_grads();
-            clip_global_norm(&model, &mut grads, max_norm);
-            assert_eq!(values(&model, &grads), before, "max_norm {max_norm}");
-        }
-        // Below it: every gradient is scaled by 3 / 6, so the new global norm is 3.
-        let (model, mut grads) = model_and_grads();
-        clip_global_norm(&model, &mut grads, 3.0);
-        let after = values(&model, &grads);
-        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
-            assert!((a - b * 0.5).abs() < 1e-6, "{a} vs {b} / 2");
-        }
-        let norm = after.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
-        assert!((norm - 3.0).abs() < 1e-5, "{norm}");
-    }
 }

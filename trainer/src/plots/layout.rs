@@ -1,13 +1,16 @@
 //! The few pieces of the pictures that plotters' chart API does not place as they should
 //! be: a heading with a subtitle, text placed by its cap height, and labels turned to read
 //! bottom to top with their end at a point (plotters centres turned tick labels on their
-//! tick, which would run them into a confusion matrix).
+//! tick, which would run them into a confusion matrix), and an axis with ticks exactly where
+//! asked.
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Area, MUTED, font};
+use super::canvas::{Area, MUTED, font};
 
 /// How far below the point it is given plotters' ab_glyph backend draws the top of the
 /// capitals of text anchored at VPos::Top: it puts the baseline half a font size low and
@@ -98,4 +101,37 @@ pub(super) fn heading(area: &Area, title: &str, subtitle: &str) -> anyhow::Resul
         y += 22;
     }
     Ok(y + 6)
+}
+
+/// An f64 axis whose ticks are exactly `at`. Plotters' own `with_key_points` does this too,
+/// but its axes take no label formatter, and these labels are class names and percentages.
+pub(super) struct TicksAt {
+    inner: RangedCoordf64,
+    at: Vec<f64>,
+}
+
+impl TicksAt {
+    pub(super) fn new(range: std::ops::Range<f64>, at: Vec<f64>) -> Self {
+        Self {
+            inner: range.into(),
+            at,
+        }
+    }
+}
+
+impl Ranged for TicksAt {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _: Hint) -> Vec<f64> {
+        self.at.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
 }

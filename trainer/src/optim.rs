@@ -1,0 +1,136 @@
+//! The optimizer every run uses: AdamW with timm's parameter groups (no weight decay for
+//! biases, norms and the token embeddings), and gradient clipping by the global norm, as
+//! PyTorch's `clip_grad_norm_` does.
+
+use anyhow::Result;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use vit::VisionTransformer;
+
+use crate::recipe::Recipe;
+
+/// AdamW with weight decay off for biases, norms and the two token embeddings, as in timm.
+pub(crate) fn optimizer(recipe: &Recipe) -> Result<ModuleOptimizer> {
+    let adamw = AdamWConfig::new()
+        .with_beta_1(recipe.beta1 as f32)
+        .with_beta_2(recipe.beta2 as f32)
+        .with_epsilon(recipe.eps as f32)
+        .with_weight_decay(recipe.weight_decay as f32);
+    let no_decay = ParamGroup::from_regex(r"(\.bias$|\.gamma$|\.beta$|^pos_embed$|^cls_token$)")
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(adamw
+        .init()
+        .with_group(no_decay, adamw.clone().with_weight_decay(0.0).build(), None))
+}
+
+/// Scales all gradients together so their global L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`); burn's own clipping works per tensor.
+pub(crate) fn clip_global_norm(
+    model: &VisionTransformer,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
+    struct SumSquares<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for SumSquares<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let s = g.square().sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g * self.factor);
+            }
+        }
+    }
+    let mut sum = SumSquares { grads, total: None };
+    model.visit(&mut sum);
+    let Some(total) = sum.total else { return };
+    let norm = (total.into_scalar::<f32>() as f64).sqrt();
+    if norm > max_norm {
+        model.visit(&mut Scale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit::VitConfig;
+
+    /// A model with 4-wide embeddings, 4 patches and 6 classes, and gradients for three of its
+    /// parameters whose squares sum to 36 by hand: the class token [1, 2, 2, 4] (1 + 4 + 4 + 16
+    /// = 25), the position embedding's 5 x 4 entries at 0.5 (20 x 0.25 = 5) and the head's 6
+    /// biases at 1 (6). The global norm is 6; the other parameters have no gradient.
+    fn model_and_grads() -> (VisionTransformer, GradientsParams) {
+        let device = Device::flex();
+        let model = VitConfig::new()
+            .with_image_size(8)
+            .with_patch_size(4)
+            .with_embed_dim(4)
+            .with_depth(1)
+            .with_num_heads(1)
+            .with_num_classes(6)
+            .init(&device)
+            .unwrap();
+        let mut grads = GradientsParams::new();
+        grads.register(
+            model.cls_token.id,
+            Tensor::<1>::from_floats([1.0, 2.0, 2.0, 4.0], &device).reshape([1, 1, 4]),
+        );
+        grads.register(
+            model.pos_embed.id,
+            Tensor::<3>::full([1, 5, 4], 0.5, &device),
+        );
+        let bias = model.head.bias.as_ref().expect("the head has a bias");
+        grads.register(bias.id, Tensor::<1>::ones([6], &device));
+        (model, grads)
+    }
+
+    fn values(model: &VisionTransformer, grads: &GradientsParams) -> Vec<Vec<f32>> {
+        let bias = model.head.bias.as_ref().unwrap();
+        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        vec![
+            read(grads.get::<3>(model.cls_token.id).unwrap().flatten(0, 2)),
+            read(grads.get::<3>(model.pos_embed.id).unwrap().flatten(0, 2)),
+            read(grads.get::<1>(bias.id).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn clip_global_norm_scales_all_gradients_together_by_the_hand_computed_norm() {
+        let (model, grads) = model_and_grads();
+        let before = values(&model, &grads);
+        // At or above the norm: nothing changes, not even by rounding.
+        for max_norm in [6.0, 10.0] {
+            let (model, mut grads) = model_and_grads();
+            clip_global_norm(&model, &mut grads, max_norm);
+            assert_eq!(values(&model, &grads), before, "max_norm {max_norm}");
+        }
+        // Below it: every gradient is scaled by 3 / 6, so the new global norm is 3.
+        let (model, mut grads) = model_and_grads();
+        clip_global_norm(&model, &mut grads, 3.0);
+        let after = values(&model, &grads);
+        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
+            assert!((a - b * 0.5).abs() < 1e-6, "{a} vs {b} / 2");
+        }
+        let norm = after.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 3.0).abs() < 1e-5, "{norm}");
+    }
+}
