@@ -64,10 +64,13 @@ impl fmt::Display for Tolerance {
         } else {
             ("|want - got|", "|want|")
         };
-        match (self.abs, self.rel) {
-            (a, r) if r == 0.0 => write!(f, "{d} <= {a:e}"),
-            (a, r) if a == r => write!(f, "{d} <= {r:e} x max({w}, 1)"),
-            (a, r) => write!(f, "{d} <= max({a:e}, {r:e} x {w})"),
+        let (a, r) = (self.abs, self.rel);
+        if r == 0.0 {
+            write!(f, "{d} <= {a:e}")
+        } else if a == r {
+            write!(f, "{d} <= {r:e} x max({w}, 1)")
+        } else {
+            write!(f, "{d} <= max({a:e}, {r:e} x {w})")
         }
     }
 }
@@ -199,13 +202,14 @@ where
             .sum::<f64>()
             .sqrt();
         let size = pairs().map(|(_, (w, _))| w * w).sum::<f64>().sqrt();
-        let fails = !(diff <= tolerance.bound(size));
+        // Every value is finite here, so no comparison below meets a NaN.
+        let fails = diff > tolerance.bound(size);
         let count = pairs().filter(|(_, (w, g))| w != g).count();
         (diff, count, fails)
     } else {
         let diff = pairs().map(|(_, (w, g))| (w - g).abs()).fold(0.0, f64::max);
         let count = pairs()
-            .filter(|(_, (w, g))| !((w - g).abs() <= tolerance.bound(*w)))
+            .filter(|(_, (w, g))| (w - g).abs() > tolerance.bound(*w))
             .count();
         (diff, count, count > 0)
     };

@@ -145,11 +145,10 @@ fn ident_before(b: &[char], i: usize) -> bool {
 
 /// Whether the `'` at `i` opens a character literal rather than a lifetime or label.
 fn is_char_literal(b: &[char], i: usize) -> bool {
-    match (b.get(i + 1), b.get(i + 2)) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (b.get(i + 1), b.get(i + 2)),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 fn ident_at(b: &[char], mut i: usize) -> (String, usize) {
