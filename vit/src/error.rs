@@ -1,3 +1,7 @@
+//! [`VitError`], everything the library reports as a failure, each with the context that says
+//! what to fix, and the limit one of its messages states ([`MAX_NAME_LEN`]). It uses no other
+//! module of the crate, so every module can use it.
+
 use std::path::PathBuf;
 
 /// Longest model name accepted: it becomes two file names and a label in the page's list.
