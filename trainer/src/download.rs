@@ -180,15 +180,16 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
 }
 
 /// indicatif's byte counter on a terminal; in a log, one line when the download ends.
-struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     name: String,
     got: u64,
     start: Instant,
+    quiet: bool,
 }
 
 impl Progress {
-    fn new(url: &str, total: Option<u64>) -> Self {
+    pub(crate) fn new(url: &str, total: Option<u64>) -> Self {
         let name = url.rsplit('/').next().unwrap_or(url).to_string();
         let bar = if std::io::stderr().is_terminal() {
             ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(4))
@@ -211,15 +212,26 @@ impl Progress {
             name,
             got: 0,
             start: Instant::now(),
+            quiet: false,
         }
     }
 
-    fn add(&mut self, n: u64) {
+    /// No bar and no closing line (a file too small to be worth one).
+    pub(crate) fn quiet(&mut self) {
+        self.quiet = true;
+        self.bar.finish_and_clear();
+        self.bar = ProgressBar::hidden();
+    }
+
+    pub(crate) fn add(&mut self, n: u64) {
         self.got += n;
         self.bar.inc(n);
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
+        if self.quiet {
+            return;
+        }
         if self.bar.is_hidden() {
             let mb = self.got as f64 / 1e6;
             let rate = mb / self.start.elapsed().as_secs_f64().max(1e-3);

@@ -4,16 +4,17 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 use vit::VisionTransformer;
-use vit::weights::{Metrics, load_pair};
+use vit::weights::Metrics;
 
 use crate::data::{self, DatasetKind, Samples};
 use crate::device::{DeviceArg, resolve_many};
 use crate::loader::Loader;
+use crate::model_arg::ModelArg;
 use crate::parallel::Replicas;
 
 /// What one pass over a test set measured.
@@ -165,7 +166,7 @@ fn check_same_classes(model: &[String], dataset: &[String]) -> Result<()> {
 
 /// `trainer eval`: a published model on a dataset's test split.
 pub fn run(
-    model_path: &Path,
+    model_arg: &ModelArg,
     data_dir: &Path,
     kind: Option<DatasetKind>,
     device: DeviceArg,
@@ -176,8 +177,7 @@ pub fn run(
     crate::device::check(&devices, &device_name)?;
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
-    let (manifest, model) = load_pair(model_path, &device)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let (manifest, model) = model_arg.load(&device)?;
     let kind = data::resolve(kind, data_dir)?;
     let data = data::load(kind, data_dir, manifest.config.image_size as u32, 0, None)?;
     check_same_classes(&manifest.labels, &data.classes)?;

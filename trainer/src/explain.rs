@@ -16,19 +16,20 @@ use vit::explain::{
 use vit::inference::{Ranked, softmax, split_attention, stack_attention, top_k};
 use vit::preprocess::{Crop, Prepared, batch_tensor};
 use vit::rollout::Heatmap;
-use vit::weights::{Manifest, load_pair};
+use vit::weights::Manifest;
 
 use crate::device::{DeviceArg, resolve};
 use crate::draw::outline;
+use crate::model_arg::ModelArg;
 
 /// `trainer explain`'s arguments.
 #[derive(clap::Args)]
 pub struct ExplainArgs {
     /// The image: JPEG, PNG, WebP, GIF or BMP, any size.
     pub image: PathBuf,
-    /// The model's manifest (NAME.json, with NAME.bpk beside it).
+    /// The model's manifest (NAME.json, with NAME.bpk beside it), or hf-hub:ORG/NAME[@REVISION].
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: ModelArg,
     /// attention (one layer), rollout (through the layers) or relevance (for a class).
     #[arg(long, default_value = "attention")]
     pub method: Method,
@@ -83,8 +84,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     }
     let (device, name) = resolve(args.device)?;
     crate::device::check(std::slice::from_ref(&device), &name)?;
-    let (manifest, model) = load_pair(&args.model, &device)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let (manifest, model) = args.model.load(&device)?;
     let prepared = crate::predict::read_and_prepare(&args.image, &manifest, args.crop)
         .with_context(|| format!("reading image {}", args.image.display()))?;
     let input = batch_tensor(&[&prepared.chw], manifest.config.image_size, &device);
@@ -330,12 +330,12 @@ fn blend(photo: Rgb<u8>, v: f32) -> Rgb<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vit::preprocess::{Normalization, prepare_decoded};
+    use vit::preprocess::{Normalization, Preprocess, prepare_decoded};
 
     #[test]
     fn the_picture_shows_the_map_and_outlines_the_patch() {
         let photo = RgbImage::from_pixel(200, 100, Rgb([128, 128, 128]));
-        let prepared = prepare_decoded(photo, 16, &Normalization::CIFAR10);
+        let prepared = prepare_decoded(photo, &Preprocess::new(16, Normalization::CIFAR10));
         // A 4x4 grid, hot only on patch 6 (row 1, column 2 from 0).
         let mut values = vec![0.0; 17];
         values[1 + 6] = 0.5;

@@ -20,10 +20,11 @@ use burn::prelude::Device;
 use vit::VisionTransformer;
 use vit::pos_embed::Resample;
 use vit::transfer::{Trainable, layer_decay, transfer_config};
-use vit::weights::{Manifest, load_pair};
+use vit::weights::{Manifest, load_pair, save_pair};
 
 use crate::data::{self, DatasetKind};
 use crate::device::resolve;
+use crate::model_arg::ModelArg;
 use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
 use crate::run::{RunInfo, State, create_run, refuse_existing_run, resume_files};
 use crate::training::{self, Origin, SessionFlags, TrainArgs};
@@ -32,9 +33,11 @@ use crate::training::{self, Origin, SessionFlags, TrainArgs};
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
     /// The model to start from: a manifest (NAME.json, with NAME.bpk beside it) written by
-    /// `trainer publish` or `trainer import-timm`.
+    /// `trainer publish` or `trainer import-timm`, or a timm model on the Hugging Face hub,
+    /// hf-hub:ORG/NAME[@REVISION] (kept in the run folder as base/NAME.json, so a resumed
+    /// run needs no network).
     #[arg(long)]
-    pub from: Option<PathBuf>,
+    pub from: Option<ModelArg>,
     /// The dataset: one sub-folder of images per class (a fifth of each held out for testing),
     /// or train/<class>/ and test/<class>/; or CIFAR's binaries.
     #[arg(long)]
@@ -133,7 +136,19 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         bail!("--data-dir is required for a new run");
     };
     refuse_existing_run(&args.run)?;
-    let base = read_manifest(from)?;
+    // A hub model is fetched now and kept in the run folder once the run exists.
+    let (base, hub_model, from) = match from {
+        ModelArg::Pair(path) => (read_manifest(path)?, None, path.clone()),
+        ModelArg::Hub(name) => {
+            let loaded = crate::hub::load(name, &Device::flex())?;
+            let mut base = loaded.manifest;
+            let bytes = vit::weights::model_to_bytes(&loaded.model)?;
+            base.weights.sha256 = vit::weights::sha256_hex(&bytes);
+            base.weights.bytes = bytes.len() as u64;
+            let path = args.run.join("base").join(format!("{}.json", base.name));
+            (base, Some(loaded.model), path)
+        }
+    };
     let kind = data::resolve(args.dataset, data_dir)?;
     let classes = data::class_names(kind, data_dir)?;
     if classes.len() < 2 {
@@ -174,8 +189,12 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         trainable,
         layer_decay: args.layer_decay,
     });
-    let info = RunInfo::new(data_dir, kind, classes, device_name, Some(from))?;
+    let info = RunInfo::new(data_dir, kind, classes, device_name, Some(&from))?;
     create_run(&args.run, &recipe, &info)?;
+    if let Some(model) = hub_model {
+        let mut pair = base.clone();
+        save_pair(&args.run.join("base"), &mut pair, &model)?;
+    }
     eprintln!("{}", describe(&recipe, &base));
     Ok((recipe, info, State::default()))
 }

@@ -15,8 +15,11 @@ mod draw;
 mod eval;
 mod explain;
 mod finetune;
+mod hub;
+mod interrupt;
 mod loader;
 mod metrics;
+mod model_arg;
 #[cfg(feature = "llvm-without-nvptx")]
 mod nvptx;
 mod optim;
@@ -33,6 +36,7 @@ mod training;
 
 use data::DatasetKind;
 use device::DeviceArg;
+use model_arg::ModelArg;
 use vit::preprocess::Crop;
 
 #[derive(Parser)]
@@ -50,9 +54,11 @@ struct Cli {
 enum Command {
     /// Classify images with a published model.
     Predict {
-        /// The model's manifest (NAME.json, with NAME.bpk beside it).
+        /// The model's manifest (NAME.json, with NAME.bpk beside it), or a timm model on the
+        /// Hugging Face hub: hf-hub:ORG/NAME[@REVISION], e.g.
+        /// hf-hub:timm/deit_tiny_patch16_224.fb_in1k (downloaded once into the hub cache).
         #[arg(long)]
-        model: PathBuf,
+        model: ModelArg,
         /// Image files: JPEG, PNG, WebP, GIF or BMP, any size.
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -75,31 +81,37 @@ enum Command {
     /// Draw an image beside its patch grid and its patches in token order.
     Patches {
         image: PathBuf,
+        /// A model pair's manifest, or hf-hub:ORG/NAME[@REVISION].
         #[arg(long)]
-        model: PathBuf,
+        model: ModelArg,
         #[arg(long)]
         out: PathBuf,
         /// The square the model sees, as x,y,size in the image's pixels (as for predict).
         #[arg(long)]
         crop: Option<Crop>,
     },
-    /// Turn a timm VisionTransformer state dict (safetensors) into a model pair.
+    /// Turn a timm VisionTransformer into a model pair: a state dict (safetensors), or a timm
+    /// model on the Hugging Face hub (hf-hub:ORG/NAME[@REVISION]) with its labels and
+    /// preprocessing.
     ImportTimm {
-        safetensors: PathBuf,
-        /// Attention heads: the one number a state dict does not record.
+        /// A .safetensors file, or hf-hub:ORG/NAME[@REVISION].
+        source: String,
+        /// Attention heads: the one number a state dict does not record (a hub model's
+        /// architecture name says it).
         #[arg(long)]
-        heads: usize,
+        heads: Option<usize>,
+        /// The model pair's name (default for a hub model: the repo's name).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         #[arg(long)]
         out: PathBuf,
-        /// Class names, one per line (default: "class 0", "class 1", ...).
+        /// Class names, one per line (default: "class 0", "class 1", ...; a hub model's own).
         #[arg(long)]
         labels: Option<PathBuf>,
-        /// Normalisation mean, as r,g,b (default: timm's 0.5,0.5,0.5).
+        /// Normalisation mean, as r,g,b (default: timm's 0.5,0.5,0.5; a hub model's own).
         #[arg(long, value_parser = timm::parse_rgb)]
         mean: Option<[f32; 3]>,
-        /// Normalisation std, as r,g,b (default: 0.5,0.5,0.5).
+        /// Normalisation std, as r,g,b (default: 0.5,0.5,0.5; a hub model's own).
         #[arg(long, value_parser = timm::parse_rgb)]
         std: Option<[f32; 3]>,
     },
@@ -117,8 +129,9 @@ enum Command {
     Finetune(Box<finetune::FinetuneArgs>),
     /// Measure a published model on a dataset's test split: top-1, top-5, per class.
     Eval {
+        /// A model pair's manifest, or hf-hub:ORG/NAME[@REVISION].
         #[arg(long)]
-        model: PathBuf,
+        model: ModelArg,
         #[arg(long)]
         data_dir: PathBuf,
         /// What --data-dir holds (default: detected, CIFAR-10 or CIFAR-100 binaries or class
@@ -215,7 +228,7 @@ fn main() -> ExitCode {
             crop,
         } => predict::patches(&image, &model, &out, crop),
         Command::ImportTimm {
-            safetensors,
+            source,
             heads,
             name,
             out,
@@ -223,13 +236,15 @@ fn main() -> ExitCode {
             mean,
             std,
         } => timm::import(
-            &safetensors,
-            heads,
-            &name,
+            &source,
+            &timm::ImportOptions {
+                heads,
+                name,
+                labels,
+                mean,
+                std,
+            },
             &out,
-            labels.as_deref(),
-            mean,
-            std,
         ),
         Command::ExportTimm { model, out } => timm::export(&model, &out),
         Command::Train(args) => training::run(*args),

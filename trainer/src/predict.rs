@@ -7,9 +7,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use vit::inference::{NoFit, Ranked, Verdict, rows, softmax, top_k, verdict};
 use vit::preprocess::{Crop, Prepared, batch_tensor, is_blank, prepare_cropped};
-use vit::weights::{Manifest, load_pair};
+use vit::weights::Manifest;
 
 use crate::device::{DeviceArg, resolve};
+use crate::model_arg::ModelArg;
 
 /// Images per forward pass: large enough to use the cores, small enough for any machine.
 const BATCH: usize = 32;
@@ -32,7 +33,7 @@ struct Failure<'a> {
 }
 
 pub fn run(
-    model: &Path,
+    model: &ModelArg,
     images: &[PathBuf],
     k: usize,
     json: bool,
@@ -41,8 +42,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     let (device, name) = resolve(device)?;
     crate::device::check(std::slice::from_ref(&device), &name)?;
-    let (manifest, model) =
-        load_pair(model, &device).with_context(|| format!("loading model {}", model.display()))?;
+    let (manifest, model) = model.load(&device)?;
     let size = manifest.config.image_size;
     let mut failed = 0;
     for chunk in images.chunks(BATCH) {
@@ -93,8 +93,20 @@ pub fn run(
                     ),
                     None => {}
                 }
+                // ImageNet's names run longer than CIFAR's: the column fits the longest.
+                let width = top
+                    .iter()
+                    .map(|r| r.label.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                let width = width.max(16);
                 for (rank, r) in top.iter().enumerate() {
-                    println!("  {}. {:<16} {:6.2}%", rank + 1, r.label, 100.0 * r.prob);
+                    println!(
+                        "  {}. {:<width$} {:6.2}%",
+                        rank + 1,
+                        r.label,
+                        100.0 * r.prob
+                    );
                 }
             }
         }
@@ -132,18 +144,11 @@ pub(crate) fn read_and_prepare(
             path.display()
         );
     }
-    Ok(prepare_cropped(
-        &bytes,
-        manifest.config.image_size as u32,
-        &manifest.normalization,
-        crop,
-    )?)
+    Ok(prepare_cropped(&bytes, &manifest.preprocess(), crop)?)
 }
 
-pub fn patches(image: &Path, model: &Path, out: &Path, crop: Option<Crop>) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(model)
-        .with_context(|| format!("reading manifest {}", model.display()))?;
-    let manifest = Manifest::from_json(&text, &model.display().to_string())?;
+pub fn patches(image: &Path, model: &ModelArg, out: &Path, crop: Option<Crop>) -> Result<ExitCode> {
+    let manifest = model.manifest()?;
     let prepared = read_and_prepare(image, &manifest, crop)
         .with_context(|| format!("reading image {}", image.display()))?;
     let png = crate::draw::patch_sheet(&prepared, &manifest.config);

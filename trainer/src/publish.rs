@@ -93,17 +93,7 @@ pub fn run(
     // Model pair first (each file atomic, weights before manifest), then the index the page
     // reads: until the index names it, the page cannot pick a half-published model.
     let manifest_path = save_pair(out, &mut manifest, &model)?;
-    let index_path = out.join("index.json");
-    let mut index = match std::fs::read_to_string(&index_path) {
-        Ok(text) => ModelIndex::from_json(&text, &index_path.display().to_string())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelIndex::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
-    };
-    index.upsert(&manifest, make_default);
-    write_atomic(
-        &index_path,
-        serde_json::to_string_pretty(&index)?.as_bytes(),
-    )?;
+    let index = list(out, &manifest, make_default)?;
     println!(
         "published {} ({} params, {:.1} KB weights, top-1 {:.2}%, top-5 {:.2}%){}",
         manifest_path.display(),
@@ -118,6 +108,22 @@ pub fn run(
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lists a model pair written in `out` in `out/index.json`, the page's model list; returns it.
+pub(crate) fn list(out: &Path, manifest: &Manifest, make_default: bool) -> Result<ModelIndex> {
+    let index_path = out.join("index.json");
+    let mut index = match std::fs::read_to_string(&index_path) {
+        Ok(text) => ModelIndex::from_json(&text, &index_path.display().to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelIndex::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
+    };
+    index.upsert(manifest, make_default);
+    write_atomic(
+        &index_path,
+        serde_json::to_string_pretty(&index)?.as_bytes(),
+    )?;
+    Ok(index)
 }
 
 /// `text` with every path in it cut to its last part (the data folder, wherever it appears, to

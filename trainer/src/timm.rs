@@ -1,14 +1,15 @@
 //! `trainer import-timm` / `export-timm`: weights to and from timm's `VisionTransformer`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use vit::Normalization;
+use vit::hub::HubName;
 use vit::weights::{
     Manifest, export_timm, import_timm, infer_timm_config, load_pair, safetensors_shapes, save_pair,
 };
+use vit::{Normalization, VisionTransformer};
 
 pub fn parse_rgb(s: &str) -> Result<[f32; 3], String> {
     let v: Vec<f32> = s
@@ -19,55 +20,94 @@ pub fn parse_rgb(s: &str) -> Result<[f32; 3], String> {
         .map_err(|v: Vec<f32>| format!("expected 3 comma-separated numbers, got {}", v.len()))
 }
 
-pub fn import(
-    path: &Path,
-    heads: usize,
-    name: &str,
-    out: &Path,
-    labels: Option<&Path>,
-    mean: Option<[f32; 3]>,
-    std: Option<[f32; 3]>,
-) -> Result<ExitCode> {
+/// `import-timm`'s options beside the source and the output folder.
+pub struct ImportOptions {
+    pub heads: Option<usize>,
+    pub name: Option<String>,
+    pub labels: Option<PathBuf>,
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+}
+
+/// `source`: a timm state dict (safetensors), or `hf-hub:ORG/NAME[@REVISION]`.
+pub fn import(source: &str, options: &ImportOptions, out: &Path) -> Result<ExitCode> {
+    let (mut manifest, model) = match HubName::from_model_arg(source) {
+        Some(name) => from_hub(&name?, options)?,
+        None => from_file(Path::new(source), options)?,
+    };
+    if let Some(file) = &options.labels {
+        manifest.labels = read_labels(file, manifest.config.num_classes)?;
+    }
+    let config = manifest.config.clone();
+    let written = save_pair(out, &mut manifest, &model)?;
+    // Listed in OUT/index.json as `publish` lists a run, so the page offers it.
+    crate::publish::list(out, &manifest, false)?;
+    println!(
+        "wrote {} ({} parameters, {} classes), listed in {}",
+        written.display(),
+        config.num_params(),
+        config.num_classes,
+        out.join("index.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_labels(file: &Path, classes: usize) -> Result<Vec<String>> {
+    let labels = crate::data::read_names(file)?;
+    if labels.len() != classes {
+        bail!(
+            "{} has {} labels but the model has {classes} classes",
+            file.display(),
+            labels.len(),
+        );
+    }
+    Ok(labels)
+}
+
+/// A hub model, with its own labels, normalisation and preprocessing.
+fn from_hub(name: &HubName, options: &ImportOptions) -> Result<(Manifest, VisionTransformer)> {
+    if options.heads.is_some() || options.mean.is_some() || options.std.is_some() {
+        bail!(
+            "{name}: --heads, --mean and --std are for a safetensors file; a hub model's config.json gives them"
+        );
+    }
+    let loaded = crate::hub::load(name, &Device::flex())?;
+    let mut manifest = loaded.manifest;
+    if let Some(pair) = &options.name {
+        vit::weights::check_model_name(pair)?;
+        manifest.name = pair.clone();
+        manifest.weights.file = format!("{pair}.bpk");
+    }
+    Ok((manifest, loaded.model))
+}
+
+fn from_file(path: &Path, options: &ImportOptions) -> Result<(Manifest, VisionTransformer)> {
+    let (Some(heads), Some(name)) = (options.heads, options.name.as_deref()) else {
+        bail!(
+            "importing a safetensors file needs --heads (a state dict does not record them) and --name"
+        );
+    };
     vit::weights::check_model_name(name)?;
     let shapes = safetensors_shapes(path)?;
     let config = infer_timm_config(&shapes, heads)
         .with_context(|| format!("reading {} as a timm VisionTransformer", path.display()))?;
-    let labels = match labels {
-        Some(file) => {
-            let labels = crate::data::read_names(file)?;
-            if labels.len() != config.num_classes {
-                bail!(
-                    "{} has {} labels but the model has {} classes",
-                    file.display(),
-                    labels.len(),
-                    config.num_classes
-                );
-            }
-            labels
-        }
-        None => (0..config.num_classes)
-            .map(|i| format!("class {i}"))
-            .collect(),
-    };
+    let labels = (0..config.num_classes)
+        .map(|i| format!("class {i}"))
+        .collect();
     let norm = Normalization {
-        mean: mean.unwrap_or(Normalization::INCEPTION.mean),
-        std: std.unwrap_or(Normalization::INCEPTION.std),
+        mean: options.mean.unwrap_or(Normalization::INCEPTION.mean),
+        std: options.std.unwrap_or(Normalization::INCEPTION.std),
     };
     let model = import_timm(path, &config, &Device::flex())?;
     let mut manifest = Manifest::new(name, config.clone(), labels, norm);
-    manifest.source = format!("timm import of {}", path.display());
+    // The file's name, not its path: a published manifest names no folder of this machine.
+    let file = path.file_name().unwrap_or(path.as_os_str());
+    manifest.source = format!("timm import of {}", file.to_string_lossy());
     manifest.description = format!(
         "timm ViT: {}px, patch {}, dim {}, depth {}, {} heads",
         config.image_size, config.patch_size, config.embed_dim, config.depth, config.num_heads
     );
-    let written = save_pair(out, &mut manifest, &model)?;
-    println!(
-        "wrote {} ({} parameters, {} classes)",
-        written.display(),
-        config.num_params(),
-        config.num_classes
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((manifest, model))
 }
 
 pub fn export(model: &Path, out: &Path) -> Result<ExitCode> {

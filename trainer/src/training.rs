@@ -24,7 +24,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -38,6 +37,7 @@ use vit::rng::Rng;
 use crate::data::{self, Dataset, DatasetKind, Samples};
 use crate::device::{DeviceArg, resolve, resolve_many};
 use crate::eval::{Evaluation, evaluate};
+use crate::interrupt;
 use crate::loader::Loader;
 use crate::metrics::{self, EpochMetrics};
 use crate::optim::{clip_global_norm, optimizer};
@@ -49,8 +49,6 @@ use crate::run::{
     RunInfo, State, create_run, load_checkpoint, refuse_existing_run, resume_files,
     save_checkpoint, write_json,
 };
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// `trainer train`'s arguments.
 #[derive(clap::Args)]
@@ -298,7 +296,7 @@ impl<'a> Trainer<'a> {
                 state.next_batch
             ));
         }
-        install_ctrlc();
+        interrupt::during_training();
 
         let classes = data.classes.len();
         let train_images = data.train.len();
@@ -351,7 +349,7 @@ impl<'a> Trainer<'a> {
         let session = Instant::now();
         for batch in self.loader.epoch(self.state.epoch, self.state.next_batch) {
             model = self.train_batch(model, &batch)?;
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if interrupt::requested() {
                 self.state.train_seconds += session.elapsed().as_secs_f64();
                 save_checkpoint(self.run_dir, &model, &self.optim, &self.state)?;
                 self.progress.message(&format!(
@@ -549,14 +547,4 @@ fn finish(
          publish with `trainer publish --run {dir} --name NAME --out www/models`"
     ));
     Ok(())
-}
-
-fn install_ctrlc() {
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: stopping without saving");
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl-C: saving a checkpoint after this batch (press again to stop at once)");
-    });
 }
