@@ -11,27 +11,11 @@ use std::time::{Duration, Instant};
 mod close;
 #[path = "support/skips.rs"]
 mod skips;
+#[path = "support/trainer.rs"]
+mod trainer_bin;
 use close::{Tolerance, assert_close, assert_differ};
 use skips::skip;
-
-fn trainer() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    trainer().args(args).output().expect("trainer runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use trainer_bin::{run, text, trainer};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -11,8 +11,11 @@ use std::process::{Command, Output};
 mod close;
 #[path = "support/hub.rs"]
 mod hub;
+#[path = "support/trainer.rs"]
+mod trainer_bin;
 use close::{Tolerance, assert_close};
 use hub::{Fault, HubServer, Repo};
+use trainer_bin::text;
 
 const DEIT: &str = "timm/deit_tiny_patch16_224.fb_in1k";
 const DEIT_ARG: &str = "hf-hub:timm/deit_tiny_patch16_224.fb_in1k";
@@ -49,24 +52,14 @@ fn server(repos: Vec<(&str, Repo)>) -> HubServer {
 
 /// `trainer ARGS` with the hub at `endpoint` and its cache under `home`.
 fn trainer(home: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    let mut c = trainer_bin::trainer();
     c.args(args)
-        .env("RUST_BACKTRACE", "0")
         .env("HF_HOME", home)
         .env("HF_ENDPOINT", endpoint)
         .env_remove("HF_HUB_CACHE")
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE");
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every file (and link) under `dir`.

@@ -4,24 +4,11 @@
 //! naming its learning rate, instead of ending "done" in silence.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .env("RUST_BACKTRACE", "0")
-        .args(args)
-        .output()
-        .expect("trainer runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+#[path = "support/trainer.rs"]
+mod trainer_bin;
+use trainer_bin::{run, text};
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")

@@ -150,22 +150,16 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut hasher = Md5::new();
     let mut progress = Progress::new(url, total);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                progress.finish();
-                return Err(e)
-                    .with_context(|| format!("downloading {url} after {} bytes", progress.got));
-            }
-        };
-        file.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", path.display()))?;
-        hasher.update(&buf[..n]);
-        progress.add(n as u64);
+    match stream(&mut body, &mut file, None, &mut progress, |chunk| {
+        hasher.update(chunk)
+    }) {
+        Ok(_) => {}
+        Err(Cut::Read(e)) => {
+            return Err(e)
+                .with_context(|| format!("downloading {url} after {} bytes", progress.got));
+        }
+        Err(Cut::Write(e)) => return Err(e).with_context(|| format!("writing {}", path.display())),
+        Err(Cut::TooLong) => unreachable!("no limit"),
     }
     progress.finish();
     file.sync_all()
@@ -177,6 +171,44 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
         );
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Why [`stream`] stopped before the body's end.
+pub(crate) enum Cut {
+    Read(std::io::Error),
+    Write(std::io::Error),
+    /// More than the limit arrived.
+    TooLong,
+}
+
+/// Copies `body` into `out` in 64 KiB chunks, each also to `seen` (a hash) and counted by
+/// `progress`, refusing more than `limit` bytes; the bar is finished either way.
+pub(crate) fn stream(
+    body: &mut impl Read,
+    out: &mut impl Write,
+    limit: Option<u64>,
+    progress: &mut Progress,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<u64, Cut> {
+    let mut buf = vec![0u8; 1 << 16];
+    let result = loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break Ok(progress.got),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(Cut::Read(e)),
+        };
+        if limit.is_some_and(|l| progress.got + n as u64 > l) {
+            break Err(Cut::TooLong);
+        }
+        if let Err(e) = out.write_all(&buf[..n]) {
+            break Err(Cut::Write(e));
+        }
+        seen(&buf[..n]);
+        progress.add(n as u64);
+    };
+    progress.finish();
+    result
 }
 
 /// indicatif's byte counter on a terminal; in a log, one line when the download ends.
@@ -221,6 +253,11 @@ impl Progress {
         self.quiet = true;
         self.bar.finish_and_clear();
         self.bar = ProgressBar::hidden();
+    }
+
+    /// Bytes so far.
+    pub(crate) fn got(&self) -> u64 {
+        self.got
     }
 
     pub(crate) fn add(&mut self, n: u64) {

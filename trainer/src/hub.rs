@@ -19,7 +19,6 @@
 //! and brings tokio, reqwest and hf-xet into a build that has a working HTTP client already.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use vit::VisionTransformer;
 use vit::hub::{CONFIG_FILE, HubModel, HubName, MAX_CONFIG_BYTES, WEIGHTS_FILE};
 use vit::weights::{Manifest, import_timm, safetensors_shapes};
 
-use crate::download::Progress;
+use crate::download::{Cut, Progress, stream};
 use crate::interrupt;
 
 /// The largest weights file fetched: timm's ViT-L/16 in f32 is 1.2 GB.
@@ -527,43 +526,31 @@ impl<'a> Client<'a> {
                 .and_then(|s| s.trim().parse().ok())
         });
         let mut temp = self.temp_file()?;
-        let mut body = response.into_reader().take(max_bytes + 1);
+        let mut body = response.into_reader();
         let mut hasher = Sha256::new();
         // A bar (or, in a log, a line) for the weights; config.json comes and goes unannounced.
         let mut progress = Progress::new(&what, expected);
         if expected.is_some_and(|t| t < 1 << 20) {
             progress.quiet();
         }
-        let mut buf = vec![0u8; 1 << 16];
-        let mut got = 0u64;
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    progress.finish();
-                    bail!(
-                        "{what}: the connection broke after {got} of {} bytes ({e}); nothing was kept, run again to retry",
-                        expected.map_or("?".into(), |t| t.to_string())
-                    );
-                }
-            };
-            got += n as u64;
-            if got > max_bytes || expected.is_some_and(|t| got > t) {
-                progress.finish();
-                bail!(
-                    "{what}: the hub sent more than the {} bytes it announced; nothing was kept",
-                    expected.unwrap_or(max_bytes)
-                );
+        let limit = expected.unwrap_or(max_bytes).min(max_bytes);
+        let file = temp.file.as_file_mut();
+        let got = match stream(&mut body, file, Some(limit), &mut progress, |c| {
+            hasher.update(c)
+        }) {
+            Ok(got) => got,
+            Err(Cut::Read(e)) => bail!(
+                "{what}: the connection broke after {} of {} bytes ({e}); nothing was kept, run again to retry",
+                progress.got(),
+                expected.map_or("?".into(), |t| t.to_string())
+            ),
+            Err(Cut::Write(e)) => {
+                return Err(e).with_context(|| format!("writing {}", temp.file.path().display()));
             }
-            temp.file
-                .write_all(&buf[..n])
-                .with_context(|| format!("writing {}", temp.file.path().display()))?;
-            hasher.update(&buf[..n]);
-            progress.add(n as u64);
-        }
-        progress.finish();
+            Err(Cut::TooLong) => bail!(
+                "{what}: the hub sent more than the {limit} bytes it announced; nothing was kept"
+            ),
+        };
         if let Some(total) = expected.filter(|&t| t != got) {
             bail!(
                 "{what}: the connection closed after {got} of {total} bytes; nothing was kept, run again to retry"

@@ -503,48 +503,24 @@ pub fn check_checkpoint(
             e.to_string().replace('\n', " ")
         ))
     })?;
-    let mut diffs = Vec::new();
-    let mut differ = |what: &str, weights: String, config: String| {
-        if weights != config {
-            diffs.push(format!("{what} {weights} (config.json: {config})"));
-        }
-    };
-    differ(
-        "image size",
-        found.image_size.to_string(),
-        want.image_size.to_string(),
-    );
-    differ(
-        "patch size",
-        found.patch_size.to_string(),
-        want.patch_size.to_string(),
-    );
-    differ(
-        "embed_dim",
-        found.embed_dim.to_string(),
-        want.embed_dim.to_string(),
-    );
-    differ("depth", found.depth.to_string(), want.depth.to_string());
-    differ(
-        "MLP width",
-        found.mlp_hidden().to_string(),
-        want.mlp_hidden().to_string(),
-    );
-    differ(
-        "classes",
-        found.num_classes.to_string(),
-        want.num_classes.to_string(),
-    );
-    differ(
-        "qkv bias",
-        found.qkv_bias.to_string(),
-        want.qkv_bias.to_string(),
-    );
-    differ(
-        "pooling",
-        format!("{:?}", found.pooling).to_lowercase(),
-        format!("{:?}", want.pooling).to_lowercase(),
-    );
+    // What a checkpoint's shapes say, against what config.json says.
+    let fields: [(&str, fn(&VitConfig) -> String); 8] = [
+        ("image size", |c| c.image_size.to_string()),
+        ("patch size", |c| c.patch_size.to_string()),
+        ("embed_dim", |c| c.embed_dim.to_string()),
+        ("depth", |c| c.depth.to_string()),
+        ("MLP width", |c| c.mlp_hidden().to_string()),
+        ("classes", |c| c.num_classes.to_string()),
+        ("qkv bias", |c| c.qkv_bias.to_string()),
+        ("pooling", |c| format!("{:?}", c.pooling).to_lowercase()),
+    ];
+    let mut diffs: Vec<String> = fields
+        .iter()
+        .filter_map(|(what, get)| {
+            let (weights, config) = (get(&found), get(want));
+            (weights != config).then(|| format!("{what} {weights} (config.json: {config})"))
+        })
+        .collect();
     let known = crate::weights::expected_tensors(want);
     let extra: Vec<&String> = shapes
         .keys()
