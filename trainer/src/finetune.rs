@@ -361,7 +361,14 @@ mod tests {
             let lr = 1e-2;
             let mut optim = crate::optim::optimizer(&recipe).unwrap();
             let after = values(&optim.step(origin.learning_rates(lr), model, grads));
+            assert_eq!(before.len(), after.len());
             for ((path, a), (_, b)) in before.iter().zip(&after) {
+                // f32::max skips NaN: a parameter that became NaN must fail, not look still.
+                assert!(
+                    a.len() == b.len() && b.iter().all(|v| v.is_finite()),
+                    "{trainable:?} {path}: {} values, not all finite, after a step",
+                    b.len()
+                );
                 let moved = a
                     .iter()
                     .zip(b)

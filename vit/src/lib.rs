@@ -20,6 +20,8 @@
 //! - [`teach`]: new classes from a few photos each (the page's Teach panel): features once,
 //!   then a new head (and perhaps the last block) trained on them.
 //! - [`augment`]: shifted crops and mirror images of RGB squares; [`rng`]: a seedable PRNG.
+//! - [`close`]: the one rule for "these numbers are the same answer" (NaN-proof), for the
+//!   tests and the trainer's GPU self-check.
 
 pub mod augment;
 pub mod close;

@@ -43,24 +43,12 @@ pub(super) fn levels() -> Vec<Simd> {
 /// `max |ours - want| <= rel * max |want|`: relative to the tensor's scale, since single
 /// elements of a gradient may sit at zero, where an element-wise relative bound means nothing.
 pub(super) fn assert_close(ours: &[f32], want: &[f32], rel: f32, what: &str) {
-    assert_eq!(ours.len(), want.len(), "{what}: lengths differ");
+    // A kernel's error scales with its values: the bound is relative to the largest one.
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let (worst, at) = ours
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .enumerate()
-        .fold(
-            (0f32, 0),
-            |(m, at), (i, e)| if e > m { (e, i) } else { (m, at) },
-        );
-    assert!(
-        worst <= rel * scale && scale.is_finite(),
-        "{what}: element {at} is {} against {} (largest value {scale}, relative {})",
-        ours[at],
-        want[at],
-        worst / scale
-    );
+    let bound = crate::close::Tolerance::abs((rel * scale) as f64);
+    if let Err(e) = crate::close::check(want, ours, bound) {
+        panic!("{what} (largest value {scale}): {e}");
+    }
 }
 
 /// An op's output and three gradients, `[values, d first, d second, d third]`, against burn's:
@@ -331,11 +319,11 @@ fn attention_gradient_agrees_with_burn() {
                     })
                 });
                 let what = format!("attention {:?} at {level:?}", (b, t, dim, heads));
-                let worst = out
-                    .iter()
-                    .zip(&want_out)
-                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(worst <= 1e-5, "{what}: values differ by {worst}");
+                if let Err(e) =
+                    crate::close::check(&want_out, &out, crate::close::Tolerance::abs(1e-5))
+                {
+                    panic!("{what}: values: {e}");
+                }
                 assert_close(&d, &want_d, 1e-4, &format!("{what}: gradient"));
             }
         }
