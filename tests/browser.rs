@@ -962,7 +962,7 @@ fn moved_square(
 /// and a red and blue checkerboard (no class gets 40%). The page says no class fits, in
 /// words, instead of presenting a wrong class as the answer, and `trainer predict` agrees.
 /// Uniform noise is printed, not asserted: this model takes it for a deer or a frog at 60-77%,
-/// which softmax confidence cannot catch (README, The page).
+/// which softmax confidence cannot catch (web/README.md).
 fn nothing_it_knows(s: &Session, shots: &Shots, work: &Path, mut run: u64, model: &Path) -> u64 {
     let grey = work.join("grey.png");
     image::RgbImage::from_pixel(200, 150, image::Rgb([128, 128, 128]))

@@ -410,7 +410,7 @@ fn self_check_with(
         bail!(
             "{name} computes wrong results (a matmul + GELU against the CPU's: {e}): its \
              driver or shader compiler is at fault; use --device cpu, or the `wgpu` build (see \
-             README, GPU backends)"
+             docs/gpu.md)"
         );
     }
     Ok(())

@@ -203,7 +203,7 @@ impl Preset {
             },
             // Local attention at init (mimetic + sine-cosine positions, `vit::model`) and 48px
             // inputs (a 12x12 grid of 4px patches) were what helped most in ten CPU epochs; the
-            // runs behind that are README's table under "The default model".
+            // runs behind that are in docs/default-model.md.
             Preset::Cifar10Cpu => Recipe {
                 model: base_model
                     .with_image_size(48)
@@ -226,7 +226,7 @@ impl Preset {
                 ..base
             },
             // The same model and recipe, longer: with the budget doubled, epochs paid more than
-            // width or image size (README's table under "The default model").
+            // width or image size (docs/default-model.md).
             Preset::Cifar10Cpu20Epochs => Recipe {
                 preset: self,
                 epochs: 20,
@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(old, Preset::Cifar10TenEpochs);
     }
 
-    /// The 20-epoch 48px model (`img48-20ep` in the README) was trained as `--preset cifar10-cpu
+    /// The 20-epoch 48px model (`img48-20ep` in docs/default-model.md) was trained as `--preset cifar10-cpu
     /// --epochs 20`; its preset must reproduce that run exactly, bar the name it records.
     #[test]
     fn twenty_epoch_preset_is_cifar10_cpu_run_longer() {

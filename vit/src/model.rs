@@ -350,7 +350,7 @@ impl VisionTransformer {
     /// in trained ViTs, each head's `W_q W_k^T` starts close to `+I` (a token attends to tokens
     /// that look like it) and `W_v W_proj` close to `-I`. On small datasets this gives attention
     /// a prior from the first step. In our 10-epoch CIFAR-10 runs it led early, and the timm-init
-    /// run caught up by epochs 3-5 (see the README).
+    /// run caught up by epochs 3-5 (see docs/default-model.md).
     ///
     /// The paper factors `alpha Z + beta I` by SVD. Here each product comes straight from one
     /// Gaussian matrix with `N(0, 1/D)` entries, since `G G^T` is the identity plus noise of
