@@ -504,7 +504,7 @@ pub fn check_checkpoint(
         ))
     })?;
     // What a checkpoint's shapes say, against what config.json says.
-    let fields: [(&str, fn(&VitConfig) -> String); 8] = [
+    let fields: [Field; 8] = [
         ("image size", |c| c.image_size.to_string()),
         ("patch size", |c| c.patch_size.to_string()),
         ("embed_dim", |c| c.embed_dim.to_string()),
@@ -545,6 +545,9 @@ pub fn check_checkpoint(
         diffs.join(", ")
     )))
 }
+
+/// A config field by name, as a string to compare and print.
+type Field = (&'static str, fn(&VitConfig) -> String);
 
 /// Our tensor name in timm's spelling (burn's LayerNorm says gamma/beta for weight/bias).
 fn timm_name(ours: &str) -> String {
