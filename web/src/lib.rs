@@ -1,48 +1,29 @@
 //! Vitrine's page: the `vit` crate's Vision Transformer and preprocessing, compiled to
 //! WebAssembly, with the patch animation, predictions and attention maps drawn on canvas.
 //!
-//! The modules form layers, each using only those below it:
+//! The folders form layers, each using only those below it (`vit/tests/module_cycles.rs`
+//! checks that no module imports one above it, in `src/` and in each folder):
 //! - [`events`]: what each control does (the top: it calls the actions below)
-//! - the actions: [`startup`], [`loading`] (models), [`images`] (photos and the square the
-//!   model sees), [`inference`], [`results`], [`explorer`] (the token explorer: its state,
-//!   drawing and listeners; [`query`] is its pure question and geometry), [`teach`] (the Teach
-//!   panel: photos, training, download, and its listeners)
-//! - [`app`]: the page's state, its tasks and status line; [`teach_state`]: the Teach panel's;
-//!   [`api`]: `window.vitrine`, for tests
-//! - [`model`]: backends (WebGPU, Flex), loading, inference and timing; [`teaching`]: teaching
-//!   new classes on those backends; everything burn
-//! - [`animate`], [`bars`], [`heatmap`], [`curve`], [`draw`]: the pictures; [`crop`]: the
-//!   square's geometry
-//! - [`ui`], [`teach_ui`], [`dom`], [`net`], [`webcam`]: the page's elements, web-sys helpers,
-//!   fetching, the camera
+//! - [`actions`]: startup, loading models, photos and the square, inference, the explorer's
+//!   relevance, the Teach panel's training and photos
+//! - [`view`]: the state drawn: results, the model's description, the token explorer
+//! - [`app`]: the page's state, its tasks and status line, its elements; `window.vitrine`
+//! - [`explorer`], [`teach`]: the token explorer's and the Teach panel's state (and the
+//!   panel's texts, report, curve, webcam and its burn half)
+//! - [`pictures`]: the animation, bars, heat maps, drawing helpers; the square's geometry
+//! - [`backends`]: WebGPU and Flex, loading, inference, relevance and timing; everything burn
+//!   but teaching
+//! - [`platform`]: web-sys helpers, fetching
 
-pub mod animate;
-pub mod api;
+pub mod actions;
 pub mod app;
-pub mod bars;
-pub mod crop;
-pub mod curve;
-pub mod dom;
-pub mod draw;
+pub mod backends;
 pub mod events;
 pub mod explorer;
-pub mod heatmap;
-pub mod images;
-pub mod inference;
-pub mod loading;
-pub mod model;
-pub mod net;
-pub mod query;
-pub mod results;
-pub mod startup;
+pub mod pictures;
+pub mod platform;
 pub mod teach;
-pub mod teach_events;
-pub mod teach_photos;
-pub mod teach_state;
-pub mod teach_ui;
-pub mod teaching;
-pub mod ui;
-pub mod webcam;
+pub mod view;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -68,7 +49,7 @@ pub fn start() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         // A panic aborts the module; say so in the page rather than leave it frozen.
-        if let Some(el) = dom::document().get_element_by_id("alert-text") {
+        if let Some(el) = platform::dom::document().get_element_by_id("alert-text") {
             el.set_text_content(Some(&format!(
                 "The page stopped because of an internal error; reload to start again. ({info})"
             )));
@@ -76,7 +57,7 @@ pub fn start() {
                 let _ = parent.remove_attribute("hidden");
             }
         }
-        let _ = dom::document()
+        let _ = platform::dom::document()
             .body()
             .map(|b| b.set_attribute("data-state", "error"));
     }));
@@ -85,15 +66,15 @@ pub fn start() {
 
 async fn run() {
     // Milliseconds since navigation began: download, compile and instantiate of the wasm.
-    let wasm_ready = dom::now();
-    let ui = ui::Ui::find();
-    dom::set_text(&ui.status, "Looking for WebGPU…");
-    let backends = model::Backends::init().await;
-    let gpu_init = dom::now() - wasm_ready;
-    let app = Rc::new(RefCell::new(app::App::new(ui, backends)));
+    let wasm_ready = platform::dom::now();
+    let ui = app::ui::Ui::find();
+    platform::dom::set_text(&ui.status, "Looking for WebGPU…");
+    let backends = backends::Backends::init().await;
+    let gpu_init = platform::dom::now() - wasm_ready;
+    let app = Rc::new(RefCell::new(app::state::App::new(ui, backends)));
     app.borrow_mut().milestones.wasm_ready = wasm_ready;
     app.borrow_mut().milestones.webgpu_init = gpu_init;
-    api::install(&app);
+    app::api::install(&app);
     {
         let a = app.borrow();
         a.ui.describe_backends(
@@ -102,15 +83,15 @@ async fn run() {
                 .is_none()
                 .then(|| a.backends.gpu_problem.as_deref().unwrap_or("no adapter")),
         );
-        results::render_results(&a);
+        view::results::render_results(&a);
         a.stage.borrow().draw();
     }
-    events::wire(&app);
+    events::page::wire(&app);
     let loading = app.clone();
-    app::spawn_task(&app, "Loading", async move {
-        let names = startup::sample_names().await;
+    app::state::spawn_task(&app, "Loading", async move {
+        let names = actions::startup::sample_names().await;
         let buttons = loading.borrow().ui.add_sample_buttons(&names);
-        events::wire_samples(&loading, &names, &buttons);
-        startup::startup(loading, names.into_iter().next()).await
+        events::page::wire_samples(&loading, &names, &buttons);
+        actions::startup::startup(loading, names.into_iter().next()).await
     });
 }

@@ -1,0 +1,44 @@
+//! What the page does when it opens: the sample list, the model list, the default model and
+//! the first sample.
+
+use vit::weights::ModelIndex;
+
+use crate::actions::{images, loading};
+use crate::app::state::Shared;
+use crate::platform::net;
+use crate::view::model_info::fill_model_select;
+
+/// The sample images' file names (none when the list is missing: the page works without).
+pub async fn sample_names() -> Vec<String> {
+    match net::text("samples/index.json").await {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+        Err(e) => {
+            web_sys::console::warn_1(&format!("no samples: {e}").into());
+            Vec::new()
+        }
+    }
+}
+
+/// Loads `first_sample`, the list of published models and the default model, which then
+/// answers at once on the sample.
+pub async fn startup(app: Shared, first_sample: Option<String>) -> Result<(), String> {
+    // The sample first (a few kB), so the model's first run is on it: the answer is then on
+    // screen before the backends are timed.
+    if let Some(first) = first_sample {
+        images::load_sample(app.clone(), first).await?;
+    }
+    // Checked with the server on every visit (net.rs): a model published while the page is
+    // served shows up on the next reload (scripts/serve serves www/models live).
+    let text = net::text("models/index.json")
+        .await
+        .map_err(|e| format!("The list of models could not be loaded: {e}"))?;
+    let index = ModelIndex::from_json(&text, "models/index.json").map_err(|e| e.to_string())?;
+    let entry = index
+        .default_entry()
+        .cloned()
+        .ok_or("models/index.json lists no models: publish one with `trainer publish`")?;
+    app.borrow_mut().index = index;
+    fill_model_select(&app.borrow());
+    app.borrow().ui.model_select.set_value(&entry.name);
+    loading::load_published(app.clone(), entry).await
+}

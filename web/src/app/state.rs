@@ -1,0 +1,381 @@
+//! The page's state, its tasks and its status line.
+//!
+//! One `App` behind `Rc<RefCell<_>>`, shared by event handlers and async tasks. A borrow is
+//! never held across an `.await`: tasks copy what they need out, await, then borrow again and
+//! check that what they computed is still wanted (a newer image or model wins). What each
+//! action does lives in `actions`: `startup`, `loading` (models), `images` (photos and the
+//! square), `inference`; `view::results` draws the result.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use vit::inference::{Ranked, Verdict};
+use vit::preprocess::{Crop, CropBox, Prepared};
+use vit::rollout::{HeadFusion, Heatmap};
+use vit::weights::ModelIndex;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::HtmlCanvasElement;
+
+use crate::app::ui::Ui;
+use crate::backends::{Backend, Backends, Loaded, Output, Timings};
+use crate::pictures::animate::Stage;
+use crate::platform::dom::{human_ms, set_attr, set_text};
+
+pub type Shared = Rc<RefCell<App>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Fixed(Backend),
+}
+
+/// Where a model the page has loaded came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Listed in `models/index.json`.
+    Published,
+    /// A pair picked from disk.
+    Disk,
+    /// Taught in the Teach panel.
+    Taught,
+}
+
+impl Origin {
+    /// The model select's value for a model of this origin named `name`: a published model's
+    /// is its name, the others' are prefixed ("disk:NAME", "taught:NAME") so they never take
+    /// a published model's place.
+    pub fn key(self, name: &str) -> String {
+        match self {
+            Origin::Published => name.to_string(),
+            Origin::Disk => format!("disk:{name}"),
+            Origin::Taught => format!("taught:{name}"),
+        }
+    }
+
+    /// What the model select adds after the name; `None` for a published model, which the
+    /// index lists with its own label.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Origin::Published => None,
+            Origin::Disk => Some("from disk"),
+            Origin::Taught => Some("taught here"),
+        }
+    }
+}
+
+/// A model the page has loaded, kept so switching back is instant.
+pub struct Cached {
+    /// The model select's value ([`Origin::key`]).
+    pub key: String,
+    pub origin: Origin,
+    pub loaded: Rc<Loaded>,
+    pub timings: Timings,
+}
+
+/// The current image, prepared for the current model.
+pub struct Picture {
+    pub bytes: Rc<Vec<u8>>,
+    pub name: String,
+    pub prepared: Prepared,
+    /// The photo for drawing (downscaled when huge), and its size over the original's.
+    pub photo: HtmlCanvasElement,
+    pub scale: f32,
+    /// The square the model sees, in `photo`'s coordinates.
+    pub crop: CropBox,
+    /// The square the person chose, in the original's pixels (`None`: the centre square).
+    pub chosen: Option<Crop>,
+    pub view: HtmlCanvasElement,
+    /// Why the file looks cut off (`vit::damage::truncation`): it is shown, as browsers show
+    /// such files, but the result must say it is of the part that could be read.
+    pub damage: Option<String>,
+}
+
+impl Picture {
+    /// The square the model sees, in whole pixels of the original.
+    pub fn square(&self) -> Crop {
+        let (w, h) = self.prepared.original.dimensions();
+        self.chosen.unwrap_or_else(|| Crop::centre(w, h))
+    }
+}
+
+/// The last good result, with the attention maps kept so the heat-map controls never
+/// re-run the model.
+pub struct Shown {
+    pub output: Output,
+    pub top: Vec<Ranked>,
+    pub verdict: Verdict,
+    pub image: String,
+    /// The image's damage, as its picture recorded it when this result was computed.
+    pub damage: Option<String>,
+    pub model: String,
+    /// The square it was computed on, when the person chose one.
+    pub crop: Option<Crop>,
+    pub rollout: Heatmap,
+    pub heads: Vec<Heatmap>,
+    pub run: u64,
+}
+
+/// The square the model is to look at next, asked for while it is still running on the one
+/// before (`actions::images::move_crop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextCrop {
+    /// Nothing new asked for: the model has caught up.
+    None,
+    /// The centre square.
+    Centre,
+    /// A square the person chose, in the original's pixels.
+    Chosen(Crop),
+}
+
+impl NextCrop {
+    /// `Centre` for no chosen square.
+    pub fn of(crop: Option<Crop>) -> Self {
+        crop.map_or(NextCrop::Centre, NextCrop::Chosen)
+    }
+}
+
+pub struct HeatSettings {
+    pub opacity: f64,
+    pub fusion: HeadFusion,
+    pub discard: f32,
+}
+
+/// When things happened, in ms after navigation start, for `window.vitrine.timings()`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Milestones {
+    /// The wasm was running.
+    pub wasm_ready: f64,
+    /// How long WebGPU took to initialise.
+    pub webgpu_init: f64,
+    /// The first result was on screen.
+    pub first_result: Option<f64>,
+    /// The background timing of both backends had finished.
+    pub timed: Option<f64>,
+}
+
+pub struct App {
+    pub ui: Ui,
+    pub backends: Rc<Backends>,
+    pub stage: Rc<RefCell<Stage>>,
+    pub index: ModelIndex,
+    pub model: Option<Rc<Loaded>>,
+    pub model_key: String,
+    pub cache: Vec<Cached>,
+    pub timings: Timings,
+    /// Models whose backends are being timed in the background; WebGPU runs wait for them.
+    pub timing: u32,
+    pub choice: Choice,
+    /// The image bytes given most recently, kept to re-prepare for another model.
+    pub source: Option<(Rc<Vec<u8>>, String)>,
+    pub picture: Option<Picture>,
+    pub shown: Option<Shown>,
+    pub heat: HeatSettings,
+    /// Running tasks: an id, and the label the status line shows (steps may relabel it).
+    busy: Vec<(u64, String)>,
+    next_task: u64,
+    pub error: Option<String>,
+    /// What the page is doing meanwhile, after "Ready" (timing WebGPU, which backend won).
+    pub note: Option<String>,
+    pub runs: u64,
+    pub milestones: Milestones,
+    pub inference_request: u64,
+    pub model_request: u64,
+    /// The square asked for while the one before it is still being run
+    /// (`actions::images::move_crop`).
+    pub crop_next: NextCrop,
+    pub crop_job: bool,
+    /// The token explorer ("ask the model anything").
+    pub explorer: crate::explorer::state::Explorer,
+    /// The Teach panel: classes, photos, the run, the taught pair.
+    pub teach: crate::teach::state::Teach,
+}
+
+impl App {
+    pub fn new(ui: Ui, backends: Backends) -> Self {
+        let stage = Rc::new(RefCell::new(Stage::new(ui.stage.clone(), ui.play.clone())));
+        Self {
+            ui,
+            backends: Rc::new(backends),
+            stage,
+            index: ModelIndex::default(),
+            model: None,
+            model_key: String::new(),
+            cache: Vec::new(),
+            timings: Timings::default(),
+            timing: 0,
+            choice: Choice::Auto,
+            source: None,
+            picture: None,
+            shown: None,
+            heat: HeatSettings {
+                opacity: 0.65,
+                fusion: HeadFusion::Mean,
+                discard: 0.0,
+            },
+            busy: Vec::new(),
+            next_task: 0,
+            error: None,
+            note: None,
+            runs: 0,
+            milestones: Milestones::default(),
+            inference_request: 0,
+            model_request: 0,
+            crop_next: NextCrop::None,
+            crop_job: false,
+            explorer: crate::explorer::state::Explorer::find(),
+            teach: crate::teach::state::Teach::find(),
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        if !self.busy.is_empty() {
+            "busy"
+        } else if self.error.is_some() {
+            "error"
+        } else {
+            "ready"
+        }
+    }
+
+    /// Status line and `<body data-*>` attributes (which tests also read).
+    pub fn refresh_status(&self) {
+        let state = self.state();
+        set_attr(&self.ui.body, "data-state", state);
+        set_attr(
+            &self.ui.body,
+            "data-backend",
+            self.shown.as_ref().map_or("", |s| s.output.backend.id()),
+        );
+        let mut text = match (self.busy.last(), &self.error, &self.shown) {
+            (Some((_, task)), _, _) => format!("{task}…"),
+            (None, Some(_), _) => "Something went wrong: see the message below".into(),
+            (None, None, Some(s)) => format!(
+                "Ready · {} on {} · {}",
+                s.model,
+                s.output.backend.label(),
+                human_ms(s.output.ms)
+            ),
+            (None, None, None) => "Ready".into(),
+        };
+        if let Some(note) = &self.note
+            && self.error.is_none()
+        {
+            text += &format!(" · {note}");
+        }
+        set_text(&self.ui.status, &text);
+    }
+
+    /// Which backend the next run uses: until both are timed, the CPU, which answers its
+    /// first run at once (WebGPU's first run compiles its kernels: seconds on some machines).
+    pub fn backend(&self) -> Backend {
+        match self.choice {
+            Choice::Fixed(b) => b,
+            Choice::Auto if self.backends.gpu.is_none() => Backend::Cpu,
+            Choice::Auto => self.timings.fastest(),
+        }
+    }
+
+    /// Predictions as JSON for `window.vitrine` and tests.
+    pub fn predictions_json(&self) -> Option<String> {
+        let s = self.shown.as_ref()?;
+        let value = serde_json::json!({
+            "run": s.run,
+            "model": s.model,
+            "image": s.image,
+            "backend": s.output.backend.id(),
+            "ms": s.output.ms,
+            "top": s.top,
+            "probs": s.output.probs,
+            "fits": s.verdict.fits,
+            "crop": s.crop.map(|c| [c.x, c.y, c.size]),
+        });
+        Some(value.to_string())
+    }
+
+    pub fn timings_json(&self) -> String {
+        let t = &self.timings;
+        let m = &self.milestones;
+        serde_json::json!({
+            "cpu": t.cpu, "webgpu": t.gpu, "cpu_first": t.cpu_first, "webgpu_first": t.gpu_first,
+            "webgpu_available": self.backends.gpu.is_some(),
+            "wasm_ready_ms": m.wasm_ready,
+            "webgpu_init_ms": m.webgpu_init,
+            "first_result_ms": m.first_result,
+            "timed_ms": m.timed,
+            "timing": self.timing > 0,
+            "webgpu_problem": self.backends.gpu_problem,
+        })
+        .to_string()
+    }
+}
+
+/// Runs `work` as a named task: the page is "busy" meanwhile, and a failure lands in the
+/// alert region without disturbing the last good result.
+pub fn spawn_task(
+    app: &Shared,
+    label: &str,
+    work: impl Future<Output = Result<(), String>> + 'static,
+) {
+    let app = app.clone();
+    let label = label.to_string();
+    spawn_local(async move {
+        let id = {
+            let mut a = app.borrow_mut();
+            a.next_task += 1;
+            let id = a.next_task;
+            a.busy.push((id, label));
+            a.error = None;
+            a.ui.hide_alert();
+            a.refresh_status();
+            id
+        };
+        let result = work.await;
+        let mut a = app.borrow_mut();
+        a.busy.retain(|(task, _)| *task != id);
+        if let Err(message) = result {
+            web_sys::console::warn_1(&message.clone().into());
+            a.ui.show_alert(&message);
+            a.error = Some(message);
+        }
+        a.refresh_status();
+    });
+}
+
+/// Changes the label of the newest task (the status line follows the steps of a load).
+pub fn step(app: &Shared, label: &str) {
+    let mut a = app.borrow_mut();
+    if let Some((_, last)) = a.busy.last_mut() {
+        *last = label.to_string();
+    }
+    a.refresh_status();
+}
+
+/// Sets (or clears) what the status line adds after "Ready".
+pub fn note(app: &Shared, note: Option<String>) {
+    let mut a = app.borrow_mut();
+    a.note = note;
+    a.refresh_status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_s_origin_names_its_select_value_and_label() {
+        assert_eq!(Origin::Published.key("tiny"), "tiny");
+        assert_eq!(Origin::Disk.key("tiny"), "disk:tiny");
+        assert_eq!(Origin::Taught.key("my-classes"), "taught:my-classes");
+        assert_eq!(Origin::Published.label(), None);
+        assert_eq!(Origin::Disk.label(), Some("from disk"));
+        assert_eq!(Origin::Taught.label(), Some("taught here"));
+        assert_eq!(NextCrop::of(None), NextCrop::Centre);
+        let c = Crop {
+            x: 1,
+            y: 2,
+            size: 3,
+        };
+        assert_eq!(NextCrop::of(Some(c)), NextCrop::Chosen(c));
+    }
+}

@@ -1,0 +1,289 @@
+//! Backends, model loading and inference: everything that touches burn, but teaching new
+//! classes (`teach::backend`).
+//!
+//! The model, its weights format and its preprocessing are the `vit` crate's; this module only
+//! decides where they run and reads results back the browser's way (`into_data_async`, since a
+//! synchronous read panics on WebGPU in wasm and traps the whole module).
+
+use burn::module::Module;
+use burn::prelude::*;
+use vit::VisionTransformer;
+use vit::explain::{Relevance, gradient_weighted_attention};
+use vit::inference::{softmax, split_attention, stack_attention};
+use vit::preprocess::batch_tensor;
+use vit::rollout::AttentionMaps;
+use vit::weights::{Manifest, load_model};
+
+use crate::platform::dom::{now, yield_now};
+
+/// Where a forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    WebGpu,
+    Cpu,
+}
+
+impl Backend {
+    /// The name tests and `window.vitrine` use.
+    pub fn id(self) -> &'static str {
+        match self {
+            Backend::WebGpu => "webgpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::WebGpu => "WebGPU",
+            Backend::Cpu => "CPU (Flex)",
+        }
+    }
+}
+
+/// The devices this browser offers: Flex always, WebGPU when an adapter is available.
+pub struct Backends {
+    pub cpu: Device,
+    pub gpu: Option<Device>,
+    /// Why WebGPU is missing, for the backend select's tooltip.
+    pub gpu_problem: Option<String>,
+}
+
+impl Backends {
+    /// Initialises WebGPU asynchronously (the browser hands out adapters through promises);
+    /// a browser without WebGPU, or without an adapter, leaves the CPU.
+    pub async fn init() -> Self {
+        let cpu = Device::flex();
+        let has_api =
+            js_sys::Reflect::has(&crate::platform::dom::window().navigator(), &"gpu".into())
+                .unwrap_or(false);
+        if !has_api {
+            return Self {
+                cpu,
+                gpu: None,
+                gpu_problem: Some("this browser has no WebGPU".into()),
+            };
+        }
+        match Device::wgpu_options()
+            .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
+            .init_async()
+            .await
+        {
+            Ok(gpu) => Self {
+                cpu,
+                gpu: Some(gpu),
+                gpu_problem: None,
+            },
+            Err(e) => Self {
+                cpu,
+                gpu: None,
+                gpu_problem: Some(format!("no WebGPU adapter ({e})")),
+            },
+        }
+    }
+
+    pub fn device(&self, backend: Backend) -> Option<&Device> {
+        match backend {
+            Backend::Cpu => Some(&self.cpu),
+            Backend::WebGpu => self.gpu.as_ref(),
+        }
+    }
+}
+
+/// A model ready on every available device.
+pub struct Loaded {
+    pub manifest: Manifest,
+    cpu: VisionTransformer,
+    gpu: Option<VisionTransformer>,
+}
+
+impl Loaded {
+    /// Checks the weights against the manifest (size, SHA-256, every tensor's shape) and
+    /// copies the model to WebGPU when there is one.
+    pub fn new(manifest: Manifest, weights: &[u8], backends: &Backends) -> Result<Self, String> {
+        if manifest.weights.bytes != 0 && manifest.weights.bytes != weights.len() as u64 {
+            return Err(format!(
+                "the weights file {} has {} bytes but the manifest {} says {}: they do not belong together",
+                manifest.weights.file,
+                weights.len(),
+                manifest.name,
+                manifest.weights.bytes
+            ));
+        }
+        // Loading on Flex first means one checksum and one parse; the WebGPU copy is the
+        // same numbers moved over.
+        let cpu = load_model(&manifest, weights, &backends.cpu).map_err(|e| e.to_string())?;
+        let gpu = backends.gpu.as_ref().map(|g| cpu.clone().to_device(g));
+        Ok(Self { manifest, cpu, gpu })
+    }
+
+    /// The model's copy on `backend` (`None`: WebGPU is missing); `teach::backend` trains from it.
+    pub fn on(&self, backend: Backend) -> Option<&VisionTransformer> {
+        match backend {
+            Backend::Cpu => Some(&self.cpu),
+            Backend::WebGpu => self.gpu.as_ref(),
+        }
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.manifest.config.image_size
+    }
+}
+
+/// One forward pass, read back.
+pub struct Output {
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub attention: AttentionMaps,
+    /// From the input upload to the last byte read back, in milliseconds.
+    pub ms: f64,
+    pub backend: Backend,
+}
+
+/// Runs the model on one normalised `[3, S, S]` image with attention kept, and reads logits
+/// and the stacked attention back asynchronously (one transfer each).
+pub async fn infer(
+    loaded: &Loaded,
+    backends: &Backends,
+    backend: Backend,
+    chw: &[f32],
+) -> Result<Output, String> {
+    let (Some(model), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+        return Err(format!(
+            "{} is not available in this browser",
+            backend.label()
+        ));
+    };
+    let size = loaded.image_size();
+    let start = now();
+    let input = batch_tensor(&[chw], size, device);
+    let (logits, layers) = model.forward_with_attention(input);
+    let stacked = stack_attention(layers);
+    let dims = stacked.dims();
+    let logits = read(logits, backend).await?;
+    let flat = read(stacked, backend).await?;
+    let ms = now() - start;
+    let attention = split_attention(&flat, dims)
+        .into_iter()
+        .next()
+        .ok_or("the model returned no attention")?;
+    Ok(Output {
+        probs: softmax(&logits),
+        logits,
+        attention,
+        ms,
+        backend,
+    })
+}
+
+/// Chefer et al.'s relevance for `class` on one normalised `[3, S, S]` image: one forward and
+/// one backward pass through burn's autodiff on `backend`, read back asynchronously.
+pub async fn relevance(
+    loaded: &Loaded,
+    backends: &Backends,
+    backend: Backend,
+    chw: &[f32],
+    class: usize,
+) -> Result<Relevance, String> {
+    let (Some(model), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+        return Err(format!(
+            "{} is not available in this browser",
+            backend.label()
+        ));
+    };
+    let input = batch_tensor(&[chw], loaded.image_size(), device);
+    let cams = gradient_weighted_attention(model, input, class).map_err(|e| e.to_string())?;
+    let [layers, tokens, _] = cams.dims();
+    let cams = read(cams, backend).await?;
+    Ok(Relevance {
+        layers,
+        tokens,
+        cams,
+    })
+}
+
+async fn read<const D: usize>(t: Tensor<D>, backend: Backend) -> Result<Vec<f32>, String> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| format!("{} failed while reading results: {e:?}", backend.label()))?;
+    data.try_to_vec::<f32>()
+        .map_err(|e| format!("unexpected result type: {e:?}"))
+}
+
+/// Warm-up and timed run of each backend on a blank image; `None` where one is unavailable
+/// or failed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub cpu: Option<f64>,
+    pub gpu: Option<f64>,
+    /// The warm-up runs (kernel compilation included), reported for the curious.
+    pub cpu_first: Option<f64>,
+    pub gpu_first: Option<f64>,
+}
+
+impl Timings {
+    /// The faster backend; the CPU when nothing was measured.
+    pub fn fastest(&self) -> Backend {
+        match (self.gpu, self.cpu) {
+            (Some(g), Some(c)) if g < c => Backend::WebGpu,
+            (Some(_), None) => Backend::WebGpu,
+            _ => Backend::Cpu,
+        }
+    }
+}
+
+pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
+    let size = loaded.image_size();
+    let blank = vec![0.0f32; 3 * size * size];
+    let mut timings = Timings::default();
+    for backend in [Backend::Cpu, Backend::WebGpu] {
+        if backends.device(backend).is_none() {
+            continue;
+        }
+        // The first run compiles kernels (seconds on a software GPU); the second is the one
+        // a person waits for on every later image.
+        let mut runs = [None, None];
+        for run in &mut runs {
+            yield_now().await;
+            *run = infer(loaded, backends, backend, &blank)
+                .await
+                .ok()
+                .map(|o| o.ms);
+            if run.is_none() {
+                break;
+            }
+        }
+        match backend {
+            Backend::Cpu => (timings.cpu_first, timings.cpu) = (runs[0], runs[1]),
+            Backend::WebGpu => (timings.gpu_first, timings.gpu) = (runs[0], runs[1]),
+        }
+    }
+    timings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_faster_backend_wins_and_the_cpu_until_measured() {
+        let none = Timings::default();
+        assert_eq!(none.fastest(), Backend::Cpu);
+        let t = Timings {
+            cpu: Some(30.0),
+            gpu: Some(900.0),
+            ..none
+        };
+        assert_eq!(t.fastest(), Backend::Cpu);
+        assert_eq!(
+            Timings {
+                gpu: Some(3.0),
+                ..t
+            }
+            .fastest(),
+            Backend::WebGpu
+        );
+        // WebGPU measured, the CPU failed: the one that works.
+        assert_eq!(Timings { cpu: None, ..t }.fastest(), Backend::WebGpu);
+    }
+}

@@ -1,0 +1,11 @@
+//! The top layer: every listener. Each says what a control does by calling the actions below
+//! (`actions`, and the views and state under them); nothing below calls back up here.
+//!
+//! - [`page`]: files, drop, paste, selects, sliders, the movable square, the sample buttons; it
+//!   wires the other two
+//! - [`explorer`]: the token explorer's pointer, keys, slider, select, box and the class bars
+//! - [`teach`]: the Teach panel's listeners, delegated to the panel
+
+pub mod explorer;
+pub mod page;
+pub mod teach;

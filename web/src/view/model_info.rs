@@ -1,0 +1,120 @@
+//! What the page says about its models: the model select (every published model, then those
+//! loaded from disk or taught in this visit) and the current model's description, classes and
+//! backend timings.
+
+use vit::weights::IndexEntry;
+
+use crate::app::state::App;
+use crate::backends::Backend;
+use crate::platform::dom::{human_bytes, human_ms, set_text};
+
+/// The model select: every published model, then those loaded from disk or taught in this
+/// visit.
+pub fn fill_model_select(a: &App) {
+    let mut options: Vec<(String, String)> = a
+        .index
+        .models
+        .iter()
+        .map(|e| (e.name.clone(), entry_label(e)))
+        .collect();
+    for c in &a.cache {
+        let Some(origin) = c.origin.label() else {
+            continue;
+        };
+        options.push((
+            c.key.clone(),
+            format!("{} ({origin})", c.loaded.manifest.name),
+        ));
+    }
+    a.ui.set_model_options(&options, &a.model_key);
+}
+
+/// Name, accuracy, size: a narrow screen cuts a select's label off at its right edge, and what
+/// a visitor chooses a model by should survive that.
+fn entry_label(e: &IndexEntry) -> String {
+    let mut label = e.name.clone();
+    if let Some(top1) = e.top1 {
+        label += &format!(" · {:.1}% top-1", 100.0 * top1);
+    }
+    label + &format!(" · {} params", compact(e.params))
+}
+
+fn compact(n: usize) -> String {
+    if n >= 1_000_000 {
+        format!("{:.1}M", n as f64 / 1e6)
+    } else if n >= 1000 {
+        format!("{:.0}k", n as f64 / 1e3)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Model description, the classes it knows and the backend timings.
+pub fn show_model(a: &App) {
+    let Some(m) = &a.model else { return };
+    let c = &m.manifest.config;
+    let mut info = if m.manifest.description.is_empty() {
+        m.manifest.name.clone()
+    } else {
+        m.manifest.description.clone()
+    };
+    // The classes get a line of their own (`show_classes`), so they are not counted here too.
+    info += &format!(
+        " · {} px input, {} patches · {}",
+        c.image_size,
+        c.num_patches(),
+        human_bytes(m.manifest.weights.bytes as f64)
+    );
+    set_text(&a.ui.model_info, &info);
+    a.ui.show_classes(&m.manifest.labels);
+
+    let t = &a.timings;
+    let timing = a.timing > 0;
+    let show =
+        |el: &web_sys::HtmlElement, warm: Option<f64>, first: Option<f64>, available: bool| {
+            let text = match (warm, available) {
+                (Some(ms), _) => match first {
+                    Some(f) => format!("{} (first {})", human_ms(ms), human_ms(f)),
+                    None => human_ms(ms),
+                },
+                (None, false) => "unavailable".to_string(),
+                (None, true) if timing => "timing…".to_string(),
+                (None, true) => "—".to_string(),
+            };
+            set_text(el, &text);
+        };
+    show(&a.ui.time_gpu, t.gpu, t.gpu_first, a.backends.gpu.is_some());
+    show(&a.ui.time_cpu, t.cpu, t.cpu_first, true);
+    let active = a.backend();
+    for (el, b) in [
+        (&a.ui.time_gpu, Backend::WebGpu),
+        (&a.ui.time_cpu, Backend::Cpu),
+    ] {
+        if let Some(parent) = el.parent_element() {
+            let _ = parent.class_list().toggle_with_force("active", b == active);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_labels_are_short() {
+        assert_eq!(compact(468_586), "469k");
+        assert_eq!(compact(1_800_000), "1.8M");
+        assert_eq!(compact(999), "999");
+        let e = IndexEntry {
+            name: "m".into(),
+            manifest: "m.json".into(),
+            description: String::new(),
+            params: 468_586,
+            bytes: 1,
+            top1: Some(0.7271),
+        };
+        assert_eq!(entry_label(&e), "m · 72.7% top-1 · 469k params");
+        let unmeasured = IndexEntry { top1: None, ..e };
+        assert_eq!(entry_label(&unmeasured), "m · 469k params");
+    }
+}
