@@ -234,18 +234,17 @@ fn import_timm_from_the_hub_writes_a_pair_that_answers_as_the_hub_model() {
     let home = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let hub = server(vec![(DEIT, deit_repo())]);
-    let o = trainer(
-        home.path(),
-        &hub.url,
-        &[
+    let import = |extra: &[&str]| {
+        let mut args = vec![
             "import-timm",
             DEIT_ARG,
             "--out",
             out.path().to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
+        ];
+        args.extend(extra);
+        trainer(home.path(), &hub.url, &args).output().unwrap()
+    };
+    let o = import(&[]);
     assert!(o.status.success(), "{}", text(&o));
     let manifest = out.path().join("deit_tiny_patch16_224.fb_in1k.json");
     let json: serde_json::Value =
@@ -262,23 +261,16 @@ fn import_timm_from_the_hub_writes_a_pair_that_answers_as_the_hub_model() {
             "no machine path"
         );
     }
-    let pair = predict_json(
-        &trainer(
-            home.path(),
-            &hub.url,
-            &[
-                "predict",
-                "--model",
-                manifest.to_str().unwrap(),
-                "--json",
-                "--device",
-                "cpu",
-                &photo("astronaut_wide"),
-            ],
-        )
-        .output()
-        .unwrap(),
-    );
+    let args = [
+        "predict",
+        "--model",
+        manifest.to_str().unwrap(),
+        "--json",
+        "--device",
+        "cpu",
+        &photo("astronaut_wide"),
+    ];
+    let pair = predict_json(&trainer(home.path(), &hub.url, &args).output().unwrap());
     assert_close(
         "the imported pair against timm",
         &timm_probs(DEIT, "astronaut_wide"),
@@ -286,36 +278,10 @@ fn import_timm_from_the_hub_writes_a_pair_that_answers_as_the_hub_model() {
         Tolerance::abs(1e-6),
     );
     // --name renames the pair; --heads is the config's business for a hub model.
-    let o = trainer(
-        home.path(),
-        &hub.url,
-        &[
-            "import-timm",
-            DEIT_ARG,
-            "--out",
-            out.path().to_str().unwrap(),
-            "--name",
-            "deit-ti",
-        ],
-    )
-    .output()
-    .unwrap();
+    let o = import(&["--name", "deit-ti"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(out.path().join("deit-ti.json").is_file() && out.path().join("deit-ti.bpk").is_file());
-    let o = trainer(
-        home.path(),
-        &hub.url,
-        &[
-            "import-timm",
-            DEIT_ARG,
-            "--out",
-            out.path().to_str().unwrap(),
-            "--heads",
-            "3",
-        ],
-    )
-    .output()
-    .unwrap();
+    let o = import(&["--heads", "3"]);
     assert!(
         !o.status.success()
             && String::from_utf8_lossy(&o.stderr).contains("config.json gives them"),
