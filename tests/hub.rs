@@ -79,30 +79,30 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// timm's probabilities for `photo` (`hub_reference.safetensors`).
-fn timm_probs(repo: &str, photo: &str) -> Vec<f32> {
+/// Asserts that a `predict --json` answer for `photo` has DeiT fixture's probabilities as timm
+/// computed them (`hub_reference.safetensors`).
+fn assert_like_timm(what: &str, answer: &serde_json::Value, photo: &str) {
     let bytes = std::fs::read(fixtures().join("hub_reference.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let name = repo.rsplit('/').next().unwrap();
+    let name = DEIT.rsplit('/').next().unwrap();
     let t = tensors.tensor(&format!("{name}.{photo}.probs")).unwrap();
-    t.data()
+    let theirs: Vec<f32> = t
+        .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+        .collect();
+    let ours: Vec<f32> = answer["probs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_close(what, &theirs, &ours, Tolerance::abs(1e-6));
 }
 
 fn predict_json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", text(o));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
-}
-
-fn probs(answer: &serde_json::Value) -> Vec<f32> {
-    answer["probs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
 }
 
 #[test]
@@ -119,12 +119,7 @@ fn predict_fetches_once_then_runs_from_the_cache_offline() {
         &photo("chelsea"),
     ];
     let first = predict_json(&trainer(home.path(), &hub.url, &args).output().unwrap());
-    assert_close(
-        "chelsea through the hub against timm",
-        &timm_probs(DEIT, "chelsea"),
-        &probs(&first),
-        Tolerance::abs(1e-6),
-    );
+    assert_like_timm("chelsea through the hub against timm", &first, "chelsea");
     // ImageNet's names, shipped with Vitrine, label a 1000-class model without label_names.
     let top = first["top"][0]["label"].as_str().unwrap();
     let names = std::fs::read_to_string(
@@ -167,6 +162,30 @@ fn predict_fetches_once_then_runs_from_the_cache_offline() {
     let again = predict_json(&trainer(home.path(), &hub.url, &args).output().unwrap());
     assert_eq!(again["probs"], first["probs"]);
     assert_eq!(fetched(&hub), gets, "{:?}", hub.requests());
+
+    // A new commit that changes config.json alone: its weights link the blob already there.
+    let retagged = server(vec![(
+        DEIT,
+        edited(|c| c["pretrained_cfg"]["tag"] = "fb_in1k_v2".into()),
+    )]);
+    let moved = predict_json(&trainer(home.path(), &retagged.url, &args).output().unwrap());
+    assert_eq!(moved["probs"], first["probs"]);
+    assert!(
+        !retagged
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET") && r.contains("model.safetensors")),
+        "{:?}",
+        retagged.requests()
+    );
+    let newer = std::fs::read_to_string(repo_dir.join("refs/main")).unwrap();
+    assert_ne!(newer, commit);
+    let relinked = repo_dir
+        .join("snapshots")
+        .join(&newer)
+        .join("model.safetensors");
+    assert_eq!(std::fs::canonicalize(&relinked).unwrap(), blob);
+    drop(retagged);
 
     // The hub gone: HF_HUB_OFFLINE=1 reads the cache alone; without it, the unreachable hub
     // is said once and the cache serves.
@@ -271,12 +290,7 @@ fn import_timm_from_the_hub_writes_a_pair_that_answers_as_the_hub_model() {
         &photo("astronaut_wide"),
     ];
     let pair = predict_json(&trainer(home.path(), &hub.url, &args).output().unwrap());
-    assert_close(
-        "the imported pair against timm",
-        &timm_probs(DEIT, "astronaut_wide"),
-        &probs(&pair),
-        Tolerance::abs(1e-6),
-    );
+    assert_like_timm("the imported pair against timm", &pair, "astronaut_wide");
     // --name renames the pair; --heads is the config's business for a hub model.
     let o = import(&["--name", "deit-ti"]);
     assert!(o.status.success(), "{}", text(&o));

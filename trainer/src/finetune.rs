@@ -10,7 +10,7 @@
 //! and each layer below at `--layer-decay` times the one above. The recipe records the base
 //! model's name and checksum, which the published manifest carries as where it came from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +20,7 @@ use burn::prelude::Device;
 use vit::VisionTransformer;
 use vit::pos_embed::Resample;
 use vit::transfer::{Trainable, layer_decay, transfer_config};
-use vit::weights::{Manifest, load_pair, save_pair};
+use vit::weights::{Manifest, load_pair, save_pair_bytes};
 
 use crate::data::{self, DatasetKind};
 use crate::device::resolve;
@@ -137,18 +137,24 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     };
     refuse_existing_run(&args.run)?;
     // A hub model is fetched now and kept in the run folder once the run exists.
-    let (base, hub_model, from) = match from {
-        ModelArg::Pair(path) => (read_manifest(path)?, None, path.clone()),
+    // Its weights are serialised once: their SHA-256 goes into the recipe, their bytes into
+    // base/ once the run folder exists.
+    let (mut base, hub_weights, from) = match from {
+        ModelArg::Pair(path) => (from.manifest()?, None, path.clone()),
         ModelArg::Hub(name) => {
             let loaded = crate::hub::load(name, &Device::flex())?;
-            let mut base = loaded.manifest;
             let bytes = vit::weights::model_to_bytes(&loaded.model)?;
-            base.weights.sha256 = vit::weights::sha256_hex(&bytes);
-            base.weights.bytes = bytes.len() as u64;
-            let path = args.run.join("base").join(format!("{}.json", base.name));
-            (base, Some(loaded.model), path)
+            let path = args
+                .run
+                .join("base")
+                .join(format!("{}.json", loaded.manifest.name));
+            (loaded.manifest, Some(bytes), path)
         }
     };
+    if let Some(bytes) = &hub_weights {
+        base.weights.sha256 = vit::weights::sha256_hex(bytes);
+        base.weights.bytes = bytes.len() as u64;
+    }
     let kind = data::resolve(args.dataset, data_dir)?;
     let classes = data::class_names(kind, data_dir)?;
     if classes.len() < 2 {
@@ -191,18 +197,11 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     });
     let info = RunInfo::new(data_dir, kind, classes, device_name, Some(&from))?;
     create_run(&args.run, &recipe, &info)?;
-    if let Some(model) = hub_model {
-        let mut pair = base.clone();
-        save_pair(&args.run.join("base"), &mut pair, &model)?;
+    if let Some(bytes) = hub_weights {
+        save_pair_bytes(&args.run.join("base"), &mut base.clone(), &bytes)?;
     }
     eprintln!("{}", describe(&recipe, &base));
     Ok((recipe, info, State::default()))
-}
-
-fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Manifest::from_json(&text, &path.display().to_string())?)
 }
 
 /// One line on what the run does to the base model.

@@ -18,7 +18,7 @@
 //! keeps half-downloaded `.part` files in the cache, and has no offline mode; 1.0 is async only
 //! and brings tokio, reqwest and hf-xet into a build that has a working HTTP client already.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,19 +96,11 @@ pub struct Loaded {
 /// Fetches (or finds in the cache) a hub model's config.json and weights, refusing anything
 /// Vitrine cannot run exactly before the weights are fetched, and builds it on `device`.
 pub fn load(name: &HubName, device: &Device) -> Result<Loaded> {
-    let env = HubEnv::from_env();
-    load_with(&env, name, device)
-}
-
-pub fn load_with(env: &HubEnv, name: &HubName, device: &Device) -> Result<Loaded> {
-    // Ctrl-C stops at the next step and drops what was fetched, until it is all kept.
+    // Ctrl-C removes what was fetched and stops, until it is all kept.
     let _stop = interrupt::during_download();
-    let client = Client::new(env);
-    let mut config = client.fetch(name, CONFIG_FILE, MAX_CONFIG_BYTES)?;
-    let text = fs::read_to_string(config.path())
-        .map_err(|e| anyhow!("{name}: config.json is not text: {e}"))?;
-    let origin = format!("{name}: config.json");
-    let hub = vit::hub::read_config(&text, &origin)?;
+    let env = HubEnv::from_env();
+    let client = Client::new(&env);
+    let (mut config, hub) = client.config(name)?;
     let mut weights = client.fetch(name, WEIGHTS_FILE, MAX_WEIGHTS_BYTES)?;
     let origin = format!("{name}: {WEIGHTS_FILE}");
     let shapes = safetensors_shapes(weights.path())
@@ -130,11 +122,7 @@ pub fn load_with(env: &HubEnv, name: &HubName, device: &Device) -> Result<Loaded
 pub fn manifest(name: &HubName) -> Result<Manifest> {
     let _stop = interrupt::during_download();
     let env = HubEnv::from_env();
-    let client = Client::new(&env);
-    let mut config = client.fetch(name, CONFIG_FILE, MAX_CONFIG_BYTES)?;
-    let text = fs::read_to_string(config.path())
-        .map_err(|e| anyhow!("{name}: config.json is not text: {e}"))?;
-    let hub = vit::hub::read_config(&text, &format!("{name}: config.json"))?;
+    let (mut config, hub) = Client::new(&env).config(name)?;
     let commit = config.commit.clone();
     config.keep()?;
     Ok(manifest_for(name, &hub, &commit))
@@ -199,40 +187,47 @@ struct Partial {
 }
 
 enum State {
+    /// In the cache (found there, or kept).
     Cached(PathBuf),
     Pending {
-        temp: Partial,
+        /// The download; `None` when another revision's blob already holds the content.
+        temp: Option<Partial>,
         blob: PathBuf,
         pointer: PathBuf,
         reference: Option<(PathBuf, String)>,
     },
-    Kept(PathBuf),
 }
 
 impl Fetched {
     pub fn path(&self) -> &Path {
         match &self.state {
-            State::Cached(p) | State::Kept(p) => p,
-            State::Pending { temp, .. } => temp.file.path(),
+            State::Cached(p) => p,
+            State::Pending {
+                temp: Some(temp), ..
+            } => temp.file.path(),
+            State::Pending { blob, .. } => blob,
         }
     }
 
     /// Moves a checked download into the cache (blob, snapshot link, ref); returns its path.
     pub fn keep(&mut self) -> Result<PathBuf> {
-        let state = std::mem::replace(&mut self.state, State::Kept(PathBuf::new()));
+        let state = std::mem::replace(&mut self.state, State::Cached(PathBuf::new()));
         let path = match state {
-            State::Cached(p) | State::Kept(p) => p,
+            State::Cached(p) => p,
             State::Pending {
                 temp,
                 blob,
                 pointer,
                 reference,
             } => {
-                let dir = blob.parent().expect("a blob has a folder");
-                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                temp.file
-                    .persist(&blob)
-                    .with_context(|| format!("storing {}", blob.display()))?;
+                if let Some(temp) = temp {
+                    let dir = blob.parent().expect("a blob has a folder");
+                    fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    temp.file
+                        .persist(&blob)
+                        .with_context(|| format!("storing {}", blob.display()))?;
+                }
                 link(&blob, &pointer)?;
                 if let Some((file, commit)) = reference {
                     write_ref(&file, &commit)?;
@@ -240,7 +235,7 @@ impl Fetched {
                 pointer
             }
         };
-        self.state = State::Kept(path.clone());
+        self.state = State::Cached(path.clone());
         Ok(path)
     }
 }
@@ -336,6 +331,15 @@ impl<'a> Client<'a> {
         })
     }
 
+    /// `name`'s config.json, fetched (not yet kept) and read: what Vitrine builds for it.
+    fn config(&self, name: &HubName) -> Result<(Fetched, HubModel)> {
+        let config = self.fetch(name, CONFIG_FILE, MAX_CONFIG_BYTES)?;
+        let text = fs::read_to_string(config.path())
+            .map_err(|e| anyhow!("{name}: config.json is not text: {e}"))?;
+        let hub = vit::hub::read_config(&text, &format!("{name}: config.json"))?;
+        Ok((config, hub))
+    }
+
     /// `file` of `name`: from the cache when the hub's commit is there (or offline), else
     /// downloaded, checked against its size and checksum, and held until [`Fetched::keep`].
     fn fetch(&self, name: &HubName, file: &str, max_bytes: u64) -> Result<Fetched> {
@@ -381,16 +385,11 @@ impl<'a> Client<'a> {
                 "{name}: {file} is {size} bytes, more than the {max_bytes} Vitrine fetches for it"
             );
         }
+        // Another revision's blob may hold the same content: then it is only linked.
         let temp = if blob.is_file() {
-            // Another revision holds the same content: link it, fetch nothing.
-            let mut temp = self.temp_file()?;
-            let mut from =
-                File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
-            std::io::copy(&mut from, temp.file.as_file_mut())
-                .with_context(|| format!("copying {}", blob.display()))?;
-            temp
+            None
         } else {
-            self.download(name, file, &meta, max_bytes)?
+            Some(self.download(name, file, &meta, max_bytes)?)
         };
         Ok(Fetched {
             commit: meta.commit,

@@ -56,7 +56,7 @@ impl ModelArg {
         match self {
             Self::Pair(path) => {
                 let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading manifest {}", path.display()))?;
+                    .with_context(|| format!("reading {}", path.display()))?;
                 Ok(Manifest::from_json(&text, &path.display().to_string())?)
             }
             Self::Hub(name) => crate::hub::manifest(name),

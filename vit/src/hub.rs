@@ -397,13 +397,13 @@ pub fn read_config(text: &str, origin: &str) -> Result<HubModel> {
     }
     let mean = match pretrained.get("mean") {
         Some(v) => rgb(v).ok_or_else(|| fail(format!("mean {v} is not 3 numbers")))?,
-        None => [0.485, 0.456, 0.406],
+        None => Normalization::IMAGENET.mean,
     };
     let std = match pretrained.get("std") {
         Some(v) => rgb(v)
             .filter(|s| s.iter().all(|&s| s > 0.0))
             .ok_or_else(|| fail(format!("std {v} is not 3 positive numbers")))?,
-        None => [0.229, 0.224, 0.225],
+        None => Normalization::IMAGENET.std,
     };
     let interpolation = match pretrained.get("interpolation") {
         None | Some(Value::Null) => Interpolation::Bicubic,
@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(m.labels, ["cat", "dog", "eel"]);
         assert_eq!(m.resize.crop_mode, CropMode::Squash);
         assert_eq!(m.resize.scale_size(64), 71);
-        assert_eq!(m.norm.mean, [0.485, 0.456, 0.406], "timm's default");
+        assert_eq!(m.norm, Normalization::IMAGENET, "timm's default");
     }
 
     #[test]

@@ -360,6 +360,11 @@ impl Normalization {
         mean: [0.4914, 0.4822, 0.4465],
         std: [0.2470, 0.2435, 0.2616],
     };
+    /// timm's default when a model's config names none (`IMAGENET_DEFAULT_MEAN/STD`).
+    pub const IMAGENET: Self = Self {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
     /// timm's default for ViTs trained on ImageNet-21k (`IMAGENET_INCEPTION_MEAN/STD`).
     pub const INCEPTION: Self = Self {
         mean: [0.5, 0.5, 0.5],

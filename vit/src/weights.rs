@@ -435,13 +435,17 @@ pub fn save_pair(
     manifest: &mut Manifest,
     model: &VisionTransformer,
 ) -> Result<PathBuf> {
-    let bytes = model_to_bytes(model)?;
+    save_pair_bytes(dir, manifest, &model_to_bytes(model)?)
+}
+
+/// As [`save_pair`], with the weights already as burnpack bytes ([`model_to_bytes`]).
+pub fn save_pair_bytes(dir: &Path, manifest: &mut Manifest, bytes: &[u8]) -> Result<PathBuf> {
     manifest.weights = WeightsFile {
         file: format!("{}.bpk", manifest.name),
-        sha256: sha256_hex(&bytes),
+        sha256: sha256_hex(bytes),
         bytes: bytes.len() as u64,
     };
-    write_atomic(&dir.join(&manifest.weights.file), &bytes)?;
+    write_atomic(&dir.join(&manifest.weights.file), bytes)?;
     let json_path = dir.join(format!("{}.json", manifest.name));
     write_atomic(&json_path, manifest.to_json().as_bytes())?;
     Ok(json_path)
