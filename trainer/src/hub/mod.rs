@@ -1,0 +1,97 @@
+//! Hugging Face hub models for the CLI: `--model hf-hub:ORG/NAME[@REVISION]`.
+//!
+//! Files come over the hub's own protocol into huggingface_hub's cache, so a model that
+//! Python's timm already downloaded is found here, and one fetched here is found there:
+//! - `HEAD {endpoint}/{org}/{name}/resolve/{revision}/{file}` names the commit
+//!   (`X-Repo-Commit`), the content (`X-Linked-Etag`, the SHA-256 of a large file, or `ETag`),
+//!   its size (`X-Linked-Size` or `Content-Length`), and for a large file a 302 to a CDN;
+//! - the body streams into a temporary file beside the cache, is checked (size, SHA-256, and
+//!   what it says: config.json must describe a ViT Vitrine builds, the weights must fit it),
+//!   and only then is renamed into `models--{org}--{name}/blobs/{etag}`, with
+//!   `snapshots/{commit}/{file}` linking to it and `refs/{revision}` naming the commit.
+//!
+//! So a cut connection, a wrong checksum, an unsupported model or Ctrl-C leaves nothing in the
+//! cache. Settings are huggingface_hub's variables: `HF_ENDPOINT`, `HF_HUB_CACHE` / `HF_HOME`,
+//! `HF_TOKEN` (or the token file `huggingface-cli login` writes) and `HF_HUB_OFFLINE`.
+//!
+//! Written on ureq rather than the `hf-hub` crate: its blocking client (0.4) checks no SHA-256,
+//! keeps half-downloaded `.part` files in the cache, and has no offline mode; 1.0 is async only
+//! and brings tokio, reqwest and hf-xet into a build that has a working HTTP client already.
+//!
+//! In layers, each using only those before it: `env.rs` (the variables and the cache's place),
+//! `cache.rs` (the cache's files, and keeping a download), `client.rs` (HEAD, GET and the hub's
+//! refusals), `fetch.rs` (cache or download); this file loads a model from them.
+
+use anyhow::{Result, anyhow};
+use burn::prelude::Device;
+use vit::VisionTransformer;
+use vit::hub::{HubModel, HubName, WEIGHTS_FILE};
+use vit::weights::{Manifest, import_timm, safetensors_shapes};
+
+use crate::interrupt;
+
+mod cache;
+mod client;
+mod env;
+mod fetch;
+
+use client::{Client, one_line};
+use env::HubEnv;
+
+/// The largest weights file fetched: timm's ViT-L/16 in f32 is 1.2 GB.
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+
+/// A hub model, read and checked, ready to run or to write as a model pair.
+pub struct Loaded {
+    /// Its `source` names the repo and the commit its files came from.
+    pub manifest: Manifest,
+    pub model: VisionTransformer,
+}
+
+/// Fetches (or finds in the cache) a hub model's config.json and weights, refusing anything
+/// Vitrine cannot run exactly before the weights are fetched, and builds it on `device`.
+pub fn load(name: &HubName, device: &Device) -> Result<Loaded> {
+    // Ctrl-C removes what was fetched and stops, until it is all kept.
+    let _stop = interrupt::during_download();
+    let env = HubEnv::from_env();
+    let client = Client::new(&env);
+    let (mut config, hub) = client.config(name)?;
+    let mut weights = client.fetch(name, WEIGHTS_FILE, MAX_WEIGHTS_BYTES)?;
+    let origin = format!("{name}: {WEIGHTS_FILE}");
+    let shapes = safetensors_shapes(weights.path())
+        .map_err(|e| anyhow!("{origin} is not a readable safetensors file: {e}"))?;
+    vit::hub::check_checkpoint(&hub, &shapes, &origin)?;
+    let model = import_timm(weights.path(), &hub.config, device)
+        .map_err(|e| anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+    // Everything checked: only now does anything enter the cache.
+    let commit = weights.commit.clone();
+    config.keep()?;
+    weights.keep()?;
+    Ok(Loaded {
+        manifest: manifest_for(name, &hub, &commit),
+        model,
+    })
+}
+
+/// A hub model's manifest from its config.json alone (what `trainer patches` needs).
+pub fn manifest(name: &HubName) -> Result<Manifest> {
+    let _stop = interrupt::during_download();
+    let env = HubEnv::from_env();
+    let (mut config, hub) = Client::new(&env).config(name)?;
+    let commit = config.commit.clone();
+    config.keep()?;
+    Ok(manifest_for(name, &hub, &commit))
+}
+
+/// The model pair's manifest for a hub model (its weights entry is filled when it is saved).
+fn manifest_for(name: &HubName, hub: &HubModel, commit: &str) -> Manifest {
+    let c = &hub.config;
+    let mut manifest = Manifest::new(&name.pair_name(), c.clone(), hub.labels.clone(), hub.norm);
+    manifest.resize = hub.resize;
+    manifest.source = format!("{}/{}@{commit} (Hugging Face hub)", name.org, name.name);
+    manifest.description = format!(
+        "{} from the Hugging Face hub: {}px, patch {}, {} classes",
+        hub.architecture, c.image_size, c.patch_size, c.num_classes
+    );
+    manifest
+}
