@@ -34,10 +34,15 @@
 //!     photographed, its animation once every patch has reached its slot.
 //!
 //! `page_teaches_new_classes_in_headless_chromium` (tests/browser/teach.rs) checks the Teach
-//! panel in a session of its own.
+//! panel in a session of its own, and `page_fetches_a_hub_model_keeps_it_and_teaches_on_it`
+//! (tests/browser/hub.rs) a model from a stand-in Hugging Face hub in another.
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "browser/hub.rs"]
+mod hub;
+#[path = "support/hub.rs"]
+mod hub_support;
 #[path = "browser/server.rs"]
 mod server;
 #[path = "browser/teach.rs"]

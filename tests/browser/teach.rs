@@ -27,42 +27,31 @@ fn page_top(s: &Session) -> Vec<(String, u64, f64)> {
 }
 
 /// Teaching on SwiftShader's WebGPU compiles and runs every step's kernels on the CPU.
-const TEACH_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const TEACH_TIMEOUT: Duration = Duration::from_secs(300);
 /// The page and the CLI run the same weights through the same code on the CPU.
-const SAME: f64 = 1e-5;
+pub(super) const SAME: f64 = 1e-5;
 
 /// The classes the test teaches: colours and shapes the default model's features tell apart.
-const CLASSES: [&str; 3] = ["sky", "grass", "sunset"];
-
-/// A small deterministic generator, so the photos are the same on every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u32) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) % n as u64) as u32
-    }
-}
+pub(super) const CLASSES: [&str; 3] = ["sky", "grass", "sunset"];
 
 /// Photo `i` of `class`: a sky with clouds, a lawn with blades, or a sunset with its sun; of
 /// varied size and layout.
 fn photo(class: usize, i: u64) -> image::RgbImage {
-    let mut r = Lcg(i * 31 + class as u64 * 1009 + 7);
-    let (w, h) = (64 + r.next(96), 48 + r.next(72));
-    let (cx, cy, rad) = (r.next(w), r.next(h / 2 + 1), 6 + r.next(14));
-    let tint = r.next(40) as f32;
+    // Deterministic, so the photos are the same on every run.
+    let mut rng = vit::rng::Rng::new(i * 31 + class as u64 * 1009 + 7);
+    let mut r = |n: u32| rng.below(n as usize) as u32;
+    let (w, h) = (64 + r(96), 48 + r(72));
+    let (cx, cy, rad) = (r(w), r(h / 2 + 1), 6 + r(14));
+    let tint = r(40) as f32;
     image::RgbImage::from_fn(w, h, |x, y| {
         let fy = y as f32 / h as f32;
-        let noise = (r.next(30)) as f32;
+        let noise = (r(30)) as f32;
         let (dx, dy) = (x as f32 - cx as f32, y as f32 - cy as f32);
         let inside = dx * dx / 4.0 + dy * dy < (rad * rad) as f32;
         let px = match class {
             0 if inside => [235.0, 240.0, 245.0],
             0 => [60.0 + tint, 120.0 + 60.0 * fy, 230.0 - tint],
-            1 if (x + r.next(3)).is_multiple_of(5) => [20.0, 90.0 + noise, 20.0],
+            1 if (x + r(3)).is_multiple_of(5) => [20.0, 90.0 + noise, 20.0],
             1 => [50.0 + tint, 150.0 + noise, 40.0],
             _ if inside => [250.0, 220.0, 60.0],
             _ => [230.0 - tint, 90.0 + 70.0 * fy, 40.0 + noise],
@@ -71,7 +60,7 @@ fn photo(class: usize, i: u64) -> image::RgbImage {
     })
 }
 
-fn write_photos(dir: &Path, class: usize, range: std::ops::Range<u64>) -> Vec<PathBuf> {
+pub(super) fn write_photos(dir: &Path, class: usize, range: std::ops::Range<u64>) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     range
         .map(|i| {
@@ -94,7 +83,7 @@ fn teach_state(s: &Session) -> Value {
 
 /// Waits until the panel's state satisfies `check` (a JS expression over `t`, the parsed
 /// `window.vitrine.teach()`).
-fn wait_teach(s: &Session, what: &str, check: &str, timeout: Duration) -> Value {
+pub(super) fn wait_teach(s: &Session, what: &str, check: &str, timeout: Duration) -> Value {
     let script = format!(
         "const raw = window.vitrine && window.vitrine.teach && window.vitrine.teach();
          if (!raw) return null; const t = JSON.parse(raw);
@@ -118,7 +107,7 @@ fn counts(t: &Value) -> Vec<u64> {
 }
 
 /// Sets class `i`'s name as typing would.
-fn name_class(s: &Session, i: usize, name: &str) {
+pub(super) fn name_class(s: &Session, i: usize, name: &str) {
     s.eval(
         "const el = document.querySelector(`.teach-class[data-class='${arguments[0]}'] .teach-name`);
          el.value = arguments[1];
@@ -140,7 +129,7 @@ fn set_input(s: &Session, css: &str, value: &str) {
 }
 
 /// Adds `files` to class `i` through its file picker and waits until they are in.
-fn add_photos(s: &Session, i: usize, files: &[PathBuf], expect: u64) -> Value {
+pub(super) fn add_photos(s: &Session, i: usize, files: &[PathBuf], expect: u64) -> Value {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     s.upload(&format!("#teach-files-{i}"), &refs).unwrap();
     wait_teach(
@@ -173,7 +162,7 @@ fn refused(s: &Session, says: &str) {
 }
 
 /// Teaches what the panel holds and waits for the result.
-fn teach(s: &Session, shots: Option<(&Shots, &str)>) -> Value {
+pub(super) fn teach(s: &Session, shots: Option<(&Shots, &str)>) -> Value {
     s.click("#teach-train").unwrap();
     if let Some((shots, name)) = shots {
         wait_teach(
@@ -211,7 +200,7 @@ fn save_pair(s: &Session, dir: &Path) -> (PathBuf, Value) {
 }
 
 /// The page's answer equals `trainer predict`'s: same top classes, probabilities within `SAME`.
-fn assert_same(page: &Value, cli: &Answer, what: &str) {
+pub(super) fn assert_same(page: &Value, cli: &Answer, what: &str) {
     let order = |t: &[(String, u64, f64)]| t.iter().map(|r| r.1).collect::<Vec<_>>();
     assert_eq!(order(&top_of(page)), order(&cli.0), "{what}: top classes");
     assert_eq!(probs_of(page).len(), cli.1.len(), "{what}: classes");
@@ -225,7 +214,7 @@ fn assert_same(page: &Value, cli: &Answer, what: &str) {
 }
 
 /// Gives the page `image` as its photo and waits for the answer of the model `model`.
-fn classify(s: &Session, image: &Path, model: &str, after: u64) -> Value {
+pub(super) fn classify(s: &Session, image: &Path, model: &str, after: u64) -> Value {
     s.upload("#file-input", &[image]).unwrap();
     let name = image.file_name().unwrap().to_string_lossy().to_string();
     wait_result(

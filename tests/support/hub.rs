@@ -2,8 +2,13 @@
 //! `HEAD`/`GET /{org}/{name}/resolve/{revision}/{file}`; small files answered directly with
 //! `X-Repo-Commit` and a quoted `ETag`; large files (the weights) with a 302 to a CDN path
 //! carrying `X-Linked-Etag` (their SHA-256) and `X-Linked-Size`; errors with the hub's
-//! `X-Error-Code` (`RepoNotFound`, `EntryNotFound`, `GatedRepo`). Each repo can be made to
-//! misbehave as real servers and networks do ([`Fault`]). No test touches the internet.
+//! `X-Error-Code` (`RepoNotFound`, `EntryNotFound`, `GatedRepo`); the API's
+//! `GET /api/models/{org}/{name}/revision/{revision}` (the commit, each file's size and the
+//! large ones' SHA-256), which a browser asks instead of reading a 302's headers; and the
+//! hub's CORS headers, so that the page can fetch from it. Each repo can be made to misbehave
+//! as real servers and networks do ([`Fault`]). No test touches the internet.
+
+#![allow(dead_code)] // each test binary uses its own part
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -29,6 +34,9 @@ pub enum Fault {
     CutHalfway,
     /// The CDN sends half of the weights, then waits (a stalled network) for 30 s.
     StallHalfway,
+    /// The CDN sends the weights in small pieces with a pause after each, as a slow network
+    /// does: long enough to watch a progress bar.
+    Slow,
 }
 
 #[derive(Clone)]
@@ -168,6 +176,9 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
     })
 }
 
+/// The hub's CORS headers: any page may fetch, and read the headers clients need.
+const CORS: &str = "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: X-Repo-Commit, X-Error-Code, X-Linked-Etag, X-Linked-Size, ETag, Content-Length\r\n";
+
 fn respond(
     mut stream: &TcpStream,
     status: &str,
@@ -175,7 +186,7 @@ fn respond(
     body: &[u8],
     send_body: bool,
 ) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    let mut head = format!("HTTP/1.1 {status}\r\nConnection: close\r\n{CORS}");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -240,7 +251,45 @@ fn serve(
             }
             return stream.shutdown(std::net::Shutdown::Both);
         }
+        if fault == Fault::Slow && body_too {
+            respond(
+                &stream,
+                "200 OK",
+                &[("Content-Length", bytes.len().to_string())],
+                b"",
+                true,
+            )?;
+            let piece = bytes.len().div_ceil(40).max(1);
+            for chunk in bytes.chunks(piece) {
+                (&stream).write_all(chunk)?;
+                (&stream).flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return Ok(());
+        }
         return respond(&stream, "200 OK", &[], bytes, body_too);
+    }
+    // The API: /api/models/{org}/{name}/revision/{revision}[?blobs=true]
+    if let Some(rest) = req.path.strip_prefix("/api/models/") {
+        let rest = rest.split('?').next().unwrap_or("");
+        let parts: Vec<&str> = rest.splitn(4, '/').collect();
+        let [org, name, "revision", revision] = parts.as_slice() else {
+            return error(&stream, "404 Not Found", "RepoNotFound", body_too);
+        };
+        let repo = repos.lock().unwrap().get(&format!("{org}/{name}")).cloned();
+        let Some(repo) = repo else {
+            return error(&stream, "404 Not Found", "RepoNotFound", body_too);
+        };
+        if *revision != "main" && *revision != repo.commit {
+            return error(&stream, "404 Not Found", "RevisionNotFound", body_too);
+        }
+        return respond(
+            &stream,
+            "200 OK",
+            &[("Content-Type", "application/json".into())],
+            api_answer(org, name, &repo).as_bytes(),
+            body_too,
+        );
     }
     // /{org}/{name}/resolve/{revision}/{file}
     let parts: Vec<&str> = req.path.trim_start_matches('/').splitn(5, '/').collect();
@@ -289,4 +338,34 @@ fn serve(
         b"",
         body_too,
     )
+}
+
+/// What the hub's API says of a repo's revision (`?blobs=true`): its commit and, for each file,
+/// its size, with the SHA-256 of the large ("LFS") ones; the faults lie here as the 302 does.
+fn api_answer(org: &str, name: &str, repo: &Repo) -> String {
+    let siblings: Vec<serde_json::Value> = repo
+        .files
+        .iter()
+        .map(|(file, bytes)| {
+            let mut entry = serde_json::json!({"rfilename": file, "size": bytes.len()});
+            if bytes.len() >= LFS_FROM {
+                let sha = match repo.fault {
+                    Fault::WrongSha => hex(&Sha256::digest(b"another file")),
+                    _ => hex(&Sha256::digest(bytes)),
+                };
+                let size = match repo.fault {
+                    Fault::WrongSize => bytes.len() + 1000,
+                    _ => bytes.len(),
+                };
+                entry["lfs"] = serde_json::json!({"sha256": sha, "size": size, "pointerSize": 134});
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({
+        "id": format!("{org}/{name}"),
+        "sha": repo.commit,
+        "siblings": siblings,
+    })
+    .to_string()
 }

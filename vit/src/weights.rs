@@ -467,10 +467,25 @@ pub fn load_pair(manifest_path: &Path, device: &Device) -> Result<(Manifest, Vis
 
 /// Tensor names and shapes of a safetensors file.
 pub fn safetensors_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
-    let mut store = SafetensorsStore::from_file(path);
+    shapes_of(
+        SafetensorsStore::from_file(path),
+        &path.display().to_string(),
+    )
+}
+
+/// Tensor names and shapes of a safetensors file held in memory (`origin` names it in
+/// messages): the page's download from the hub.
+pub fn safetensors_shapes_from_bytes(
+    bytes: &[u8],
+    origin: &str,
+) -> Result<BTreeMap<String, Vec<usize>>> {
+    shapes_of(SafetensorsStore::from_bytes(Some(bytes.to_vec())), origin)
+}
+
+fn shapes_of(mut store: SafetensorsStore, origin: &str) -> Result<BTreeMap<String, Vec<usize>>> {
     let tensors = store
         .get_all_tensors()
-        .map_err(|e| VitError::Weights(format!("{}: {e}", path.display())))?;
+        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
     Ok(tensors
         .iter()
         .map(|(name, t)| (name.clone(), t.shape.to_vec()))
@@ -538,8 +553,33 @@ pub fn infer_timm_config(
 
 /// Reads a timm state dict into a model of `config` (see [`infer_timm_config`]).
 pub fn import_timm(path: &Path, config: &VitConfig, device: &Device) -> Result<VisionTransformer> {
+    let store = SafetensorsStore::from_file(path);
+    import_timm_from(store, config, device, &path.display().to_string())
+}
+
+/// The same from a safetensors file held in memory (`origin` names it in messages).
+pub fn import_timm_bytes(
+    bytes: Vec<u8>,
+    config: &VitConfig,
+    device: &Device,
+    origin: &str,
+) -> Result<VisionTransformer> {
+    import_timm_from(
+        SafetensorsStore::from_bytes(Some(bytes)),
+        config,
+        device,
+        origin,
+    )
+}
+
+fn import_timm_from(
+    store: SafetensorsStore,
+    config: &VitConfig,
+    device: &Device,
+    origin: &str,
+) -> Result<VisionTransformer> {
     let mut model = config.init(device)?;
-    let mut store = SafetensorsStore::from_file(path)
+    let mut store = store
         // timm checkpoints are often f16/bf16; the model computes in f32.
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .with_key_remapping(r"^fc_norm\.", "norm.")
@@ -547,7 +587,7 @@ pub fn import_timm(path: &Path, config: &VitConfig, device: &Device) -> Result<V
         .allow_partial(true);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| VitError::Weights(format!("{}: {e}", path.display())))?;
+        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
     check_applied(&result)?;
     Ok(model)
 }
@@ -574,6 +614,34 @@ pub struct ModelIndex {
     #[serde(default)]
     pub default: Option<String>,
     pub models: Vec<IndexEntry>,
+    /// The page's "From the Hugging Face hub" group (written by hand; `publish` keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubList>,
+}
+
+/// Hub models the page offers ready to fetch, and the hub it fetches them from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HubList {
+    /// The hub's base URL; huggingface.co when absent. The page's `?hub=URL`
+    /// replaces it (tests point it at a local stand-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub models: Vec<HubEntry>,
+}
+
+/// A hub model as the page lists it before anything is fetched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubEntry {
+    /// `ORG/NAME[@REVISION]`, as a hub name is written.
+    pub repo: String,
+    /// A short name for the list, e.g. "DeiT-Ti/16".
+    pub title: String,
+    pub params: usize,
+    /// The size of its `model.safetensors`: what a first visit downloads.
+    pub bytes: u64,
+    /// ImageNet-1k top-1 from its model card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -112,8 +112,13 @@ impl Loaded {
         // Loading on Flex first means one checksum and one parse; the WebGPU copy is the
         // same numbers moved over.
         let cpu = load_model(&manifest, weights, &backends.cpu).map_err(|e| e.to_string())?;
+        Ok(Self::from_model(manifest, cpu, backends))
+    }
+
+    /// A model read elsewhere (a hub checkpoint) on Flex, copied to WebGPU when there is one.
+    pub fn from_model(manifest: Manifest, cpu: VisionTransformer, backends: &Backends) -> Self {
         let gpu = backends.gpu.as_ref().map(|g| cpu.clone().to_device(g));
-        Ok(Self { manifest, cpu, gpu })
+        Self { manifest, cpu, gpu }
     }
 
     /// The model's copy on `backend` (`None`: WebGPU is missing); `teach::backend` trains from it.

@@ -25,7 +25,7 @@
 use anyhow::{Result, anyhow};
 use burn::prelude::Device;
 use vit::VisionTransformer;
-use vit::hub::{HubModel, HubName, WEIGHTS_FILE};
+use vit::hub::{HubName, WEIGHTS_FILE};
 use vit::weights::{Manifest, import_timm, safetensors_shapes};
 
 use crate::interrupt;
@@ -68,7 +68,7 @@ pub fn load(name: &HubName, device: &Device) -> Result<Loaded> {
     config.keep()?;
     weights.keep()?;
     Ok(Loaded {
-        manifest: manifest_for(name, &hub, &commit),
+        manifest: hub.manifest(name, &commit),
         model,
     })
 }
@@ -80,18 +80,5 @@ pub fn manifest(name: &HubName) -> Result<Manifest> {
     let (mut config, hub) = Client::new(&env).config(name)?;
     let commit = config.commit.clone();
     config.keep()?;
-    Ok(manifest_for(name, &hub, &commit))
-}
-
-/// The model pair's manifest for a hub model (its weights entry is filled when it is saved).
-fn manifest_for(name: &HubName, hub: &HubModel, commit: &str) -> Manifest {
-    let c = &hub.config;
-    let mut manifest = Manifest::new(&name.pair_name(), c.clone(), hub.labels.clone(), hub.norm);
-    manifest.resize = hub.resize;
-    manifest.source = format!("{}/{}@{commit} (Hugging Face hub)", name.org, name.name);
-    manifest.description = format!(
-        "{} from the Hugging Face hub: {}px, patch {}, {} classes",
-        hub.architecture, c.image_size, c.patch_size, c.num_classes
-    );
-    manifest
+    Ok(hub.manifest(name, &commit))
 }

@@ -1,5 +1,5 @@
 //! Models: a published one from the server, a pair from disk, one taught in the page, or one
-//! loaded earlier; and the timing of both backends on it, in the background, after its first
+//! loaded earlier (a hub model's fetching is `actions::hub`'s, which installs it here); and the timing of both backends on it, in the background, after its first
 //! answer.
 
 use std::rc::Rc;
@@ -98,13 +98,13 @@ pub async fn install_taught(app: Shared, name: &str, loaded: Loaded) -> Result<(
     install(app, Origin::Taught, name, loaded, request).await
 }
 
-fn begin_model_request(app: &Shared) -> u64 {
+pub fn begin_model_request(app: &Shared) -> u64 {
     let mut a = app.borrow_mut();
     a.model_request += 1;
     a.model_request
 }
 
-fn restore_model_select(app: &Shared) {
+pub fn restore_model_select(app: &Shared) {
     let a = app.borrow();
     a.ui.model_select.set_value(&a.model_key);
 }
@@ -120,7 +120,7 @@ pub async fn select_cached(app: Shared, key: String) -> Result<(), String> {
 }
 
 /// Switches to a model loaded before, if there is one under `key`.
-async fn switch_to_cached(app: &Shared, key: &str) -> Result<bool, String> {
+pub async fn switch_to_cached(app: &Shared, key: &str) -> Result<bool, String> {
     let found = {
         let a = app.borrow();
         a.cache
@@ -145,7 +145,7 @@ async fn switch_to_cached(app: &Shared, key: &str) -> Result<bool, String> {
 
 /// Makes `loaded` the current model and answers at once on the CPU; both backends are then
 /// timed in the background, and the page moves to WebGPU only if it is faster here.
-async fn install(
+pub async fn install(
     app: Shared,
     origin: Origin,
     name: &str,

@@ -6,6 +6,8 @@
 //!   `loading`) and downloaded; the burn half is `teach::backend`
 //! - [`teach_photos`]: the Teach panel's classes and photos in (files, drops, pastes, webcam)
 //!   and out
+//! - [`hub`]: hub models by name: fetched with their checksum checked, kept for offline
+//!   visits, forgotten; installed through `loading`
 //! - [`loading`]: models, published, from disk, cached or taught; backend timing in the
 //!   background
 //! - [`images`]: photos, decoded and prepared; the square the model sees, moved live, one run
@@ -14,6 +16,7 @@
 //! - [`explore`]: the token explorer redrawn, and a class's relevance
 
 pub mod explore;
+pub mod hub;
 pub mod images;
 pub mod inference;
 pub mod loading;

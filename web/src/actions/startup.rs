@@ -3,7 +3,7 @@
 
 use vit::weights::ModelIndex;
 
-use crate::actions::{images, loading};
+use crate::actions::{hub, images, loading};
 use crate::app::state::Shared;
 use crate::platform::net;
 use crate::view::model_info::fill_model_select;
@@ -37,8 +37,39 @@ pub async fn startup(app: Shared, first_sample: Option<String>) -> Result<(), St
         .default_entry()
         .cloned()
         .ok_or("models/index.json lists no models: publish one with `trainer publish`")?;
-    app.borrow_mut().index = index;
+    {
+        let mut a = app.borrow_mut();
+        a.hub.endpoint = hub_endpoint(&index);
+        a.index = index;
+    }
+    hub::refresh_kept(&app).await;
     fill_model_select(&app.borrow());
     app.borrow().ui.model_select.set_value(&entry.name);
     loading::load_published(app.clone(), entry).await
+}
+
+/// The hub the page fetches from: the page's `?hub=URL` (tests point it at a local stand-in),
+/// else `models/index.json`'s, else the Hugging Face hub.
+fn hub_endpoint(index: &ModelIndex) -> String {
+    let search = crate::platform::dom::window()
+        .location()
+        .search()
+        .unwrap_or_default();
+    query_param(&search, "hub")
+        .or_else(|| index.hub.as_ref().and_then(|h| h.endpoint.clone()))
+        .unwrap_or_else(|| vit::hub::DEFAULT_ENDPOINT.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// `key`'s value in a query string (`?a=1&hub=http%3A%2F%2F...`), decoded.
+fn query_param(search: &str, key: &str) -> Option<String> {
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| js_sys::decode_uri_component(v).ok())
+        .and_then(|v| v.as_string())
+        .filter(|v| !v.is_empty())
 }

@@ -25,6 +25,11 @@
 //!   `backend` ("cpu" | "webgpu" | null), `model` (the taught model's name, or null), `error`,
 //!   `curve` [{step, loss, train_acc, held_acc}] (a reading every 10 steps and at the end),
 //!   `adding` ({done, total} while photos are being added, else null)
+//! - `hub()`: the hub as JSON: `endpoint`, `kept` (the select values of hub models kept for
+//!   offline visits), `download` ({received, total, updates} of the last weights download, or
+//!   null)
+//! - `modelKey()`: the model select's value for the current model (`hf-hub:ORG/NAME` for a
+//!   hub model)
 //! - `taughtPair()`: the last taught pair as JSON, `{name, manifest, bpk}`: the exact text of
 //!   NAME.json and the bytes of NAME.bpk in base64, as Download saves them; null before one
 
@@ -50,7 +55,7 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 11] = [
+    let entries: [(&str, Getter); 13] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
             a.shown
@@ -84,6 +89,8 @@ pub fn install(app: &Shared) {
                 .map_or(JsValue::NULL, |m| m.manifest.name.clone().into())
         }),
         ("teach", |a| a.teach.json().into()),
+        ("hub", |a| a.hub.json().into()),
+        ("modelKey", |a| a.model_key.clone().into()),
         ("taughtPair", |a| {
             a.teach.pair_json().map_or(JsValue::NULL, |s| s.into())
         }),

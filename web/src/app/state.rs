@@ -39,6 +39,8 @@ pub enum Origin {
     Disk,
     /// Taught in the Teach panel.
     Taught,
+    /// Fetched from the Hugging Face hub (named `ORG/NAME[@REVISION]`).
+    Hub,
 }
 
 impl Origin {
@@ -50,6 +52,7 @@ impl Origin {
             Origin::Published => name.to_string(),
             Origin::Disk => format!("disk:{name}"),
             Origin::Taught => format!("taught:{name}"),
+            Origin::Hub => format!("{}{name}", vit::hub::PREFIX),
         }
     }
 
@@ -60,6 +63,7 @@ impl Origin {
             Origin::Published => None,
             Origin::Disk => Some("from disk"),
             Origin::Taught => Some("taught here"),
+            Origin::Hub => Some("from the hub"),
         }
     }
 }
@@ -135,6 +139,30 @@ impl NextCrop {
     }
 }
 
+/// The Hugging Face hub as the page uses it.
+#[derive(Debug, Clone, Default)]
+pub struct Hub {
+    /// The hub's base URL: `?hub=URL`, else `models/index.json`'s, else huggingface.co.
+    pub endpoint: String,
+    /// The hub models kept for offline visits, by select value (`hf-hub:ORG/NAME`).
+    pub kept: Vec<String>,
+    /// The last weights download: `(received, total, progress updates)`.
+    pub download: Option<(u64, u64, u32)>,
+}
+
+impl Hub {
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "endpoint": self.endpoint,
+            "kept": self.kept,
+            "download": self.download.map(|(got, total, updates)| {
+                serde_json::json!({"received": got, "total": total, "updates": updates})
+            }),
+        })
+        .to_string()
+    }
+}
+
 pub struct HeatSettings {
     pub opacity: f64,
     pub fusion: HeadFusion,
@@ -159,6 +187,7 @@ pub struct App {
     pub backends: Rc<Backends>,
     pub stage: Rc<RefCell<Stage>>,
     pub index: ModelIndex,
+    pub hub: Hub,
     pub model: Option<Rc<Loaded>>,
     pub model_key: String,
     pub cache: Vec<Cached>,
@@ -199,6 +228,7 @@ impl App {
             backends: Rc::new(backends),
             stage,
             index: ModelIndex::default(),
+            hub: Hub::default(),
             model: None,
             model_key: String::new(),
             cache: Vec::new(),
@@ -370,6 +400,8 @@ mod tests {
         assert_eq!(Origin::Published.label(), None);
         assert_eq!(Origin::Disk.label(), Some("from disk"));
         assert_eq!(Origin::Taught.label(), Some("taught here"));
+        assert_eq!(Origin::Hub.key("timm/deit"), "hf-hub:timm/deit");
+        assert_eq!(Origin::Hub.label(), Some("from the hub"));
         assert_eq!(NextCrop::of(None), NextCrop::Centre);
         let c = Crop {
             x: 1,

@@ -33,6 +33,9 @@ pub struct Ui {
     pub progress_bar: HtmlElement,
     pub progress_text: HtmlElement,
     pub model_files: HtmlInputElement,
+    pub hub_form: HtmlElement,
+    pub hub_name: HtmlInputElement,
+    pub hub_forget: HtmlButtonElement,
     pub backend_select: HtmlSelectElement,
     pub time_gpu: HtmlElement,
     pub time_cpu: HtmlElement,
@@ -83,6 +86,9 @@ impl Ui {
             progress_bar: by_id("progress-bar"),
             progress_text: by_id("progress-text"),
             model_files: by_id("model-files"),
+            hub_form: by_id("hub-form"),
+            hub_name: by_id("hub-name"),
+            hub_forget: by_id("hub-forget"),
             backend_select: by_id("backend-select"),
             time_gpu: by_id("time-webgpu"),
             time_cpu: by_id("time-cpu"),
@@ -147,17 +153,24 @@ impl Ui {
         );
     }
 
-    /// Replaces the model select's options: `(value, text)` pairs, with `selected` chosen.
-    pub fn set_model_options(&self, options: &[(String, String)], selected: &str) {
+    /// Replaces the model select's options: groups of `(value, text)` pairs under a heading
+    /// (an empty group is left out), with `selected` chosen.
+    pub fn set_model_options(&self, groups: &[(&str, Vec<(String, String)>)], selected: &str) {
         self.model_select.set_inner_html("");
-        for (value, label) in options {
-            let option: web_sys::HtmlOptionElement = create("option");
-            option.set_value(value);
-            option.set_text(label);
-            let _ = self.model_select.append_child(&option);
+        for (heading, options) in groups.iter().filter(|(_, o)| !o.is_empty()) {
+            let group: web_sys::HtmlElement = create("optgroup");
+            set_attr(&group, "label", heading);
+            for (value, label) in options {
+                let option: web_sys::HtmlOptionElement = create("option");
+                option.set_value(value);
+                option.set_text(label);
+                let _ = group.append_child(&option);
+            }
+            let _ = self.model_select.append_child(&group);
         }
         self.model_select.set_value(selected);
-        self.model_select.set_disabled(options.is_empty());
+        self.model_select
+            .set_disabled(groups.iter().all(|(_, o)| o.is_empty()));
     }
 
     /// One button per sample image, its thumbnail inside; `events::page::wire_samples` makes them

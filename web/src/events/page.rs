@@ -13,7 +13,7 @@ use web_sys::{
     PointerEvent,
 };
 
-use crate::actions::{images, inference, loading};
+use crate::actions::{hub, images, inference, loading};
 use crate::app::state::{Choice, NextCrop, Shared, spawn_task};
 use crate::backends::Backend;
 use crate::pictures::animate;
@@ -76,6 +76,11 @@ pub fn wire(app: &Shared) {
                 let a = app.borrow();
                 a.index.models.iter().find(|e| e.name == key).cloned()
             };
+            if key.starts_with(vit::hub::PREFIX) {
+                let label = format!("Loading {key}");
+                spawn_task(&app, &label, hub::load_hub(app.clone(), key));
+                return;
+            }
             match entry {
                 Some(entry) => {
                     let label = format!("Loading model {}", entry.name);
@@ -119,6 +124,7 @@ pub fn wire(app: &Shared) {
     wire_animation(app);
     wire_heat(app);
     wire_crop(app);
+    crate::events::hub::wire(app);
     crate::events::explorer::wire(app);
     crate::events::teach::wire(app);
 

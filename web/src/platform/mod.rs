@@ -1,7 +1,9 @@
 //! The browser, at the bottom of the layers: web-sys helpers and fetching.
 //!
+//! - [`keep`]: files kept for offline visits (the Cache API)
 //! - [`net`]: fetch with progress
 //! - [`dom`]: elements, listeners, files, downloads, time, formatting
 
 pub mod dom;
+pub mod keep;
 pub mod net;

@@ -2,31 +2,82 @@
 //! loaded from disk or taught in this visit) and the current model's description, classes and
 //! backend timings.
 
-use vit::weights::IndexEntry;
+use vit::hub::HubName;
+use vit::weights::{HubEntry, IndexEntry};
 
-use crate::app::state::App;
+use crate::app::state::{App, Origin};
 use crate::backends::Backend;
 use crate::platform::dom::{human_bytes, human_ms, set_text};
 
-/// The model select: every published model, then those loaded from disk or taught in this
-/// visit.
+/// The model select: every published model, then the hub's (the ready ones, and any other
+/// fetched or kept), then those loaded from disk or taught in this visit.
 pub fn fill_model_select(a: &App) {
-    let mut options: Vec<(String, String)> = a
+    let published: Vec<(String, String)> = a
         .index
         .models
         .iter()
         .map(|e| (e.name.clone(), entry_label(e)))
         .collect();
+    let mut hub: Vec<(String, String)> = a
+        .index
+        .hub
+        .iter()
+        .flat_map(|h| &h.models)
+        .filter_map(|e| {
+            let key = HubName::parse(&e.repo).ok()?.to_string();
+            let label = hub_label(e, a.hub.kept.contains(&key));
+            Some((key, label))
+        })
+        .collect();
+    let others = a.hub.kept.iter().chain(
+        a.cache
+            .iter()
+            .filter(|c| c.origin == Origin::Hub)
+            .map(|c| &c.key),
+    );
+    for key in others {
+        if !hub.iter().any(|(k, _)| k == key) {
+            let bare = key.trim_start_matches(vit::hub::PREFIX);
+            let kept = if a.hub.kept.contains(key) {
+                " · kept"
+            } else {
+                ""
+            };
+            hub.push((key.clone(), format!("{bare}{kept}")));
+        }
+    }
+    let mut mine = Vec::new();
     for c in &a.cache {
         let Some(origin) = c.origin.label() else {
             continue;
         };
-        options.push((
-            c.key.clone(),
-            format!("{} ({origin})", c.loaded.manifest.name),
-        ));
+        if c.origin != Origin::Hub {
+            mine.push((
+                c.key.clone(),
+                format!("{} ({origin})", c.loaded.manifest.name),
+            ));
+        }
     }
-    a.ui.set_model_options(&options, &a.model_key);
+    let groups = [
+        ("Published here", published),
+        ("From the Hugging Face hub · ImageNet top-1 · download", hub),
+        ("Loaded in this visit", mine),
+    ];
+    a.ui.set_model_options(&groups, &a.model_key);
+}
+
+/// A ready hub model: its name, ImageNet top-1 and download (or that it is kept), short enough
+/// for a narrow select.
+fn hub_label(e: &HubEntry, kept: bool) -> String {
+    let mut label = e.title.clone();
+    if let Some(top1) = e.top1 {
+        label += &format!(" · {:.1}% top-1", 100.0 * top1);
+    }
+    if kept {
+        label + " · kept"
+    } else {
+        label + &format!(" · {}", human_bytes(e.bytes as f64))
+    }
 }
 
 /// Name, accuracy, size: a narrow screen cuts a select's label off at its right edge, and what

@@ -1,15 +1,6 @@
-//! Models on the Hugging Face hub, named as timm names them: `hf-hub:ORG/NAME[@REVISION]`.
-//!
-//! - [`HubName`]: the name, its files' URLs (`{endpoint}/{org}/{name}/resolve/{revision}/{file}`)
-//!   and the model pair name it becomes.
-//! - [`read_config`]: what a timm repo's `config.json` says (architecture, `model_args`,
-//!   `pretrained_cfg`, labels) as Vitrine's [`VitConfig`], timm's eval preprocessing and class
-//!   names; or a one-line refusal naming what is supported, before any weights are fetched.
-//! - [`check_checkpoint`]: the weights' shapes against that config.
-//!
-//! No I/O here: the trainer downloads natively, the page with fetch; both read the same answer.
-
-use std::collections::BTreeMap;
+//! What a timm repo's `config.json` says (architecture, `model_args`, `pretrained_cfg`,
+//! labels), read as Vitrine's [`VitConfig`], timm's eval preprocessing and class names; or a
+//! one-line refusal naming what is supported, before any weights are fetched.
 
 use serde_json::{Map, Value};
 
@@ -18,17 +9,7 @@ use crate::error::{Result, VitError};
 use crate::preprocess::{CropMode, Normalization, Resize};
 use crate::resample::Interpolation;
 
-/// timm's prefix for a hub model (`timm.create_model('hf-hub:timm/...')`).
-pub const PREFIX: &str = "hf-hub:";
-/// The hub everyone means; `HF_ENDPOINT` replaces it.
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
-pub const DEFAULT_REVISION: &str = "main";
-/// The two files of a timm hub repo (`timm.models.push_to_hf_hub` writes exactly these).
-pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-/// A config.json larger than this is not a timm config (the largest, with 21k label names,
-/// is about 1 MB).
-pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+use super::model::{HubModel, LabelSource};
 
 /// What Vitrine builds from the hub, said in every refusal.
 pub const SUPPORTED: &str = "supported: timm's vit_{tiny,small,base,large}_patch{8,14,16,32}_{SIZE} and deit_{tiny,small,base}_patch16_{SIZE} (one class token, class-token or average pooling, any number of classes)";
@@ -36,127 +17,10 @@ pub const SUPPORTED: &str = "supported: timm's vit_{tiny,small,base,large}_patch
 /// ImageNet-1k's class names in timm's order, short and readable (`vit/data/imagenet-1k.txt`,
 /// made by `vit/data/make_imagenet_classes.py`).
 pub fn imagenet_1k() -> Vec<String> {
-    include_str!("../data/imagenet-1k.txt")
+    include_str!("../../data/imagenet-1k.txt")
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// `ORG/NAME` at a revision (a branch, tag or commit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubName {
-    pub org: String,
-    pub name: String,
-    pub revision: String,
-}
-
-fn hub_error(message: String) -> VitError {
-    VitError::Hub(message)
-}
-
-impl HubName {
-    /// `hf-hub:ORG/NAME[@REVISION]` when `text` starts with the prefix, else `None` (a path).
-    pub fn from_model_arg(text: &str) -> Option<Result<Self>> {
-        text.strip_prefix(PREFIX).map(Self::parse)
-    }
-
-    /// `ORG/NAME[@REVISION]`, with or without the `hf-hub:` prefix.
-    pub fn parse(text: &str) -> Result<Self> {
-        let bare = text.strip_prefix(PREFIX).unwrap_or(text).trim();
-        let bad = |why: &str| {
-            hub_error(format!(
-                "'{text}' is not a hub model name: {why}; write it as hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION, e.g. hf-hub:timm/deit_tiny_patch16_224.fb_in1k"
-            ))
-        };
-        let (repo, revision) = match bare.split_once('@') {
-            Some((repo, rev)) => (repo, rev),
-            None => (bare, DEFAULT_REVISION),
-        };
-        let Some((org, name)) = repo.split_once('/') else {
-            return Err(bad("it has no '/' between the organisation and the model"));
-        };
-        // The hub's own rule for repo ids: letters, digits, '-', '_', '.', no '--' or '..'.
-        let part_ok = |p: &str| {
-            (1..=96).contains(&p.len())
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !p.starts_with(['-', '.'])
-                && !p.contains("--")
-                && !p.contains("..")
-        };
-        if !part_ok(org) || !part_ok(name) {
-            return Err(bad(
-                "each part is 1 to 96 letters, digits, '-', '_' or '.', not starting with '-' or '.'",
-            ));
-        }
-        let rev_ok = (1..=256).contains(&revision.len())
-            && revision
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            && !revision.contains("..");
-        if !rev_ok {
-            return Err(bad("the revision is a branch, tag or commit name"));
-        }
-        Ok(Self {
-            org: org.into(),
-            name: name.into(),
-            revision: revision.into(),
-        })
-    }
-
-    /// `ORG/NAME`, the hub's repo id.
-    pub fn repo_id(&self) -> String {
-        format!("{}/{}", self.org, self.name)
-    }
-
-    /// Where the hub serves `file` of this revision (a branch with '/' in it is escaped).
-    pub fn file_url(&self, endpoint: &str, file: &str) -> String {
-        format!(
-            "{}/{}/{}/resolve/{}/{file}",
-            endpoint.trim_end_matches('/'),
-            self.org,
-            self.name,
-            self.revision.replace('/', "%2F")
-        )
-    }
-
-    /// The model pair it becomes by default: the repo's name (timm's names are valid ones).
-    pub fn pair_name(&self) -> String {
-        self.name.clone()
-    }
-}
-
-impl std::fmt::Display for HubName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{PREFIX}{}/{}", self.org, self.name)?;
-        if self.revision != DEFAULT_REVISION {
-            write!(f, "@{}", self.revision)?;
-        }
-        Ok(())
-    }
-}
-
-/// Where a hub model's class names came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LabelSource {
-    /// config.json's `label_descriptions` or `label_names`.
-    Config,
-    /// 1000 classes and no names: ImageNet-1k's, shipped with Vitrine.
-    ImageNet1k,
-    /// "class 0", "class 1", ...
-    Indices,
-}
-
-/// A timm hub model as Vitrine runs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HubModel {
-    /// timm's architecture name, e.g. `deit_tiny_patch16_224`.
-    pub architecture: String,
-    pub config: VitConfig,
-    pub resize: Resize,
-    pub norm: Normalization,
-    pub labels: Vec<String>,
-    pub label_source: LabelSource,
 }
 
 /// The widths timm's ViT names stand for: (embed_dim, depth, num_heads).
@@ -320,7 +184,7 @@ fn apply_model_args(
 /// builds for it, timm's eval preprocessing for it, and its class names. Anything Vitrine
 /// cannot run exactly as timm does is refused here, in one line.
 pub fn read_config(text: &str, origin: &str) -> Result<HubModel> {
-    let fail = |why: String| hub_error(format!("{origin}: {why}"));
+    let fail = |why: String| VitError::Hub(format!("{origin}: {why}"));
     let root: Value = serde_json::from_str(text).map_err(|e| {
         let start = text.trim_start();
         if start.starts_with('<') {
@@ -488,72 +352,6 @@ fn short(description: &str) -> String {
         .to_owned()
 }
 
-/// Checks a checkpoint's tensor shapes against the model its config.json describes, naming
-/// every difference; the number of heads is the config's (no shape records it).
-pub fn check_checkpoint(
-    model: &HubModel,
-    shapes: &BTreeMap<String, Vec<usize>>,
-    origin: &str,
-) -> Result<()> {
-    let want = &model.config;
-    let found = crate::weights::infer_timm_config(shapes, want.num_heads).map_err(|e| {
-        hub_error(format!(
-            "{origin} does not hold a {}: {}",
-            model.architecture,
-            e.to_string().replace('\n', " ")
-        ))
-    })?;
-    // What a checkpoint's shapes say, against what config.json says.
-    let fields: [Field; 8] = [
-        ("image size", |c| c.image_size.to_string()),
-        ("patch size", |c| c.patch_size.to_string()),
-        ("embed_dim", |c| c.embed_dim.to_string()),
-        ("depth", |c| c.depth.to_string()),
-        ("MLP width", |c| c.mlp_hidden().to_string()),
-        ("classes", |c| c.num_classes.to_string()),
-        ("qkv bias", |c| c.qkv_bias.to_string()),
-        ("pooling", |c| format!("{:?}", c.pooling).to_lowercase()),
-    ];
-    let mut diffs: Vec<String> = fields
-        .iter()
-        .filter_map(|(what, get)| {
-            let (weights, config) = (get(&found), get(want));
-            (weights != config).then(|| format!("{what} {weights} (config.json: {config})"))
-        })
-        .collect();
-    let known = crate::weights::expected_tensors(want);
-    let extra: Vec<&String> = shapes
-        .keys()
-        .filter(|k| {
-            let ours = k.replace("fc_norm.", "norm.");
-            !known.iter().any(|(name, _)| timm_name(name) == ours)
-        })
-        .take(3)
-        .collect();
-    if !extra.is_empty() {
-        diffs.push(format!(
-            "tensors a {} does not have: {extra:?}",
-            model.architecture
-        ));
-    }
-    if diffs.is_empty() {
-        return Ok(());
-    }
-    Err(hub_error(format!(
-        "{origin} contradicts config.json's {}: the weights have {}",
-        model.architecture,
-        diffs.join(", ")
-    )))
-}
-
-/// A config field by name, as a string to compare and print.
-type Field = (&'static str, fn(&VitConfig) -> String);
-
-/// Our tensor name in timm's spelling (burn's LayerNorm says gamma/beta for weight/bias).
-fn timm_name(ours: &str) -> String {
-    ours.replace(".gamma", ".weight").replace(".beta", ".bias")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,32 +370,6 @@ mod tests {
             }
         })
         .to_string()
-    }
-
-    #[test]
-    fn names_parse_with_revision_and_print_back() {
-        let n = HubName::parse("hf-hub:timm/deit_tiny_patch16_224.fb_in1k").unwrap();
-        assert_eq!(n.repo_id(), "timm/deit_tiny_patch16_224.fb_in1k");
-        assert_eq!(n.revision, "main");
-        assert_eq!(n.to_string(), "hf-hub:timm/deit_tiny_patch16_224.fb_in1k");
-        assert_eq!(
-            n.file_url("http://127.0.0.1:9/", CONFIG_FILE),
-            "http://127.0.0.1:9/timm/deit_tiny_patch16_224.fb_in1k/resolve/main/config.json"
-        );
-        let r = HubName::parse("timm/x@refs/pr/1").unwrap();
-        assert_eq!(r.revision, "refs/pr/1");
-        assert!(
-            r.file_url("http://h", "a")
-                .contains("/resolve/refs%2Fpr%2F1/a")
-        );
-        assert_eq!(r.to_string(), "hf-hub:timm/x@refs/pr/1");
-        assert!(HubName::from_model_arg("www/models/a.json").is_none());
-        for bad in [
-            "timm", "/x", "timm/", "a/b/c", "a/../b", "a/b@", "a/b@x y", "a/-b",
-        ] {
-            let e = HubName::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("hf-hub:ORG/NAME"), "{bad}: {e}");
-        }
     }
 
     #[test]

@@ -1,0 +1,24 @@
+//! Models on the Hugging Face hub, named as timm names them: `hf-hub:ORG/NAME[@REVISION]`.
+//!
+//! - [`name`]: the name, its files' URLs and the model pair name it becomes.
+//! - [`config`]: what a timm repo's `config.json` says, as Vitrine's model, timm's eval
+//!   preprocessing and class names; or a one-line refusal naming what is supported, before any
+//!   weights are fetched.
+//! - [`revision`]: what the hub's API says of a revision (its commit, the weights' SHA-256 and
+//!   size), which the page checks its download against.
+//! - [`checkpoint`]: the weights' shapes against that config, then the weights read.
+//! - [`model`]: the model all of that makes, and its manifest.
+//!
+//! No I/O here: the trainer downloads natively, the page with fetch; both read the same answer.
+
+pub mod checkpoint;
+pub mod config;
+pub mod model;
+pub mod name;
+pub mod revision;
+
+pub use checkpoint::check_checkpoint;
+pub use config::{SUPPORTED, imagenet_1k, read_config};
+pub use model::{CONFIG_FILE, HubModel, LabelSource, MAX_CONFIG_BYTES, WEIGHTS_FILE};
+pub use name::{DEFAULT_ENDPOINT, DEFAULT_REVISION, HubName, PREFIX};
+pub use revision::{Revision, read_revision};
