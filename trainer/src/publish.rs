@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use vit::weights::{Manifest, ModelIndex, save_pair, write_atomic};
+use vit::index::ModelIndex;
+use vit::weights::{Manifest, save_pair, write_atomic};
 
 use crate::eval::Evaluation;
 use crate::run::{load_run_model, read_json};

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use vit::hub::HubName;
-use vit::weights::{
-    Manifest, export_timm, import_timm, infer_timm_config, load_pair, safetensors_shapes, save_pair,
-};
+use vit::timm::{export_timm, import_timm, infer_timm_config, safetensors_shapes};
+use vit::weights::{Manifest, load_pair, save_pair};
 use vit::{Normalization, VisionTransformer};
 
 pub fn parse_rgb(s: &str) -> Result<[f32; 3], String> {

@@ -31,6 +31,7 @@ pub mod damage;
 pub mod error;
 pub mod explain;
 pub mod hub;
+pub mod index;
 pub mod inference;
 pub mod kernels;
 pub mod model;
@@ -41,6 +42,7 @@ pub mod resample;
 pub mod rng;
 pub mod rollout;
 pub mod teach;
+pub mod timm;
 pub mod transfer;
 pub mod weights;
 

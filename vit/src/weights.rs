@@ -8,23 +8,18 @@
 //! Loading checks the checksum first and then that every tensor fits the config, and lists
 //! everything that does not. The same code loads from bytes in the browser.
 //!
-//! timm state dicts (safetensors) go both ways with burn-store's PyTorch adapters, which
-//! transpose linear weights and rename LayerNorm `weight`/`bias` to `gamma`/`beta`. Our names
-//! are timm's, except that timm calls the final norm `fc_norm` under mean pooling.
+//! timm's state dicts are `crate::timm`'s, the page's list of models `crate::index`'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, FloatCastAdapter, ModuleAdapter,
-    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore,
-};
+use burn::store::{ApplyResult, BurnpackStore, FloatCastAdapter, ModuleSnapshot, ModuleStore};
 use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Pooling, VitConfig};
+use crate::config::VitConfig;
 use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
 use crate::preprocess::{Normalization, Preprocess, Resize};
@@ -363,7 +358,7 @@ pub fn apply_burnpack(model: &mut VisionTransformer, weights: &[u8]) -> Result<(
 }
 
 /// Turns burn-store's report into one error listing every tensor that did not fit.
-fn check_applied(result: &ApplyResult) -> Result<()> {
+pub(crate) fn check_applied(result: &ApplyResult) -> Result<()> {
     let mut problems: Vec<String> = result.errors.iter().map(|e| format!("  {e}")).collect();
     problems.extend(
         result
@@ -463,233 +458,4 @@ pub fn load_pair(manifest_path: &Path, device: &Device) -> Result<(Manifest, Vis
     let weights = std::fs::read(&weights_path).map_err(|e| VitError::io(&weights_path, e))?;
     let model = load_model(&manifest, &weights, device)?;
     Ok((manifest, model))
-}
-
-/// Tensor names and shapes of a safetensors file.
-pub fn safetensors_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
-    shapes_of(
-        SafetensorsStore::from_file(path),
-        &path.display().to_string(),
-    )
-}
-
-/// Tensor names and shapes of a safetensors file held in memory (`origin` names it in
-/// messages): the page's download from the hub.
-pub fn safetensors_shapes_from_bytes(
-    bytes: &[u8],
-    origin: &str,
-) -> Result<BTreeMap<String, Vec<usize>>> {
-    shapes_of(SafetensorsStore::from_bytes(Some(bytes.to_vec())), origin)
-}
-
-fn shapes_of(mut store: SafetensorsStore, origin: &str) -> Result<BTreeMap<String, Vec<usize>>> {
-    let tensors = store
-        .get_all_tensors()
-        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
-    Ok(tensors
-        .iter()
-        .map(|(name, t)| (name.clone(), t.shape.to_vec()))
-        .collect())
-}
-
-/// Works out a timm `VisionTransformer`'s config from its state-dict shapes. The number of
-/// heads is not recorded in any shape, so the caller gives it.
-pub fn infer_timm_config(
-    shapes: &BTreeMap<String, Vec<usize>>,
-    num_heads: usize,
-) -> Result<VitConfig> {
-    let get = |name: &str, rank: usize| -> Result<&Vec<usize>> {
-        let s = shapes.get(name).ok_or_else(|| {
-            VitError::WeightsMismatch(format!(
-                "  '{name}' is missing: not a timm VisionTransformer state dict (or one with a class token and learned position embedding)"
-            ))
-        })?;
-        if s.len() != rank {
-            return Err(VitError::WeightsMismatch(format!(
-                "  '{name}' has shape {s:?}, expected rank {rank}"
-            )));
-        }
-        Ok(s)
-    };
-    let proj = get("patch_embed.proj.weight", 4)?; // [D, C, p, p]
-    let (embed_dim, in_chans, patch_size) = (proj[0], proj[1], proj[2]);
-    if proj[3] != patch_size {
-        return Err(VitError::WeightsMismatch(format!(
-            "  non-square patches {}x{} are not supported",
-            proj[2], proj[3]
-        )));
-    }
-    get("cls_token", 3)?;
-    let tokens = get("pos_embed", 3)?[1];
-    let grid = crate::patches::grid_side(tokens).ok_or_else(|| {
-        VitError::WeightsMismatch(format!(
-            "  pos_embed covers {tokens} tokens, which is not 1 class token + a square patch grid"
-        ))
-    })?;
-    let depth = (0..)
-        .take_while(|i| shapes.contains_key(&format!("blocks.{i}.norm1.weight")))
-        .count();
-    let hidden = get("blocks.0.mlp.fc1.weight", 2)?[0];
-    let num_classes = get("head.weight", 2)?[0];
-    let pooling = if shapes.contains_key("fc_norm.weight") {
-        Pooling::Mean
-    } else {
-        Pooling::Token
-    };
-    let config = VitConfig::new()
-        .with_image_size(grid * patch_size)
-        .with_patch_size(patch_size)
-        .with_in_chans(in_chans)
-        .with_num_classes(num_classes)
-        .with_embed_dim(embed_dim)
-        .with_depth(depth)
-        .with_num_heads(num_heads)
-        .with_mlp_ratio(hidden as f64 / embed_dim as f64)
-        .with_qkv_bias(shapes.contains_key("blocks.0.attn.qkv.bias"))
-        .with_pooling(pooling);
-    config.validate()?;
-    Ok(config)
-}
-
-/// Reads a timm state dict into a model of `config` (see [`infer_timm_config`]).
-pub fn import_timm(path: &Path, config: &VitConfig, device: &Device) -> Result<VisionTransformer> {
-    let store = SafetensorsStore::from_file(path);
-    import_timm_from(store, config, device, &path.display().to_string())
-}
-
-/// The same from a safetensors file held in memory (`origin` names it in messages).
-pub fn import_timm_bytes(
-    bytes: Vec<u8>,
-    config: &VitConfig,
-    device: &Device,
-    origin: &str,
-) -> Result<VisionTransformer> {
-    import_timm_from(
-        SafetensorsStore::from_bytes(Some(bytes)),
-        config,
-        device,
-        origin,
-    )
-}
-
-fn import_timm_from(
-    store: SafetensorsStore,
-    config: &VitConfig,
-    device: &Device,
-    origin: &str,
-) -> Result<VisionTransformer> {
-    let mut model = config.init(device)?;
-    let mut store = store
-        // timm checkpoints are often f16/bf16; the model computes in f32.
-        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
-        .with_key_remapping(r"^fc_norm\.", "norm.")
-        .validate(false)
-        .allow_partial(true);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
-    check_applied(&result)?;
-    Ok(model)
-}
-
-/// Writes the model as a timm state dict: timm's names, PyTorch layouts.
-pub fn export_timm(model: &VisionTransformer, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
-    if model.pooling == Pooling::Mean {
-        store = store.with_key_remapping(r"^norm\.", "fc_norm.");
-    }
-    model
-        .save_into(&mut store)
-        .map_err(|e| VitError::Weights(e.to_string()))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| VitError::Weights(e.to_string()))?;
-    write_atomic(path, &bytes)
-}
-
-/// `www/models/index.json`: the models the page lists, written by `trainer publish`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelIndex {
-    /// The `name` of the model the page loads first.
-    #[serde(default)]
-    pub default: Option<String>,
-    pub models: Vec<IndexEntry>,
-    /// The page's "From the Hugging Face hub" group (written by hand; `publish` keeps it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hub: Option<HubList>,
-}
-
-/// Hub models the page offers ready to fetch, and the hub it fetches them from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HubList {
-    /// The hub's base URL; huggingface.co when absent. The page's `?hub=URL`
-    /// replaces it (tests point it at a local stand-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    pub models: Vec<HubEntry>,
-}
-
-/// A hub model as the page lists it before anything is fetched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HubEntry {
-    /// `ORG/NAME[@REVISION]`, as a hub name is written.
-    pub repo: String,
-    /// A short name for the list, e.g. "DeiT-Ti/16".
-    pub title: String,
-    pub params: usize,
-    /// The size of its `model.safetensors`: what a first visit downloads.
-    pub bytes: u64,
-    /// ImageNet-1k top-1 from its model card.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top1: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexEntry {
-    pub name: String,
-    /// The manifest's file name, beside `index.json`.
-    pub manifest: String,
-    #[serde(default)]
-    pub description: String,
-    pub params: usize,
-    /// Size of the weights file.
-    pub bytes: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top1: Option<f64>,
-}
-
-impl ModelIndex {
-    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| VitError::Manifest {
-            path: origin.into(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Adds or replaces the entry for `manifest`, optionally making it the default.
-    pub fn upsert(&mut self, manifest: &Manifest, make_default: bool) {
-        let entry = IndexEntry {
-            name: manifest.name.clone(),
-            manifest: format!("{}.json", manifest.name),
-            description: manifest.description.clone(),
-            params: manifest.config.num_params(),
-            bytes: manifest.weights.bytes,
-            top1: manifest.metrics.as_ref().map(|m| m.top1),
-        };
-        match self.models.iter_mut().find(|e| e.name == entry.name) {
-            Some(existing) => *existing = entry,
-            None => self.models.push(entry),
-        }
-        if make_default || self.default.is_none() {
-            self.default = Some(manifest.name.clone());
-        }
-    }
-
-    /// The default entry, or the first one.
-    pub fn default_entry(&self) -> Option<&IndexEntry> {
-        self.default
-            .as_ref()
-            .and_then(|d| self.models.iter().find(|e| &e.name == d))
-            .or(self.models.first())
-    }
 }

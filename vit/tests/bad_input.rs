@@ -274,10 +274,10 @@ fn models_of_other_than_3_channels_are_refused_at_load() {
     ] {
         shapes.insert(name.to_string(), shape);
     }
-    let e = vit::weights::infer_timm_config(&shapes, 2).unwrap_err();
+    let e = vit::timm::infer_timm_config(&shapes, 2).unwrap_err();
     assert!(e.to_string().contains("in_chans is 1"), "{e}");
     shapes.insert("patch_embed.proj.weight".into(), vec![8, 3, 4, 4]);
-    vit::weights::infer_timm_config(&shapes, 2).unwrap();
+    vit::timm::infer_timm_config(&shapes, 2).unwrap();
 }
 
 #[test]

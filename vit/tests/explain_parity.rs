@@ -14,7 +14,7 @@ use close::{Tolerance, assert_close, assert_differ};
 use vit::explain::{Heads, Method, Query, Relevance, Token, explain, gradient_weighted_attention};
 use vit::inference::{split_attention, stack_attention};
 use vit::rollout::AttentionMaps;
-use vit::weights::{import_timm, infer_timm_config, safetensors_shapes};
+use vit::timm::{import_timm, infer_timm_config, safetensors_shapes};
 use vit::{Pooling, VisionTransformer};
 
 const TOL: Tolerance = Tolerance::abs(1e-5);

@@ -194,10 +194,10 @@ fn safetensors_bytes_to_timm_import() {
     let path = dir.path().join("fuzz.safetensors");
     fuzz("safetensors bytes -> timm import", &[seed], |bytes| {
         std::fs::write(&path, bytes).unwrap();
-        if let Ok(shapes) = vit::weights::safetensors_shapes(&path)
-            && let Ok(config) = vit::weights::infer_timm_config(&shapes, 2)
+        if let Ok(shapes) = vit::timm::safetensors_shapes(&path)
+            && let Ok(config) = vit::timm::infer_timm_config(&shapes, 2)
         {
-            let _ = vit::weights::import_timm(&path, &config, &Device::flex());
+            let _ = vit::timm::import_timm(&path, &config, &Device::flex());
         }
         Ok(())
     });

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use sha2::{Digest, Sha256};
 use vit::hub::{LabelSource, read_config};
 use vit::preprocess::{Preprocess, batch_tensor, prepare};
-use vit::weights::{import_timm, safetensors_shapes};
+use vit::timm::{import_timm, safetensors_shapes};
 
 #[path = "../../tests/support/close.rs"]
 mod close;

@@ -10,9 +10,8 @@ use burn::prelude::*;
 use close::Tolerance;
 use vit::inference::split_attention;
 use vit::rollout::HeadFusion;
-use vit::weights::{
-    export_timm, import_timm, infer_timm_config, model_to_bytes, safetensors_shapes,
-};
+use vit::timm::{export_timm, import_timm, infer_timm_config, safetensors_shapes};
+use vit::weights::model_to_bytes;
 use vit::{Pooling, VisionTransformer};
 
 const TOL: Tolerance = Tolerance::abs(1e-4);

@@ -26,7 +26,8 @@ use anyhow::{Result, anyhow};
 use burn::prelude::Device;
 use vit::VisionTransformer;
 use vit::hub::{HubName, WEIGHTS_FILE};
-use vit::weights::{Manifest, import_timm, safetensors_shapes};
+use vit::timm::{import_timm, safetensors_shapes};
+use vit::weights::Manifest;
 
 use crate::interrupt;
 

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use crate::config::VitConfig;
 use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
-use crate::weights::{
-    expected_tensors, import_timm_bytes, infer_timm_config, safetensors_shapes_from_bytes,
-};
+use crate::timm::{import_timm_bytes, infer_timm_config, safetensors_shapes_from_bytes};
+use crate::weights::expected_tensors;
 use burn::prelude::Device;
 
 use super::model::HubModel;

@@ -4,7 +4,8 @@
 
 use std::rc::Rc;
 
-use vit::weights::{IndexEntry, Manifest};
+use vit::index::IndexEntry;
+use vit::weights::Manifest;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::actions::images::reprepare;

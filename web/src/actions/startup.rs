@@ -1,7 +1,7 @@
 //! What the page does when it opens: the sample list, the model list, the default model and
 //! the first sample.
 
-use vit::weights::ModelIndex;
+use vit::index::ModelIndex;
 
 use crate::actions::{hub, images, loading};
 use crate::app::state::Shared;

@@ -10,10 +10,10 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
+use vit::index::ModelIndex;
 use vit::inference::{Ranked, Verdict};
 use vit::preprocess::{Crop, CropBox, Prepared};
 use vit::rollout::{HeadFusion, Heatmap};
-use vit::weights::ModelIndex;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlCanvasElement;
 

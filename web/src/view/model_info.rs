@@ -3,7 +3,7 @@
 //! backend timings.
 
 use vit::hub::HubName;
-use vit::weights::{HubEntry, IndexEntry};
+use vit::index::{HubEntry, IndexEntry};
 
 use crate::app::state::{App, Origin};
 use crate::backends::Backend;
