@@ -3,6 +3,10 @@
 //!
 //! Shapes use: B batch, C channels, H/W image side, G patch-grid side, N = G*G patches,
 //! T = 1 + N tokens, D embed dim, h heads, d = D / h head dim.
+//!
+//! One job, the network from patch embedding to head, kept in one file as timm keeps
+//! `vision_transformer.py`: its forward, its attention-maps forward and their config read top
+//! to bottom.
 
 use burn::module::{Module, Param};
 use burn::nn::LinearConfig;
