@@ -437,3 +437,63 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
     assert!(kept_urls(s).is_empty(), "everything forgotten");
     assert_eq!(hub_state(s)["kept"], json!([]));
 }
+
+/// A benchmark, not a check: `bench/page-hub-vit-ti16` writes timm's ViT-Ti/16 (random weights,
+/// full size) as a hub repo and runs this with `VITRINE_BENCH_HUB` (its folder). The page
+/// fetches it from a stand-in hub at loopback speed, then reloads and loads it kept; both times
+/// to the first result are printed, three times over.
+#[test]
+#[ignore = "a benchmark: bench/page-hub-vit-ti16 runs it"]
+fn page_times_a_hub_model() {
+    let Some(folder) = std::env::var_os("VITRINE_BENCH_HUB") else {
+        panic!("set VITRINE_BENCH_HUB to a hub repo folder (bench/page-hub-vit-ti16 does)");
+    };
+    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Tools {
+        dist,
+        chromium,
+        chromedriver,
+    } = tools();
+    let repo = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k";
+    let hub = HubServer::start(BTreeMap::from([(
+        repo.to_string(),
+        Repo::from_folder(Path::new(&folder)),
+    )]));
+    let base = server::serve(&dist);
+    let page = format!("{base}/?hub={}", hub.url);
+    let driver = Driver::start(&chromedriver).expect("chromedriver");
+    for round in 1..=3 {
+        // A new profile each round: an empty Cache API store.
+        let profile = tempfile::tempdir().expect("profile dir");
+        let s = driver
+            .session(&chromium, &chromium_args(profile.path()))
+            .expect("a Chromium session");
+        let mut times = Vec::new();
+        for visit in ["first visit (download)", "after a reload (kept)"] {
+            first_result(&s, &page, visit);
+            select_backend(&s, "cpu");
+            let run = run_id(&wait_result(&s, "the CPU", 0, "p.backend === 'cpu'").unwrap());
+            let start = std::time::Instant::now();
+            s.eval(
+                "const sel = document.getElementById('model-select');
+                 sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
+                json!([format!("hf-hub:{repo}")]),
+            )
+            .unwrap();
+            let p = wait_result(
+                &s,
+                visit,
+                run,
+                "p.model === 'vit_tiny_patch16_224.augreg_in21k_ft_in1k'",
+            )
+            .unwrap();
+            times.push(format!(
+                "{visit}: first result {:.2} s after the pick (inference {:.0} ms; kept load's steps {})",
+                start.elapsed().as_secs_f64(),
+                p["ms"].as_f64().unwrap_or(f64::NAN),
+                hub_state(&s)["steps"]
+            ));
+        }
+        println!("round {round}: {}", times.join("; "));
+    }
+}

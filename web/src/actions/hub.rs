@@ -11,14 +11,15 @@
 use vit::hub::{
     CONFIG_FILE, HubModel, HubName, Revision, WEIGHTS_FILE, read_config, read_revision,
 };
-use vit::weights::{Manifest, WeightsFile, sha256_hex};
+use vit::weights::{Manifest, WeightsFile};
 
 use crate::actions::loading::{
     begin_model_request, install, restore_model_select, switch_to_cached,
 };
 use crate::app::state::{Origin, Shared, step};
 use crate::backends::Loaded;
-use crate::platform::dom::{human_bytes, yield_now};
+use crate::platform::digest::sha256_hex;
+use crate::platform::dom::{human_bytes, now, yield_now};
 use crate::platform::keep::{self, Pending};
 use crate::platform::net::{self, Failure};
 use crate::view::model_info::fill_model_select;
@@ -133,7 +134,7 @@ async fn fetch(app: &Shared, name: &HubName, endpoint: &str) -> Result<Loaded, S
     }
     step(app, &format!("Checking {name}'s weights"));
     yield_now().await;
-    let sha = sha256_hex(&bytes);
+    let sha = sha256_hex(&bytes).await;
     if sha != revision.weights_sha256 {
         return Err(format!(
             "its weights' SHA-256 is {sha}, but the hub says {}: the download was damaged; nothing was kept",
@@ -190,22 +191,49 @@ async fn keep_all(app: &Shared, name: &HubName, pending: [(&String, Result<Pendi
 /// The model from the files kept on an earlier visit, if all three are there and still make
 /// the model (anything else is fetched anew).
 async fn from_kept(app: &Shared, name: &HubName, urls: &Urls) -> Option<Loaded> {
+    let mut clock = Clock::start();
     let weights = keep::get(&urls.weights).await?;
     let config = String::from_utf8(keep::get(&urls.config).await?).ok()?;
     let revision = String::from_utf8(keep::get(&urls.revision).await?).ok()?;
+    clock.lap("read");
     step(app, &format!("Reading {name}, kept from an earlier visit"));
     yield_now().await;
     let hub = read_config(&config, "kept config.json").ok()?;
     let revision = read_revision(&revision, "kept revision").ok()?;
-    if sha256_hex(&weights) != revision.weights_sha256 {
+    if sha256_hex(&weights).await != revision.weights_sha256 {
         return None;
     }
+    clock.lap("sha256");
     let backends = app.borrow().backends.clone();
     let model = hub
         .load_weights(weights, "kept weights", &backends.cpu)
         .ok()?;
+    clock.lap("import");
     let loaded = Loaded::from_model(manifest(&hub, name, &revision), model, &backends);
+    clock.lap("webgpu copy");
+    app.borrow_mut().hub.steps = clock.laps;
     Some(loaded)
+}
+
+/// Where a load's time went, for `window.vitrine.hub()` (and `bench/page-hub-vit-ti16`).
+struct Clock {
+    last: f64,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            last: now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, what: &'static str) {
+        let t = now();
+        self.laps.push((what, t - self.last));
+        self.last = t;
+    }
 }
 
 /// The model's manifest, naming the weights the page checked.

@@ -148,6 +148,8 @@ pub struct Hub {
     pub kept: Vec<String>,
     /// The last weights download: `(received, total, progress updates)`.
     pub download: Option<(u64, u64, u32)>,
+    /// Where the last load of a kept model spent its time, in ms.
+    pub steps: Vec<(&'static str, f64)>,
 }
 
 impl Hub {
@@ -155,6 +157,7 @@ impl Hub {
         serde_json::json!({
             "endpoint": self.endpoint,
             "kept": self.kept,
+            "steps": self.steps.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
             "download": self.download.map(|(got, total, updates)| {
                 serde_json::json!({"received": got, "total": total, "updates": updates})
             }),
