@@ -267,13 +267,21 @@ fn predictions(s: &Session) -> Value {
     serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
 
-/// Waits until the page is idle with a result newer than `after_run` matching `check`.
 /// Picks `backend` in the page's backend select, as a person would; the page then runs again.
 fn select_backend(s: &Session, backend: &str) {
+    pick(s, "backend-select", backend);
+}
+
+/// Picks the model whose select value is `key`, as a person would.
+fn select_model(s: &Session, key: &str) {
+    pick(s, "model-select", key);
+}
+
+fn pick(s: &Session, select: &str, value: &str) {
     s.eval(
-        "const sel = document.getElementById('backend-select');
-         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-        json!([backend]),
+        "const sel = document.getElementById(arguments[0]);
+         sel.value = arguments[1]; sel.dispatchEvent(new Event('change'));",
+        json!([select, value]),
     )
     .unwrap();
 }
@@ -806,12 +814,7 @@ fn steps(
         "a refused model must not replace the working one"
     );
 
-    s.eval(
-        "const sel = document.getElementById('model-select');
-         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-        json!([default_name]),
-    )
-    .unwrap();
+    select_model(s, default_name);
     let p = wait_result(
         s,
         "the published model again",
@@ -1230,12 +1233,7 @@ fn published_live(s: &Session, work: &Path) {
         options.contains(&"fresh".to_string()),
         "the published model is missing from {options:?}"
     );
-    s.eval(
-        "const sel = document.getElementById('model-select');
-         sel.value = 'fresh'; sel.dispatchEvent(new Event('change'));",
-        json!([]),
-    )
-    .unwrap();
+    select_model(s, "fresh");
     let p = wait_result(
         s,
         "the freshly published model",
@@ -1264,9 +1262,14 @@ fn cli_explain(model: &Path, image: &Path, args: &[&str]) -> Vec<f64> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("explain JSON");
+    tokens_of(&v)
+}
+
+/// A map's `tokens` (`trainer explain --json`'s, or the explorer's), a missing value as NaN.
+fn tokens_of(v: &Value) -> Vec<f64> {
     v["tokens"]
         .as_array()
-        .expect("tokens")
+        .expect("a map's tokens")
         .iter()
         .map(|x| x.as_f64().unwrap_or(f64::NAN))
         .collect()
@@ -1294,12 +1297,7 @@ fn wait_explorer(s: &Session, what: &str, run: u64, check: &str) -> Value {
 
 /// The page's map equals the CLI's, token for token.
 fn assert_same_map(page: &Value, cli: &[f64], what: &str) {
-    let ours: Vec<f64> = page["tokens"]
-        .as_array()
-        .expect("the explorer's tokens")
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect();
+    let ours = tokens_of(page);
     assert_eq!(ours.len(), cli.len(), "{what}: number of tokens");
     let worst = assert_close(
         &format!("{what}: the page's map against trainer explain --json's"),
@@ -1350,6 +1348,24 @@ fn click_explorer(s: &Session, x: f64, y: f64) {
          c.dispatchEvent(new MouseEvent('click', { clientX: r.left + arguments[0],
            clientY: r.top + arguments[1], bubbles: true }));",
         json!([x, y]),
+    )
+    .unwrap();
+}
+
+/// Clicks patch 100 of a 14 × 14 grid (row 8, column 2 from 1) on the explorer's photo, whose
+/// place `e` (the explorer's JSON) gives, and moves the layer slider to 1.
+fn patch_100_at_layer_1(s: &Session, e: &Value) {
+    let photo = &e["photo"];
+    let step = photo[2].as_f64().unwrap() / 14.0;
+    click_explorer(
+        s,
+        photo[0].as_f64().unwrap() + 1.5 * step,
+        photo[1].as_f64().unwrap() + 7.5 * step,
+    );
+    s.eval(
+        "const l = document.getElementById('explore-layer'); l.value = 1;
+         l.dispatchEvent(new Event('input'));",
+        json!([]),
     )
     .unwrap();
 }
@@ -1655,20 +1671,7 @@ fn imagenet_geometry(
         );
         assert_eq!(e["grid"], 14);
         assert_eq!(e["backend"], backend);
-        let photo = &e["photo"];
-        let step = photo[2].as_f64().unwrap() / 14.0;
-        // Patch 100: row 8, column 2 (from 1) of 14.
-        click_explorer(
-            s,
-            photo[0].as_f64().unwrap() + 1.5 * step,
-            photo[1].as_f64().unwrap() + 7.5 * step,
-        );
-        s.eval(
-            "const l = document.getElementById('explore-layer'); l.value = 1;
-             l.dispatchEvent(new Event('input'));",
-            json!([]),
-        )
-        .unwrap();
+        patch_100_at_layer_1(s, &e);
         let e = wait_explorer(
             s,
             &format!("a patch of the 224 px model on {backend}"),
@@ -1701,12 +1704,7 @@ fn imagenet_geometry(
     .unwrap();
     shots.take(s, "10-vit224-animation");
 
-    s.eval(
-        "const sel = document.getElementById('model-select');
-         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-        json!([default_name]),
-    )
-    .unwrap();
+    select_model(s, default_name);
     let p = wait_result(
         s,
         "the published model after the 224 px one",

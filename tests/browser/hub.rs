@@ -24,8 +24,8 @@ use super::teach::{CLASSES, add_photos, assert_same, classify, name_class, teach
 use super::webdriver::{Driver, Session};
 use super::{
     Answer, BROWSER, STEP_TIMEOUT, Shots, TRAINER, Tools, assert_same_map, chromium_args,
-    click_explorer, first_result, probs_of, root, run_id, select_backend, server, tools, top_of,
-    wait_explorer, wait_result,
+    first_result, patch_100_at_layer_1, probs_of, root, run_id, select_backend, select_model,
+    server, tokens_of, tools, top_of, wait_explorer, wait_result, wait_timed,
 };
 
 const REPO: &str = "timm/deit_tiny_patch16_224.fb_in1k";
@@ -236,12 +236,7 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         &["explain", "--layer", "1", "--token", "100"],
         &photo,
     );
-    let cli_map: Vec<f64> = explain["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect();
+    let cli_map = tokens_of(&explain);
     let e = wait_explorer(
         s,
         "the hub model's explorer",
@@ -249,19 +244,7 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         "e.tokens.length === 197",
     );
     assert_eq!(e["grid"], 14);
-    let photo_box = &e["photo"];
-    let step = photo_box[2].as_f64().unwrap() / 14.0;
-    click_explorer(
-        s,
-        photo_box[0].as_f64().unwrap() + 1.5 * step,
-        photo_box[1].as_f64().unwrap() + 7.5 * step,
-    );
-    s.eval(
-        "const l = document.getElementById('explore-layer'); l.value = 1;
-         l.dispatchEvent(new Event('input'));",
-        json!([]),
-    )
-    .unwrap();
+    patch_100_at_layer_1(s, &e);
     let e = wait_explorer(
         s,
         "a patch of the hub model",
@@ -290,12 +273,7 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         &["explain", "--method", "relevance", "--class", &class],
         &photo,
     );
-    let cli_relevance: Vec<f64> = relevance["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect();
+    let cli_relevance = tokens_of(&relevance);
     assert_same_map(
         &e,
         &cli_relevance,
@@ -364,12 +342,7 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
             .contains(&json!(key))
     );
     let start = std::time::Instant::now();
-    s.eval(
-        "const sel = document.getElementById('model-select');
-         sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-        json!([key]),
-    )
-    .unwrap();
+    select_model(s, &key);
     let p = wait_result(
         s,
         "the kept hub model",
@@ -471,15 +444,12 @@ fn page_times_a_hub_model() {
         let mut times = Vec::new();
         for visit in ["first visit (download)", "after a reload (kept)"] {
             first_result(&s, &page, visit);
+            // Not while SwiftShader times WebGPU in the background: it takes both cores.
+            wait_timed(&s, visit);
             select_backend(&s, "cpu");
             let run = run_id(&wait_result(&s, "the CPU", 0, "p.backend === 'cpu'").unwrap());
             let start = std::time::Instant::now();
-            s.eval(
-                "const sel = document.getElementById('model-select');
-                 sel.value = arguments[0]; sel.dispatchEvent(new Event('change'));",
-                json!([format!("hf-hub:{repo}")]),
-            )
-            .unwrap();
+            select_model(&s, &format!("hf-hub:{repo}"));
             let p = wait_result(
                 &s,
                 visit,
@@ -488,7 +458,7 @@ fn page_times_a_hub_model() {
             )
             .unwrap();
             times.push(format!(
-                "{visit}: first result {:.2} s after the pick (inference {:.0} ms; kept load's steps {})",
+                "{visit}: first result {:.2} s after the pick (inference {:.0} ms; the page's steps, ms: {})",
                 start.elapsed().as_secs_f64(),
                 p["ms"].as_f64().unwrap_or(f64::NAN),
                 hub_state(&s)["steps"]

@@ -60,12 +60,20 @@ pub async fn load_hub(app: Shared, text: String) -> Result<(), String> {
         return Ok(());
     }
     let endpoint = app.borrow().hub.endpoint.clone();
+    let start = now();
+    app.borrow_mut().hub.steps.clear();
     let result = fetch(&app, &name, &endpoint).await;
     app.borrow().ui.set_progress(None);
     match result {
         Ok(loaded) => {
             let bare = &key[vit::hub::PREFIX.len()..];
-            install(app, Origin::Hub, bare, loaded, request).await
+            install(app.clone(), Origin::Hub, bare, loaded, request).await?;
+            let total = now() - start;
+            app.borrow_mut()
+                .hub
+                .steps
+                .push(("to the first result", total));
+            Ok(())
         }
         Err(e) => {
             restore_model_select(&app);
@@ -81,6 +89,7 @@ async fn fetch(app: &Shared, name: &HubName, endpoint: &str) -> Result<Loaded, S
     if let Some(loaded) = from_kept(app, name, &urls).await {
         return Ok(loaded);
     }
+    let mut clock = Clock::start();
     step(app, &format!("Fetching {name}: config.json"));
     let config = hub_text(&urls.config, name, CONFIG_FILE).await?;
     let hub = read_config(&config, &format!("{name}: config.json")).map_err(|e| e.to_string())?;
@@ -132,6 +141,7 @@ async fn fetch(app: &Shared, name: &HubName, endpoint: &str) -> Result<Loaded, S
             revision.weights_bytes
         ));
     }
+    clock.lap("config, API and download");
     step(app, &format!("Checking {name}'s weights"));
     yield_now().await;
     let sha = sha256_hex(&bytes).await;
@@ -154,7 +164,10 @@ async fn fetch(app: &Shared, name: &HubName, endpoint: &str) -> Result<Loaded, S
         .load_weights(bytes, &origin, &backends.cpu)
         .map_err(|e| e.to_string())?;
     let loaded = Loaded::from_model(manifest, model, &backends);
+    clock.lap("sha256, import and webgpu copy");
     keep_all(app, name, pending).await;
+    clock.lap("keep");
+    app.borrow_mut().hub.steps = clock.laps;
     Ok(loaded)
 }
 
@@ -215,7 +228,8 @@ async fn from_kept(app: &Shared, name: &HubName, urls: &Urls) -> Option<Loaded> 
     Some(loaded)
 }
 
-/// Where a load's time went, for `window.vitrine.hub()` (and `bench/page-hub-vit-ti16`).
+/// Where a hub model's load spent its time, for `window.vitrine.hub()` (and
+/// `bench/page-hub-vit-ti16`).
 struct Clock {
     last: f64,
     laps: Vec<(&'static str, f64)>,

@@ -148,7 +148,8 @@ pub struct Hub {
     pub kept: Vec<String>,
     /// The last weights download: `(received, total, progress updates)`.
     pub download: Option<(u64, u64, u32)>,
-    /// Where the last load of a kept model spent its time, in ms.
+    /// Where the last hub model's load spent its time, in ms (its steps, then the time from
+    /// the pick to its first result).
     pub steps: Vec<(&'static str, f64)>,
 }
 
