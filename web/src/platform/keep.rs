@@ -1,6 +1,7 @@
 //! Files kept in the browser for offline visits (the Cache API): what the page fetched from the
 //! Hugging Face hub, keyed by the URL it was fetched from. A page without the Cache API (an
-//! insecure origin) keeps nothing and says so; nothing here is needed to run a model.
+//! insecure origin) keeps nothing and says so in the console; nothing here is needed to run a
+//! model.
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
