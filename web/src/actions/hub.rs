@@ -205,9 +205,10 @@ async fn keep_all(app: &Shared, name: &HubName, pending: [(&String, Result<Pendi
 /// the model (anything else is fetched anew).
 async fn from_kept(app: &Shared, name: &HubName, urls: &Urls) -> Option<Loaded> {
     let mut clock = Clock::start();
-    let weights = keep::get(&urls.weights).await?;
+    // The small files first: without them the weights are not worth reading.
     let config = String::from_utf8(keep::get(&urls.config).await?).ok()?;
     let revision = String::from_utf8(keep::get(&urls.revision).await?).ok()?;
+    let weights = keep::get(&urls.weights).await?;
     clock.lap("read");
     step(app, &format!("Reading {name}, kept from an earlier visit"));
     yield_now().await;

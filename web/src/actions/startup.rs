@@ -6,7 +6,6 @@ use vit::index::ModelIndex;
 use crate::actions::{hub, images, loading};
 use crate::app::state::Shared;
 use crate::platform::net;
-use crate::view::model_info::fill_model_select;
 
 /// The sample images' file names (none when the list is missing: the page works without).
 pub async fn sample_names() -> Vec<String> {
@@ -42,8 +41,8 @@ pub async fn startup(app: Shared, first_sample: Option<String>) -> Result<(), St
         a.hub.endpoint = hub_endpoint(&index);
         a.index = index;
     }
+    // Fills the model select, kept hub models marked.
     hub::refresh_kept(&app).await;
-    fill_model_select(&app.borrow());
     app.borrow().ui.model_select.set_value(&entry.name);
     loading::load_published(app.clone(), entry).await
 }

@@ -72,15 +72,15 @@ pub fn wire(app: &Shared) {
         let select = model_select.clone();
         on(&model_select, "change", move |_: Event| {
             let key = select.value();
-            let entry = {
-                let a = app.borrow();
-                a.index.models.iter().find(|e| e.name == key).cloned()
-            };
             if key.starts_with(vit::hub::PREFIX) {
                 let label = format!("Loading {key}");
                 spawn_task(&app, &label, hub::load_hub(app.clone(), key));
                 return;
             }
+            let entry = {
+                let a = app.borrow();
+                a.index.models.iter().find(|e| e.name == key).cloned()
+            };
             match entry {
                 Some(entry) => {
                     let label = format!("Loading model {}", entry.name);
