@@ -1157,6 +1157,22 @@ mod gpu_path {
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains("device: vulkan"), "{out}");
         assert!(out.contains("infer     batch   4"), "{out}");
+        // cubecl's count of what a step launches: a positive whole number, for training and for
+        // both inference batches.
+        let kernels = |what: &str| -> usize {
+            let line = out
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("no `{what}` line in:\n{out}"));
+            line.split_whitespace()
+                .zip(line.split_whitespace().skip(1))
+                .find(|(_, next)| *next == "kernels")
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count in `{line}`"))
+        };
+        assert!(kernels("kernels per training step") > 0, "{out}");
+        assert!(kernels("kernels per inference batch of 1") > 0, "{out}");
+        assert!(kernels("kernels per inference batch of 4") > 0, "{out}");
         // Half precision runs, or is refused up front with the adapter's name.
         let Some(o) = run_on_vulkan(
             test,
@@ -1191,6 +1207,60 @@ mod gpu_path {
                 text(&o)
             );
         }
+    }
+
+    /// Autotune keeps what it learns in memory: a GPU run writes nothing of cubecl's, neither
+    /// in the directory it runs from (a Cargo project, where cubecl would put its cache by
+    /// default) nor in the user's cache folder.
+    #[test]
+    fn a_gpu_run_from_a_project_folder_writes_nothing_there() {
+        let test = "a_gpu_run_from_a_project_folder_writes_nothing_there";
+        let _gpu = serial();
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(
+            project.path().join("Cargo.toml"),
+            "[package]\nname = \"x\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(project.path().join("target")).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let listing = |dir: &Path| -> Vec<PathBuf> {
+            let mut all = Vec::new();
+            let mut todo = vec![dir.to_path_buf()];
+            while let Some(d) = todo.pop() {
+                for entry in std::fs::read_dir(&d).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        todo.push(path.clone());
+                    }
+                    all.push(path);
+                }
+            }
+            all.sort();
+            all
+        };
+        let before = listing(project.path());
+        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/models/vitrine-cifar10.json")
+            .display()
+            .to_string();
+        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../www/samples/horse.png")
+            .display()
+            .to_string();
+        let Some(mut c) = on_vulkan(test) else {
+            return;
+        };
+        let o = c
+            .current_dir(project.path())
+            .env("HOME", home.path())
+            .env("XDG_CACHE_HOME", home.path().join(".cache"))
+            .args(["predict", "--model", &model, "--device", "vulkan", &sample])
+            .output()
+            .expect("trainer runs");
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(listing(project.path()), before, "{}", text(&o));
+        assert_eq!(listing(home.path()), Vec::<PathBuf>::new(), "{}", text(&o));
     }
 
     #[test]
@@ -1262,6 +1332,20 @@ mod gpu_path {
             );
         }
         assert!(out.contains("top-1 "), "{out}");
+        // The GPU's bench row counts the kernels a training step launches and times the tuning.
+        let vulkan = rows
+            .iter()
+            .map(|r| r.split('|').map(str::trim).collect::<Vec<_>>())
+            .find(|c| c[1] == "vulkan" && c[2] == "quick")
+            .unwrap_or_else(|| panic!("no vulkan quick row:\n{out}"));
+        assert!(
+            vulkan[5].parse::<usize>().is_ok_and(|k| k > 0),
+            "kernels/step: {vulkan:?}"
+        );
+        assert!(
+            vulkan[6].parse::<f64>().is_ok_and(|s| s >= 0.0),
+            "tune s: {vulkan:?}"
+        );
     }
 }
 

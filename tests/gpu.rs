@@ -13,7 +13,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::tensor::Gradients;
-use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::wgpu::{WgpuBackend, wgpu};
 use burn::tensor::{FloatDType, TensorData};
 use vit::preprocess::{batch_tensor, prepare};
 use vit::weights::load_pair;
@@ -52,6 +52,15 @@ fn gpu() -> Result<&'static Device, &'static str> {
             // "XDG_RUNTIME_DIR is invalid" error. SAFETY: as above.
             unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
         }
+        // Fusion and autotune are on, as in the trainer, which starts a software adapter (the
+        // SwiftShader here) the way vit::gpu_runtime does, and a real GPU the usual way.
+        let swiftshader = std::env::var("VK_ICD_FILENAMES")
+            .is_ok_and(|icd| icd.to_lowercase().contains("swiftshader"));
+        if swiftshader {
+            return vit::gpu_runtime::start_software_adapter(wgpu::Backends::VULKAN)
+                .map_err(|e| format!("no Vulkan adapter: {e}"));
+        }
+        vit::gpu_runtime::configure(false);
         Device::wgpu_options()
             .graphics_api(WgpuBackend::Vulkan)
             .init()

@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Timed inference runs per batch size (default: 50 at batch 1, 5 at the larger batch).
     #[arg(long)]
     pub infer_runs: Option<usize>,
+    /// Also list the kernels one training step launches, by name (GPU devices).
+    #[arg(long)]
+    pub list_kernels: bool,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -135,7 +138,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         classes,
     };
     let mut failure = None;
-    let step_s = time(2, args.steps, || {
+    let mut step = || {
         let m = model.take().expect("model is put back every step");
         match replicas.step(&m, &batch) {
             // Reading the loss, as the step does, forces the step to finish.
@@ -145,7 +148,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 model = Some(m);
             }
         }
-    });
+    };
+    // The first step compiles every kernel and, on a GPU, autotunes every new shape.
+    let first_s = time(0, 1, &mut step);
+    let step_s = time(1, args.steps, &mut step);
+    let launches = crate::gpu_runtime::count(&mut step);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -154,6 +161,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         b as f64 / step_s,
         step_s * 1e3
     );
+    if let Some(l) = &launches {
+        println!(
+            "gpu       first step {:.2} s, of which compiling and autotuning about {:.2} s; {} kernels per training step",
+            first_s,
+            (first_s - step_s).max(0.0),
+            l.total()
+        );
+        if args.list_kernels {
+            for (kernel, n) in &l.by_kernel {
+                println!("  {n:>6} x {kernel}");
+            }
+        }
+    }
     // The matrix products alone (`VitConfig::forward_flops`), three times the forward's for a
     // training step: what bench/README.md divides by the CPU's peak (`--example peak`).
     let train_flops = 3.0 * c.forward_flops();
@@ -193,6 +213,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             maps * 1e3,
             maps / fused
         );
+        let count = crate::gpu_runtime::count(|| {
+            replicas.map_shards(batch, |_, range| {
+                let _ = model.forward(shard(range)).into_data();
+            });
+        });
+        if let Some(l) = count {
+            println!(
+                "gpu       {} kernels per inference batch of {batch}",
+                l.total()
+            );
+        }
     }
     if let Some(kb) = peak_rss_kb() {
         println!("peak memory (RSS): {:.0} MiB", kb as f64 / 1024.0);

@@ -46,6 +46,7 @@ fn resolve_kind(arg: DeviceArg) -> Result<(DeviceArg, Device, String)> {
                 if let Err(why) = cuda_answers() {
                     bail!("--device cuda: {why}");
                 }
+                crate::gpu_runtime::configure(false);
                 GPU_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok((arg, Device::cuda(0), "cuda:0".into()));
             }
@@ -244,10 +245,7 @@ mod gpu {
             DeviceArg::Vulkan => WgpuBackend::Vulkan,
             _ => WgpuBackend::Auto,
         };
-        let adapters = adapters(match arg {
-            DeviceArg::Vulkan => wgpu::Backends::VULKAN,
-            _ => wgpu::Backends::all(),
-        });
+        let adapters = adapters(backends(arg));
         let count = |t| adapters.iter().filter(|a| a.device_type == t).count();
         let (kind, label) = if count(wgpu::DeviceType::DiscreteGpu) > index {
             (DeviceKind::DiscreteGpu(index), "discrete")
@@ -272,11 +270,26 @@ mod gpu {
             Some((_, d)) => d.clone(),
             None => {
                 super::quiet_vulkan_loader();
-                let d = Device::wgpu_options()
-                    .device_kind(kind)
-                    .graphics_api(api)
-                    .init()
-                    .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
+                // Only CPU adapters here, so `DefaultDevice` is one of them (SwiftShader,
+                // llvmpipe): started with smaller buffers and a short autotune (vit::gpu_runtime).
+                // cubecl's SPIR-V compiler needs the device it asks for itself.
+                let software = matches!(kind, DeviceKind::DefaultDevice)
+                    && adapters
+                        .iter()
+                        .all(|a| a.device_type == wgpu::DeviceType::Cpu)
+                    && !cfg!(feature = "vulkan-spirv");
+                let d = if software {
+                    vit::gpu_runtime::start_software_adapter(backends(arg))
+                        .map_err(anyhow::Error::msg)
+                } else {
+                    crate::gpu_runtime::configure(false);
+                    Device::wgpu_options()
+                        .device_kind(kind)
+                        .graphics_api(api)
+                        .init()
+                        .map_err(anyhow::Error::from)
+                }
+                .with_context(|| format!("starting the {label} {arg:?} adapter"))?;
                 started.push(((arg, index), d.clone()));
                 super::GPU_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 d
@@ -288,6 +301,13 @@ mod gpu {
             None => arg_name(arg, index),
         };
         Ok((device, name))
+    }
+
+    fn backends(arg: DeviceArg) -> wgpu::Backends {
+        match arg {
+            DeviceArg::Vulkan => wgpu::Backends::VULKAN,
+            _ => wgpu::Backends::all(),
+        }
     }
 
     fn arg_name(arg: DeviceArg, index: usize) -> String {

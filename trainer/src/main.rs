@@ -15,6 +15,7 @@ mod draw;
 mod eval;
 mod explain;
 mod finetune;
+mod gpu_runtime;
 mod hub;
 mod interrupt;
 mod loader;

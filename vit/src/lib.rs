@@ -30,6 +30,8 @@ pub mod config;
 pub mod damage;
 pub mod error;
 pub mod explain;
+#[cfg(feature = "cubecl")]
+pub mod gpu_runtime;
 pub mod hub;
 pub mod index;
 pub mod inference;

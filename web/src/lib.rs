@@ -46,6 +46,7 @@ pub fn start() {
     unsafe {
         __wasm_call_ctors()
     };
+    platform::log::init();
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         // A panic aborts the module; say so in the page rather than leave it frozen.

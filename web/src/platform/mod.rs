@@ -2,10 +2,12 @@
 //!
 //! - [`digest`]: SHA-256 by the browser
 //! - [`keep`]: files kept for offline visits (the Cache API)
+//! - [`log`]: the `log` crate's warnings and errors on the console
 //! - [`net`]: fetch with progress
 //! - [`dom`]: elements, listeners, files, downloads, time, formatting
 
 pub mod digest;
 pub mod dom;
 pub mod keep;
+pub mod log;
 pub mod net;
