@@ -992,6 +992,23 @@ mod gpu_path {
         Some(c)
     }
 
+    /// The shipped default model's manifest and a shipped sample, as arguments.
+    fn default_model() -> String {
+        repo_path("www/models/vitrine-cifar10.json")
+    }
+
+    fn horse() -> String {
+        repo_path("www/samples/horse.png")
+    }
+
+    fn repo_path(path: &str) -> String {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path)
+            .display()
+            .to_string()
+    }
+
     fn run_on_vulkan(test: &str, args: &[&str]) -> Option<Output> {
         Some(on_vulkan(test)?.args(args).output().expect("trainer runs"))
     }
@@ -1091,14 +1108,7 @@ mod gpu_path {
     fn predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer() {
         let test = "predict_and_bench_run_on_vulkan_and_wgpu_with_the_cpus_answer";
         let _gpu = serial();
-        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/models/vitrine-cifar10.json")
-            .display()
-            .to_string();
-        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/samples/horse.png")
-            .display()
-            .to_string();
+        let (model, sample) = (default_model(), horse());
         let logits = |o: &Output| -> Vec<f64> {
             let v: serde_json::Value =
                 serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
@@ -1240,14 +1250,7 @@ mod gpu_path {
             all
         };
         let before = listing(project.path());
-        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/models/vitrine-cifar10.json")
-            .display()
-            .to_string();
-        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/samples/horse.png")
-            .display()
-            .to_string();
+        let (model, sample) = (default_model(), horse());
         let Some(mut c) = on_vulkan(test) else {
             return;
         };
@@ -1267,14 +1270,7 @@ mod gpu_path {
     fn auto_never_picks_a_software_gpu() {
         let test = "auto_never_picks_a_software_gpu";
         let _gpu = serial();
-        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/models/vitrine-cifar10.json")
-            .display()
-            .to_string();
-        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../www/samples/horse.png")
-            .display()
-            .to_string();
+        let (model, sample) = (default_model(), horse());
         let Some(o) = run_on_vulkan(
             test,
             &["predict", "--model", &model, "--device", "auto", &sample],

@@ -1,6 +1,7 @@
 //! `trainer bench`: figures, not pass/fail. Training images/s (forward, backward, optimizer
 //! step, in steady state), inference images/s at batch 1 and 64 with and without attention
-//! maps, and peak memory.
+//! maps, and peak memory; on a GPU also the kernels a training step and an inference batch
+//! launch, and the first step's compiling and autotuning.
 
 use std::process::ExitCode;
 use std::time::Instant;

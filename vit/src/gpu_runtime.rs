@@ -1,8 +1,9 @@
 //! cubecl's settings, for the GPU backends of the trainer and the page alike, settled before
 //! the first GPU device starts (cubecl reads them once per process).
 //!
-//! Fusion and autotune are on in every GPU build. Autotune times the candidate kernels of each
-//! new shape once per process and keeps its choice in memory: burn's `persistence`, which would
+//! Fusion is on in every GPU build, autotune in the trainer's (the page's WebGPU refuses one of
+//! its candidates: docs/gpu.md). Autotune times the candidate kernels of each new shape once per
+//! process and keeps its choice in memory: burn's `persistence`, which would
 //! keep choices on disk, brings the turso database crates (turso_core alone is 389,000 lines of
 //! Rust) into every GPU build, the test command's included. So cubecl writes nothing anywhere:
 //! not in the current directory, not in a build folder, not in the user's cache.

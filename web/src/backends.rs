@@ -92,8 +92,10 @@ impl Backends {
 }
 
 /// Whether the browser's WebGPU adapter computes on the CPU: a fallback adapter, or Chromium's
-/// SwiftShader (which headless Chromium without a GPU offers). Autotune is kept short there
-/// (`vit::gpu_runtime::configure`). Any failure to ask reads as a hardware adapter.
+/// SwiftShader (which headless Chromium without a GPU offers). cubecl's settings for it are the
+/// trainer's for SwiftShader (`vit::gpu_runtime::configure`); they shorten autotune, which the
+/// page's build leaves out for now (web/Cargo.toml). Any failure to ask reads as a hardware
+/// adapter.
 async fn software_adapter() -> bool {
     use js_sys::{Function, Promise, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
