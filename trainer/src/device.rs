@@ -46,7 +46,7 @@ fn resolve_kind(arg: DeviceArg) -> Result<(DeviceArg, Device, String)> {
                 if let Err(why) = cuda_answers() {
                     bail!("--device cuda: {why}");
                 }
-                crate::gpu_runtime::configure(false);
+                vit::gpu_runtime::configure(false);
                 GPU_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok((arg, Device::cuda(0), "cuda:0".into()));
             }
@@ -282,7 +282,7 @@ mod gpu {
                     vit::gpu_runtime::start_software_adapter(backends(arg))
                         .map_err(anyhow::Error::msg)
                 } else {
-                    crate::gpu_runtime::configure(false);
+                    vit::gpu_runtime::configure(false);
                     Device::wgpu_options()
                         .device_kind(kind)
                         .graphics_api(api)

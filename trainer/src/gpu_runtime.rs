@@ -1,10 +1,8 @@
-//! cubecl, the runtime under the GPU backends: its settings (`vit::gpu_runtime`, shared with
-//! the page) and a count of the kernels a piece of work launches (`trainer bench`).
+//! cubecl, the runtime under the GPU backends: a count of the kernels a piece of work launches
+//! (`trainer bench`). Its settings are `vit::gpu_runtime`'s, shared with the page.
 
 #[cfg(feature = "gpu-runtime")]
 pub use cubecl::Counting;
-#[cfg(feature = "gpu-runtime")]
-pub use vit::gpu_runtime::configure;
 
 /// What a [`Counting`] saw.
 pub struct Launches {

@@ -15,8 +15,9 @@ use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
 ///
 /// On a software adapter (SwiftShader, llvmpipe), each candidate kernel costs seconds to
 /// compile and to time, so autotune there tries the fewest candidates and times each once; it
-/// still chooses by measurement, and a new shape tunes in seconds instead of minutes. A
-/// `cubecl.toml` or `CUBECL_AUTOTUNE_LEVEL` still has the last word on native.
+/// still chooses by measurement, and a new shape tunes in seconds instead of minutes.
+/// `CUBECL_AUTOTUNE_LEVEL` still has the last word on native; the rest of a `cubecl.toml` and
+/// the `CUBECL_*` variables are kept.
 pub fn configure(software_adapter: bool) {
     let mut config = defaults();
     if software_adapter && !level_chosen() {

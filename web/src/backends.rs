@@ -63,8 +63,9 @@ impl Backends {
                 gpu_problem: Some("this browser has no WebGPU".into()),
             };
         }
-        // Before the device starts: cubecl reads its settings once.
-        vit::gpu_runtime::configure(software_adapter().await);
+        // Before the device starts: cubecl reads its settings once. The page's build has no
+        // autotune (web/Cargo.toml), so whether the adapter is a software one changes nothing.
+        vit::gpu_runtime::configure(false);
         match Device::wgpu_options()
             .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
             .init_async()
@@ -89,31 +90,6 @@ impl Backends {
             Backend::WebGpu => self.gpu.as_ref(),
         }
     }
-}
-
-/// Whether the browser's WebGPU adapter computes on the CPU: a fallback adapter, or Chromium's
-/// SwiftShader (which headless Chromium without a GPU offers). cubecl's settings for it are the
-/// trainer's for SwiftShader (`vit::gpu_runtime::configure`); they shorten autotune, which the
-/// page's build leaves out for now (web/Cargo.toml). Any failure to ask reads as a hardware
-/// adapter.
-async fn software_adapter() -> bool {
-    use js_sys::{Function, Promise, Reflect};
-    use wasm_bindgen::{JsCast, JsValue};
-    let get = |on: &JsValue, key: &str| Reflect::get(on, &key.into()).ok();
-    let ask = async {
-        let gpu = get(&crate::platform::dom::window().navigator().into(), "gpu")?;
-        let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
-        let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
-        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-        let info = get(&adapter, "info").filter(|i| i.is_object())?;
-        let fallback = get(&info, "isFallbackAdapter").and_then(|v| v.as_bool());
-        let architecture = get(&info, "architecture").and_then(|v| v.as_string());
-        Some(
-            fallback == Some(true)
-                || architecture.is_some_and(|a| a.to_lowercase().contains("swiftshader")),
-        )
-    };
-    ask.await.unwrap_or(false)
 }
 
 /// A model ready on every available device.
