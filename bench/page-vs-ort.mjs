@@ -1,19 +1,25 @@
-// The browser half of bench/page-vs-ort (which prepares everything and runs this): in one
-// headless Chromium per run, times onnxruntime-web (bench/page-vs-ort.html: wasm on one
-// thread, wasm on two threads, WebGPU) and then Vitrine's page (dist/) on the same timm models,
-// and prints the figures and the ratios. Serves everything itself on 127.0.0.1 with the
-// COOP/COEP headers that ORT's threads need (SharedArrayBuffer), and drives Chromium through
-// chromedriver's W3C WebDriver, as tests/browser/webdriver.rs does.
+// The browser half of bench/page-vs-ort (which prepares everything and runs this). Each run
+// opens a headless Chromium without WebGPU and times, on the same timm models and for each
+// thread count, onnxruntime-web's wasm backend (bench/page-vs-ort.html) and Vitrine's page
+// (dist/: one thread is its single-thread build, `?engine=single`; more is its threaded engine,
+// `?threads=N`); then, on ViT-S/16, the page's main thread: its longest task (a
+// PerformanceObserver on `longtask`) during a pass, an explorer map and a Teach run. A second
+// Chromium, with WebGPU on SwiftShader, times ORT's WebGPU execution provider and the page's
+// own WebGPU timing. It prints the figures, the ratios and the targets. Serves everything
+// itself on 127.0.0.1 with the COOP/COEP headers that threads need (SharedArrayBuffer), and
+// drives Chromium through chromedriver's W3C WebDriver, as tests/browser/webdriver.rs does.
 //
 //   node bench/page-vs-ort.mjs WORK_DIR
 //
 // WORK_DIR holds models.json (written by bench/page-vs-ort) and, for each model NAME,
 // NAME.onnx, NAME.input.bin, NAME.logits.json and the imported pair NAME.json + NAME.bpk.
 // Environment (bench/page-vs-ort sets them): DIST (the built page), ORT_DIST
-// (onnxruntime-web's dist/), PHOTO (the image our page answers on), CHROMIUM, CHROMEDRIVER,
-// RUNS (default 1), WARM (timed warm runs, default 10), WEBGPU_WARM (default 3), ORT_WEBGPU
-// (models ORT's WebGPU runs on: all, none or a comma list; default all), ONLY (ort or page:
-// one side alone).
+// (onnxruntime-web's dist/), PHOTO (the image our page answers on), TEACH_PHOTOS (a folder of
+// class folders for the Teach run), CHROMIUM, CHROMEDRIVER, RUNS (default 1), WARM (timed warm
+// runs, default 10), THREADS (thread counts, default "1 2 all"; all is the browser's
+// navigator.hardwareConcurrency), WEBGPU_WARM (default 3), ORT_WEBGPU (models ORT's WebGPU
+// runs on: all, none or a comma list; default all), ONLY (ort or page: one side alone),
+// MAIN_THREAD (0 skips the main thread's long tasks).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,6 +41,9 @@ const runs = Number(env('RUNS', '1'));
 const warm = Number(env('WARM', '10'));
 const webgpuWarm = Number(env('WEBGPU_WARM', '3'));
 const ortWebgpu = env('ORT_WEBGPU', 'all');
+const threadCounts = env('THREADS', '1 2 all').split(/[\s,]+/).filter((t) => t);
+const teachPhotos = env('TEACH_PHOTOS', '');
+const mainThread = env('MAIN_THREAD', '1') !== '0';
 const only = env('ONLY', '');
 if (!['', 'ort', 'page'].includes(only)) fail(`ONLY=${only}: say ort or page`);
 const models = JSON.parse(fs.readFileSync(path.join(work, 'models.json'), 'utf8'));
@@ -122,11 +131,14 @@ async function startDriver() {
   return { child, request };
 }
 
-async function openSession(driver, profile) {
+/// A Chromium session; `webgpu` offers SwiftShader's adapter, else WebGPU is off (so that the
+/// page's background timing of WebGPU does not share the cores with the CPU figures).
+async function openSession(driver, profile, webgpu) {
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu-sandbox', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-quic', '--disable-dev-shm-usage', '--enable-unsafe-webgpu',
+    '--disable-quic', '--disable-dev-shm-usage',
+    webgpu ? '--enable-unsafe-webgpu' : '--disable-features=WebGPU',
     '--window-size=1280,1000', `--user-data-dir=${profile}`,
   ];
   const v = await driver.request('POST', '/session', {
@@ -154,6 +166,10 @@ async function openSession(driver, profile) {
     async upload(css, files) {
       const el = await cmd('POST', '/element', { using: 'css selector', value: css });
       await cmd('POST', `/element/${Object.values(el)[0]}/value`, { text: files.join('\n') });
+    },
+    async click(css) {
+      const el = await cmd('POST', '/element', { using: 'css selector', value: css });
+      await cmd('POST', `/element/${Object.values(el)[0]}/click`, {});
     },
   };
   return s;
@@ -196,12 +212,17 @@ async function result(s, what, after, check) {
   return v;
 }
 
-/// Opens the page, gives it the photo, then loads `m` from disk (as "Load a model from disk"
-/// does): its first answer, the page's own background timing (Flex, then WebGPU), then `warm`
-/// runs on Flex, each asked for by choosing the CPU in the backend select.
-async function ourPage(s, base, m) {
+/// The page's query for `threads`: 1 is its single-thread build (what a page that is not
+/// cross-origin isolated runs), more its threaded engine with a pool of that many.
+const pageQuery = (threads) => (threads === 1 ? '?engine=single' : `?threads=${threads}`);
+
+/// Opens the page (on `threads`), gives it the photo, then loads `m` from disk (as "Load a
+/// model from disk" does): its first answer, the page's own background timing (Flex, then
+/// WebGPU where there is one), then `warm` runs on Flex, each asked for by choosing the CPU in
+/// the backend select.
+async function ourPage(s, base, m, threads) {
   const started = Date.now();
-  await s.goto(`${base}/`);
+  await s.goto(`${base}/${pageQuery(threads)}`);
   let p = await result(s, 'the page\'s first result', 0, 'true');
   await s.waitFor('the default model\'s timing', 'const t = JSON.parse(window.vitrine.timings()); return t.timed_ms ? t : null;');
   const opened = (Date.now() - started) / 1000;
@@ -221,12 +242,15 @@ async function ourPage(s, base, m) {
     p = await result(s, `${m.name} on Flex`, p.run, `p.backend === 'cpu' && p.model === ${JSON.stringify(m.name)}`);
     ms.push(p.ms);
   }
+  const engine = JSON.parse(await s.eval('return window.vitrine.engine();'));
+  if (engine.threads !== threads) throw new Error(`the page runs ${engine.threads} threads, not ${threads}: ${JSON.stringify(engine)}`);
   const o = {
-    load_s: load, first_ms: first.ms, first_backend: first.backend, warm_ms: median(ms), runs: ms,
+    threads, load_s: load, first_ms: first.ms, first_backend: first.backend, warm_ms: median(ms), runs: ms,
     timing_cpu_first: t.cpu_first, timing_cpu: t.cpu, webgpu_first: t.webgpu_first, webgpu: t.webgpu,
   };
   console.log(
-    `  our page (default model answered and timed ${opened.toFixed(1)} s after opening): loaded from disk ` +
+    `  our page, ${engine.build} build on ${threads} thread(s) (default model answered and timed ` +
+      `${opened.toFixed(1)} s after opening): loaded from disk ` +
       `with its first answer in ${load.toFixed(2)} s; first ${o.first_ms.toFixed(1)} ms (${o.first_backend}), ` +
       `warm ${o.warm_ms.toFixed(1)} ms on Flex (median of ${ms.length}: ${ms.map((r) => r.toFixed(0)).join(' ')}); ` +
       `its background timing: Flex ${o.timing_cpu_first?.toFixed(0)} then ${o.timing_cpu?.toFixed(0)} ms, WebGPU ` +
@@ -235,14 +259,70 @@ async function ourPage(s, base, m) {
   return o;
 }
 
+/// The page's main thread while it works, on `m` with every thread: its longest task (a
+/// `longtask` PerformanceObserver, which reports tasks over 50 ms) during one pass, one
+/// explorer map and one Teach run (two classes of TEACH_PHOTOS' first folders, head only).
+async function mainThreadTasks(s, base, m, threads) {
+  await s.goto(`${base}/${pageQuery(threads)}`);
+  let p = await result(s, 'the page\'s first result', 0, 'true');
+  await s.upload('#model-files', [path.join(work, `${m.name}.json`), path.join(work, `${m.name}.bpk`)]);
+  p = await result(s, `${m.name}'s first answer`, p.run, `p.model === ${JSON.stringify(m.name)}`);
+  await s.waitFor('the background timing', 'const t = JSON.parse(window.vitrine.timings()); return !t.timing && t.cpu ? t : null;');
+  await s.eval(`window.__long = [];
+    new PerformanceObserver((l) => window.__long.push(...l.getEntries().map((e) => e.duration)))
+      .observe({ type: 'longtask' });`);
+  const longest = async () => {
+    const v = await s.eval('const l = window.__long; window.__long = []; return l.length ? Math.max(...l) : 0;');
+    return v;
+  };
+  const out = {};
+  await longest();
+  await s.upload('#file-input', [photo]);
+  p = await result(s, 'a pass', p.run, `p.image === ${JSON.stringify(path.basename(photo))}`);
+  out.pass = await longest();
+  const e = JSON.parse(await s.eval('return window.vitrine.explorer();'));
+  const [px, py, side] = e.photo;
+  await s.eval(`const c = document.getElementById('explore'); c.scrollIntoView({block: 'center'});
+    const r = c.getBoundingClientRect();
+    c.dispatchEvent(new MouseEvent('click', { clientX: r.left + ${px + side / 3}, clientY: r.top + ${py + side / 2}, bubbles: true }));
+    const l = document.getElementById('explore-layer'); l.value = 1; l.dispatchEvent(new Event('input'));`);
+  await s.waitFor('the explorer map', `const e = JSON.parse(window.vitrine.explorer() || 'null');
+    return e && e.method === 'attention' && e.layer === 1 && e.selected > 0 && window.vitrine.state() !== 'busy';`);
+  out.map = await longest();
+  if (teachPhotos) {
+    const classes = fs.readdirSync(teachPhotos).filter((d) => fs.statSync(path.join(teachPhotos, d)).isDirectory()).sort().slice(0, 2);
+    for (const [i, c] of classes.entries()) {
+      const files = fs.readdirSync(path.join(teachPhotos, c)).sort().slice(0, 5).map((f) => path.join(teachPhotos, c, f));
+      await s.upload(`#teach-files-${i}`, files);
+      await s.waitFor(`photos of ${c}`, `const t = JSON.parse(window.vitrine.teach());
+        return t.state !== 'adding' && t.classes[${i}] && t.classes[${i}].photos === ${files.length};`);
+    }
+    await longest();
+    await s.click('#teach-train');
+    const t = await s.waitFor('the Teach run', `const t = JSON.parse(window.vitrine.teach());
+      return t.state === 'done' || t.state === 'error' ? t : null;`);
+    if (t.state !== 'done') throw new Error(`the Teach run failed: ${t.error}`);
+    out.teach = await longest();
+    out.teach_ms = t.ms?.total;
+  }
+  console.log(
+    `  the page's main thread on ${m.name}, ${threads} threads: longest task during a pass ${f(out.pass)} ms, ` +
+      `an explorer map ${f(out.map)} ms` + (teachPhotos ? `, a Teach run (${f(out.teach_ms)} ms) ${f(out.teach)} ms` : '') +
+      ' (0: none over 50 ms)',
+  );
+  return out;
+}
+
 // ---- main ----
 
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const server = await serve();
 const base = `http://127.0.0.1:${server.address().port}`;
 const driver = await startDriver();
 const all = [];
 let failed = false;
 let open = null;
+let cores = null;
 // Interrupted: quit Chromium and chromedriver rather than leave them running.
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, async () => {
@@ -251,37 +331,57 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     process.exit(130);
   });
 }
+/// Runs `work` in a fresh Chromium (with or without WebGPU), closed after.
+async function inSession(webgpu, work) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'page-vs-ort-'));
+  const s = await openSession(driver, profile, webgpu);
+  open = s;
+  try {
+    return await work(s);
+  } finally {
+    await s.close().catch(() => {});
+    open = null;
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 try {
   for (let run = 1; run <= runs; run++) {
     console.log(`run ${run} of ${runs}`);
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'page-vs-ort-'));
-    const s = await openSession(driver, profile);
-    open = s;
-    const record = { run, ort: {}, ours: {} };
-    const load = () => `load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-    try {
-      // Each model's wasm figures and ours close together in time (the machine is shared);
-      // the long WebGPU runs after them.
+    const record = { run, ort: {}, ours: {}, load: {} };
+    await inSession(false, async (s) => {
+      await s.goto('about:blank');
+      cores ??= await s.eval('return navigator.hardwareConcurrency;');
+      const counts = [...new Set(threadCounts.map((t) => (t === 'all' ? cores : Number(t))))];
+      // Each model's figures, ORT's and ours at each thread count, close together in time (the
+      // machine is shared).
       for (const m of models) {
-        console.log(` ${m.name} (${load()}):`);
-        if (only !== 'page') {
-          record.ort[m.name] = {
-            wasm1: await ortRun(s, base, m.name, 'wasm', 1, warm),
-            wasm2: await ortRun(s, base, m.name, 'wasm', 2, warm),
-          };
-          failed ||= !record.ort[m.name].wasm1.ok || !record.ort[m.name].wasm2.ok;
+        record.ort[m.name] = {};
+        record.ours[m.name] = {};
+        record.load[m.name] = {};
+        for (const t of counts) {
+          record.load[m.name][t] = load();
+          console.log(` ${m.name}, ${t} thread(s) (load average ${record.load[m.name][t]}):`);
+          if (only !== 'page') {
+            const b = await ortRun(s, base, m.name, 'wasm', t, warm);
+            record.ort[m.name][t] = b;
+            failed ||= !b.ok;
+          }
+          if (only !== 'ort') record.ours[m.name][t] = await ourPage(s, base, m, t);
         }
-        if (only !== 'ort') record.ours[m.name] = await ourPage(s, base, m);
       }
-      for (const m of only === 'page' ? [] : models) {
-        if (ortWebgpu !== 'all' && !ortWebgpu.split(',').includes(m.name)) continue;
-        console.log(` ${m.name} (${load()}):`);
-        record.ort[m.name].webgpu = await ortRun(s, base, m.name, 'webgpu', 1, webgpuWarm);
-      }
-    } finally {
-      await s.close().catch(() => {});
-      open = null;
-      fs.rmSync(profile, { recursive: true, force: true });
+      const big = models[models.length - 1];
+      if (mainThread && only !== 'ort') record.main = { model: big.name, ...(await mainThreadTasks(s, base, big, cores)) };
+    });
+    const gpuModels = only === 'page' ? [] : models.filter((m) => ortWebgpu === 'all' || ortWebgpu.split(',').includes(m.name));
+    if (gpuModels.length) {
+      await inSession(true, async (s) => {
+        for (const m of gpuModels) {
+          console.log(` ${m.name} on WebGPU (load average ${load()}):`);
+          record.ort[m.name].webgpu = await ortRun(s, base, m.name, 'webgpu', 1, webgpuWarm);
+          if (only !== 'ort') record.ours[m.name].webgpu = await ourPage(s, base, m, cores);
+        }
+      });
     }
     all.push(record);
     fs.writeFileSync(path.join(work, 'results.json'), JSON.stringify(all, null, 1));
@@ -291,42 +391,52 @@ try {
   server.close();
 }
 
-// The summary: one line per model and run, and the ranges over the runs.
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+// The summary: per model and thread count, one line per run and the range over the runs; then
+// the targets: ours no slower than ORT at every thread count, and ViT-Ti/16 on two threads at
+// most 0.6 of itself on one.
 const range = (xs, d = 0) => {
   const v = xs.filter((x) => Number.isFinite(x));
   if (!v.length) return '–';
   const [lo, hi] = [Math.min(...v), Math.max(...v)];
   return lo.toFixed(d) === hi.toFixed(d) ? lo.toFixed(d) : `${lo.toFixed(d)}–${hi.toFixed(d)}`;
 };
-console.log('\nwarm ms (first ms), ours on Flex against ORT-web wasm; ratio = ours / ORT');
+console.log('\nwarm ms, median (first ms); ours on Flex against ORT-web wasm at the same thread count; ratio = ours / ORT');
+const targets = [];
 for (const m of models) {
-  const rows = all.map((r) => {
-    const o = r.ours?.[m.name] ?? {};
-    const { wasm1 = {}, wasm2 = {}, webgpu } = r.ort[m.name] ?? {};
-    return {
-      ours: o.warm_ms, ours_first: o.first_ms, load: o.load_s,
-      one: wasm1.warm_ms, one_first: wasm1.first_ms,
-      two: wasm2.warm_ms, two_first: wasm2.first_ms,
-      gpu: webgpu?.warm_ms, gpu_first: webgpu?.first_ms,
-      ours_gpu: o.webgpu, ours_gpu_first: o.webgpu_first,
-      r1: o.warm_ms / wasm1.warm_ms, r2: o.warm_ms / wasm2.warm_ms,
-    };
-  });
-  for (const [i, r] of rows.entries()) {
-    console.log(
-      `${m.name} run ${i + 1}: ours ${f(r.ours)} (${f(r.ours_first)}); ORT 1 thread ${f(r.one)} ` +
-        `(${f(r.one_first)}), 2 threads ${f(r.two)} (${f(r.two_first)}); ours/ORT ${f(r.r1, 2)} and ` +
-        `${f(r.r2, 2)}; WebGPU: ORT ${f(r.gpu)} (${f(r.gpu_first)}), ours ${f(r.ours_gpu)} (${f(r.ours_gpu_first)})`,
-    );
+  const counts = Object.keys(all[0]?.ours[m.name] ?? all[0]?.ort[m.name] ?? {}).filter((k) => k !== 'webgpu').map(Number);
+  for (const t of counts) {
+    const rows = all.map((r) => {
+      const o = r.ours[m.name]?.[t] ?? {};
+      const w = r.ort[m.name]?.[t] ?? {};
+      return { ours: o.warm_ms, ours_first: o.first_ms, ort: w.warm_ms, ort_first: w.first_ms, r: o.warm_ms / w.warm_ms, load: r.load[m.name]?.[t] };
+    });
+    for (const [i, r] of rows.entries()) {
+      console.log(
+        `${m.name}, ${t} thread(s), run ${i + 1} (load ${r.load}): ours ${f(r.ours, 1)} (${f(r.ours_first)}), ` +
+          `ORT ${f(r.ort, 1)} (${f(r.ort_first)}); ours/ORT ${f(r.r, 2)}`,
+      );
+    }
+    const col = (k, d) => range(rows.map((r) => r[k]), d);
+    console.log(`${m.name}, ${t} thread(s) over ${rows.length} run(s): ours ${col('ours', 1)} ms (first ${col('ours_first')}), ORT ${col('ort', 1)} ms (first ${col('ort_first')}); ours/ORT ${col('r', 2)}`);
+    const worst = Math.max(...rows.map((r) => r.r).filter(Number.isFinite));
+    if (Number.isFinite(worst)) targets.push([`${m.name} on ${t} thread(s): ours <= ORT`, worst <= 1, `worst ours/ORT ${worst.toFixed(2)}`]);
   }
-  const col = (k, d) => range(rows.map((r) => r[k]), d);
-  console.log(
-    `${m.name} over ${rows.length} run(s): ours warm ${col('ours')} ms, first ${col('ours_first')} ms, ` +
-      `loaded with its first answer in ${col('load', 2)} s; ORT one thread ${col('one')} ms (first ` +
-      `${col('one_first')}), two threads ${col('two')} ms (first ${col('two_first')}); ours/ORT ` +
-      `${col('r1', 2)} (one thread), ${col('r2', 2)} (two); WebGPU warm: ORT ${col('gpu')} ms, ours ${col('ours_gpu')} ms`,
-  );
+  const gpu = all.map((r) => ({ ort: r.ort[m.name]?.webgpu, ours: r.ours[m.name]?.webgpu })).filter((g) => g.ort);
+  for (const [i, g] of gpu.entries()) {
+    console.log(`${m.name} on WebGPU, run ${i + 1}: ORT ${f(g.ort.warm_ms)} (${f(g.ort.first_ms)}), ours ${f(g.ours?.webgpu)} (${f(g.ours?.webgpu_first)})`);
+  }
 }
+const ti = models.find((m) => m.name.startsWith('vit_tiny'));
+if (ti) {
+  const scale = all.map((r) => r.ours[ti.name]?.[2]?.warm_ms / r.ours[ti.name]?.[1]?.warm_ms).filter(Number.isFinite);
+  if (scale.length) targets.push([`${ti.name}: ours on 2 threads <= 0.6 x ours on 1`, Math.max(...scale) <= 0.6, `ratios ${scale.map((x) => x.toFixed(2)).join(', ')}`]);
+}
+for (const r of all.filter((r) => r.main)) {
+  const worst = Math.max(r.main.pass, r.main.map, r.main.teach ?? 0);
+  targets.push([`the main thread on ${r.main.model}: no task over 50 ms (run ${r.run})`, worst <= 50,
+    `pass ${f(r.main.pass)} ms, map ${f(r.main.map)} ms, teach ${f(r.main.teach)} ms`]);
+}
+console.log('\ntargets:');
+for (const [what, met, figures] of targets) console.log(`  ${met ? 'met    ' : 'NOT MET'} ${what} (${figures})`);
 console.log(`results: ${path.join(work, 'results.json')}`);
 if (failed) fail('ORT\'s wasm backend failed (above)');

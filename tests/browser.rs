@@ -22,7 +22,9 @@
 //!    is refused; switching back to the published model works;
 //! 8. the page served by `scripts/serve` lists a model published while it runs, after a
 //!    reload;
-//! 9. in a Chromium without WebGPU, the CPU path alone answers as fast.
+//! 9. the page served without cross-origin isolation (a plain static host), in a Chromium
+//!    without WebGPU: its engine runs on one thread (the page says so), answers as fast, and
+//!    its top-5, explorer maps and relevance are the CLI's, as with threads.
 //! 10. the token explorer's maps (a clicked patch at a chosen layer and head, the next patch by
 //!     arrow key, reversed, rollout from the class token picked in the strip, and the
 //!     relevance of the second class after a click on its bar, which is then marked, pressed,
@@ -33,12 +35,19 @@
 //!     loads from disk with the CLI's top-5 and explorer maps on WebGPU and on the CPU, and is
 //!     photographed, its animation once every patch has reached its slot.
 //!
+//! Every other step runs cross-origin isolated, as `scripts/serve` serves the page: its engine
+//! is the threaded build, in a Web Worker, on every core.
+//!
 //! `page_teaches_new_classes_in_headless_chromium` (tests/browser/teach.rs) checks the Teach
-//! panel in a session of its own, and `page_fetches_a_hub_model_keeps_it_and_teaches_on_it`
-//! (tests/browser/hub.rs) a model from a stand-in Hugging Face hub in another.
+//! panel in a session of its own, `page_fetches_a_hub_model_keeps_it_and_teaches_on_it`
+//! (tests/browser/hub.rs) a model from a stand-in Hugging Face hub in another, and
+//! `page_goes_on_while_its_engine_works_and_outlives_it` (tests/browser/engine.rs) the engine's
+//! worker: the page going on during a long pass, and a new engine after one dies.
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "browser/engine.rs"]
+mod engine;
 #[path = "browser/hub.rs"]
 mod hub;
 #[path = "support/hub.rs"]
@@ -472,7 +481,9 @@ fn page_matches_the_cli_in_headless_chromium() {
     }
     drop(s);
 
-    // 9. A browser without WebGPU: the CPU path alone, its first answer as fast.
+    // 9. A plain static host (no cross-origin isolation) and a browser without WebGPU: the
+    // engine on one thread, the CPU path alone, its first answer as fast, the CLI's numbers.
+    let plain = server::serve_with(&dist, server::Isolation::Plain);
     let no_gpu: Vec<String> = args
         .iter()
         .filter(|a| !a.contains("webgpu"))
@@ -482,8 +493,28 @@ fn page_matches_the_cli_in_headless_chromium() {
     let s = driver
         .session(&chromium, &no_gpu)
         .expect("a Chromium session without WebGPU");
-    let first = first_result(&s, &format!("{base}/"), "no-WebGPU session");
+    let first = first_result(&s, &format!("{plain}/"), "no-WebGPU session, not isolated");
     assert_eq!(first.prediction["backend"], "cpu");
+    let engine: Value = serde_json::from_str(
+        s.eval("return window.vitrine.engine();", json!([]))
+            .unwrap()
+            .as_str()
+            .unwrap_or("null"),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(
+        (engine["build"].as_str(), engine["threads"].as_u64()),
+        (Some("single"), Some(1)),
+        "a page that is not cross-origin isolated runs its engine on one thread: {engine}"
+    );
+    assert_eq!(
+        s.eval(
+            "return document.getElementById('time-cpu').previousElementSibling.textContent;",
+            json!([])
+        )
+        .unwrap(),
+        "CPU (Flex, 1 thread)"
+    );
     println!(
         "no-WebGPU session: WebGPU available: {} ({})",
         first.timings["webgpu_available"], first.timings["webgpu_problem"]
@@ -496,6 +527,24 @@ fn page_matches_the_cli_in_headless_chromium() {
         t["cpu"].as_f64().unwrap_or(f64::NAN)
     );
     assert_clean_console(&s, "a load without WebGPU");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let run = run_id(&predictions(&s));
+        s.upload("#file-input", &[&image]).unwrap();
+        let p = wait_result(
+            &s,
+            "the fixture on one thread",
+            run,
+            "p.image === 'fixture.png'",
+        )
+        .unwrap();
+        assert_same_answer(&p, &expected_default, "default model on one thread");
+        explorer_matches_the_cli(&s, &shots, &["cpu"], &image, &default_model, run_id(&p));
+    }));
+    if let Err(e) = outcome {
+        shots.take(&s, "failure-one-thread");
+        eprintln!("--- browser console ---\n{}\n---", s.console());
+        std::panic::resume_unwind(e);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,4 +1,6 @@
-//! A tiny static file server for the browser test: one folder, GET only, on 127.0.0.1.
+//! A tiny static file server for the browser test: one folder, GET only, on 127.0.0.1. It
+//! sends what `scripts/serve` sends: the page cross-origin isolated (COOP and COEP), so that
+//! its engine runs the threaded build, or, as a plain static host does, not.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,8 +12,20 @@ use std::time::Duration;
 /// At most this many connections are served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 16;
 
-/// Serves `root` on an ephemeral port until the test process ends; returns the base URL.
+/// Whether the page is cross-origin isolated: with shared memory, its engine uses threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Isolated,
+    Plain,
+}
+
+/// Serves `root` cross-origin isolated, as `scripts/serve` does; returns the base URL.
 pub fn serve(root: &Path) -> String {
+    serve_with(root, Isolation::Isolated)
+}
+
+/// Serves `root` on an ephemeral port until the test process ends; returns the base URL.
+pub fn serve_with(root: &Path, isolation: Isolation) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a local port");
     let addr = listener.local_addr().expect("local address");
     let root = root.to_path_buf();
@@ -24,7 +38,7 @@ pub fn serve(root: &Path) -> String {
             open.fetch_add(1, Ordering::SeqCst);
             let (root, open) = (root.clone(), open.clone());
             std::thread::spawn(move || {
-                let _ = handle(stream, &root);
+                let _ = handle(stream, &root, isolation);
                 open.fetch_sub(1, Ordering::SeqCst);
             });
         }
@@ -32,7 +46,7 @@ pub fn serve(root: &Path) -> String {
     format!("http://{addr}")
 }
 
-fn handle(stream: TcpStream, root: &Path) -> std::io::Result<()> {
+fn handle(stream: TcpStream, root: &Path, isolation: Isolation) -> std::io::Result<()> {
     // Browsers open spare connections they may never use: do not wait on them for long.
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -53,9 +67,15 @@ fn handle(stream: TcpStream, root: &Path) -> std::io::Result<()> {
     };
     match body {
         Some((path, bytes)) => {
+            let isolate = match isolation {
+                Isolation::Isolated => {
+                    "Cross-Origin-Opener-Policy: same-origin\r\nCross-Origin-Embedder-Policy: require-corp\r\n"
+                }
+                Isolation::Plain => "",
+            };
             write!(
                 out,
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{isolate}Connection: close\r\n\r\n",
                 content_type(&path),
                 bytes.len()
             )?;

@@ -174,8 +174,9 @@ unsafe fn gemm_into(
 
 /// As burn-flex decides for its own matmul: the pool's threads above a size where splitting
 /// pays. The trainer's replicas each run in a pool of one thread, so there it is serial, and
-/// the attention's per-head products stay below the size.
-#[cfg(not(target_arch = "wasm32"))]
+/// the attention's per-head products stay below the size. The page's threaded engine (feature
+/// `threads`) has rayon's pool on Web Workers.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
     const PARALLEL_ABOVE: usize = 192 * 192 * 192;
     if multiply_adds >= PARALLEL_ABOVE {
@@ -185,8 +186,8 @@ fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
     }
 }
 
-/// The page runs on one thread.
-#[cfg(target_arch = "wasm32")]
+/// The page's engine without threads runs on one.
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 fn parallelism(_multiply_adds: usize) -> gemm::Parallelism {
     gemm::Parallelism::None
 }

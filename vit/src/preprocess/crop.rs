@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::error::{Result, VitError};
 
 /// A square region of the original (oriented) image, in its pixel coordinates.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CropBox {
     pub x: f32,
     pub y: f32,

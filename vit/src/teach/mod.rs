@@ -15,12 +15,14 @@
 //!
 //! One file a step, each using only those before it: `config.rs` (modes, settings, limits),
 //! `classes.rs` (the classes checked, the held-out split), `features.rs` (views and the frozen
-//! part), `teacher.rs` (the training), `record.rs` (the taught pair's manifest).
+//! part), `teacher.rs` (the training), `record.rs` (the taught pair's manifest); `square.rs`
+//! takes a stored square to another model's size.
 
 mod classes;
 mod config;
 mod features;
 mod record;
+mod square;
 mod teacher;
 #[cfg(test)]
 mod tests;
@@ -32,4 +34,5 @@ pub use config::{
 };
 pub use features::{Examples, Extractor, check_feature_memory, feature_bytes, features, views};
 pub use record::{TeachRecord, taught_manifest};
+pub use square::resize_square;
 pub use teacher::Teacher;

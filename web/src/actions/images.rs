@@ -1,22 +1,25 @@
-//! Photos: taking one, preparing it for the current model, and the square the model sees,
-//! which the person may move (the model, the patches and every map follow).
+//! Photos: taking one, having the engine decode it and prepare it for the current model, and
+//! the square the model sees, which the person may move (the model, the patches and every map
+//! follow). The engine keeps the decoded photo, so a moved square or another model costs no
+//! decoding; the page keeps the bytes only to give them to a new engine.
+
+use std::rc::Rc;
 
 use image::RgbImage;
-use vit::preprocess::{Crop, CropBox, MAX_SIDE, decode_image, prepare};
+use vit::preprocess::{Crop, CropBox, MAX_SIDE};
 
 use crate::actions::inference::run_inference;
-use crate::app::state::{App, NextCrop, Picture, Shared, spawn_task, step};
-use crate::backends::Loaded;
+use crate::app::state::{App, Model, NextCrop, Picture, Shared, spawn_task, step};
 use crate::pictures::animate::{self, Scene};
 use crate::pictures::{crop, draw};
-use crate::platform::dom::{human_bytes, prefers_reduced_motion, set_text, yield_now};
+use crate::platform::dom::{human_bytes, prefers_reduced_motion, set_text};
 use crate::platform::net;
+use crate::protocol::{PictureId, Prepared, Reply, Request};
+use crate::worker::envelope::Attachments;
 
 /// Files larger than this are refused before reading: no photo needs it, and reading it
 /// would only make the tab struggle.
 pub const MAX_IMAGE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
-/// The photo is kept at most this large for drawing; the model's own view is separate.
-const DISPLAY_SIDE: u32 = 1280;
 /// The photo under the movable square is shown at most this tall, in CSS pixels.
 const CROPPER_HEIGHT: f64 = 300.0;
 
@@ -27,70 +30,114 @@ pub async fn load_sample(app: Shared, name: String) -> Result<(), String> {
     set_image(app, bytes, name).await
 }
 
-/// Takes new image bytes: prepares them for the current model (the centre square first),
-/// restarts the animation and runs the model. A bad image leaves the last good one (and its
-/// result) in place.
+/// Takes new image bytes: the engine decodes them and prepares them for the current model
+/// (the centre square first), then the animation restarts and the model runs. A bad image
+/// leaves the last good one (and its result) in place.
 pub async fn set_image(app: Shared, bytes: Vec<u8>, name: String) -> Result<(), String> {
     step(&app, &format!("Reading {name}"));
-    yield_now().await;
-    let bytes = std::rc::Rc::new(bytes);
+    let bytes = Rc::new(bytes);
+    let id = give_to_engine(&app, &bytes, &name).await?;
+    app.borrow_mut().source = Some((bytes, name));
     let model = app.borrow().model.clone();
     let Some(model) = model else {
-        // The model is still loading: check the image now, prepare it when the model lands.
-        decode_image(&bytes).map_err(|e| image_error(&name, &e))?;
-        app.borrow_mut().source = Some((bytes, name));
+        // The model is still loading: the photo is checked, and prepared when it lands.
         return Ok(());
     };
-    let picture = make_picture(&model, bytes.clone(), &name, None)?;
-    {
-        let mut a = app.borrow_mut();
-        a.source = Some((bytes, name.clone()));
-        show_picture(&mut a, picture);
-    }
+    let picture = prepare(&app, id, &model, None, None).await?;
+    show_picture(&mut app.borrow_mut(), picture);
     run_inference(app).await
 }
 
-fn image_error(name: &str, e: &vit::VitError) -> String {
-    format!("{name} could not be used: {e}")
+/// Sends photo bytes to the engine, which decodes and keeps them; their id.
+async fn give_to_engine(app: &Shared, bytes: &[u8], name: &str) -> Result<PictureId, String> {
+    let engine = app.borrow().engine.clone();
+    let id = {
+        let mut a = app.borrow_mut();
+        a.next_picture += 1;
+        a.next_picture
+    };
+    let mut out = Attachments::default();
+    let request = Request::Picture {
+        picture: id,
+        name: name.to_string(),
+        bytes: out.bytes(bytes),
+    };
+    engine.call(request, out).await?;
+    app.borrow_mut().engine_picture = Some((id, engine.generation()));
+    Ok(id)
 }
 
-fn make_picture(
-    model: &Loaded,
-    bytes: std::rc::Rc<Vec<u8>>,
-    name: &str,
-    chosen: Option<Crop>,
-) -> Result<Picture, String> {
-    let pre = model.manifest.preprocess();
-    let mut prepared = prepare(&bytes, &pre).map_err(|e| image_error(name, &e))?;
-    if chosen.is_some() {
-        prepared
-            .set_crop(chosen, &pre)
-            .map_err(|e| image_error(name, &e))?;
-    }
-    let (w, h) = prepared.original.dimensions();
-    let (photo, scale) = if w.max(h) > DISPLAY_SIDE {
-        let scale = DISPLAY_SIDE as f32 / w.max(h) as f32;
-        let (tw, th) = (
-            ((w as f32 * scale).round() as u32).max(1),
-            ((h as f32 * scale).round() as u32).max(1),
-        );
-        let small: RgbImage = image::imageops::thumbnail(&prepared.original, tw, th);
-        (draw::bitmap(&small), tw as f32 / w as f32)
-    } else {
-        (draw::bitmap(&prepared.original), 1.0)
+/// The id of the photo the engine holds, given to it again if this engine never had it.
+async fn held_picture(app: &Shared) -> Result<Option<PictureId>, String> {
+    let (held, generation, source) = {
+        let a = app.borrow();
+        (a.engine_picture, a.engine.generation(), a.source.clone())
     };
-    let crop = scaled(prepared.crop, scale);
-    let view = draw::bitmap(&prepared.model_view);
+    match (held, source) {
+        (Some((id, g)), _) if g == generation => Ok(Some(id)),
+        (_, Some((bytes, name))) => give_to_engine(app, &bytes, &name).await.map(Some),
+        (_, None) => Ok(None),
+    }
+}
+
+/// The engine's preparation of photo `id` for `model` on `crop`, as a picture the page
+/// draws; `photo` is the drawing of the photo when the page already has it.
+async fn prepare(
+    app: &Shared,
+    id: PictureId,
+    model: &Model,
+    crop: Option<Crop>,
+    photo: Option<(web_sys::HtmlCanvasElement, f32)>,
+) -> Result<Picture, String> {
+    let engine = app.borrow().engine.clone();
+    let request = Request::Prepare {
+        picture: id,
+        model: model.id,
+        crop,
+        photo: photo.is_none(),
+    };
+    let (reply, received) = engine.call(request, Attachments::default()).await?;
+    let Reply::Prepared(p) = reply else {
+        return Err(format!("the engine answered {reply:?} to a photo"));
+    };
+    let Prepared {
+        photo: drawn,
+        photo_size,
+        original,
+        crop: region,
+        view,
+        side,
+        blank,
+        damage,
+    } = p;
+    let bitmap = |bytes: Vec<u8>, (w, h): (u32, u32)| {
+        RgbImage::from_raw(w, h, bytes)
+            .map(|img| draw::bitmap(&img))
+            .ok_or_else(|| "the engine sent a picture of the wrong size".to_string())
+    };
+    let (photo, scale) = match (photo, drawn) {
+        (Some(kept), _) => kept,
+        (None, Some(a)) => (
+            bitmap(received.bytes(a)?, photo_size)?,
+            photo_size.0 as f32 / original.0.max(1) as f32,
+        ),
+        (None, None) => return Err("the engine sent no picture of the photo".into()),
+    };
+    let (bytes, name) = app.borrow().source.clone().ok_or("the photo is gone")?;
     Ok(Picture {
-        damage: vit::damage::truncation(&bytes),
+        id,
         bytes,
-        name: name.to_string(),
-        prepared,
+        name,
+        original,
         photo,
         scale,
-        crop,
-        chosen,
-        view,
+        crop: scaled(region, scale),
+        chosen: crop,
+        view: bitmap(received.bytes(view)?, (side, side))?,
+        blank,
+        damage,
+        model: model.id,
+        generation: engine.generation(),
     })
 }
 
@@ -108,7 +155,7 @@ fn scene(a: &App, p: &Picture) -> Option<Scene> {
         photo: p.photo.clone(),
         crop: p.crop,
         chosen: p.chosen.is_some(),
-        original: p.prepared.original.dimensions(),
+        original: p.original,
         view: p.view.clone(),
         config: model.manifest.config.clone(),
     })
@@ -119,7 +166,7 @@ fn show_picture(a: &mut App, picture: Picture) {
         a.stage.borrow_mut().show(scene, prefers_reduced_motion());
         animate::kick(&a.stage);
     }
-    let (w, h) = picture.prepared.original.dimensions();
+    let (w, h) = picture.original;
     a.ui.current.set_inner_html("");
     let _ = a.ui.current.append_with_str_1("Now showing ");
     let name: web_sys::HtmlElement = crate::platform::dom::create("strong");
@@ -134,21 +181,25 @@ fn show_picture(a: &mut App, picture: Picture) {
     draw_cropper(a);
 }
 
-/// After a model change: the same image and square, prepared for the new model's size and
-/// statistics.
-pub fn reprepare(app: &Shared) -> Result<(), String> {
-    let (model, source, chosen) = {
+/// After a model change (or a new engine): the same photo and square, prepared for the
+/// current model's size and statistics.
+pub async fn reprepare(app: &Shared) -> Result<(), String> {
+    let (model, chosen, photo) = {
         let a = app.borrow();
+        let p = a.picture.as_ref();
         (
             a.model.clone(),
-            a.source.clone(),
-            a.picture.as_ref().and_then(|p| p.chosen),
+            p.and_then(|p| p.chosen),
+            p.map(|p| (p.photo.clone(), p.scale)),
         )
     };
-    let (Some(model), Some((bytes, name))) = (model, source) else {
+    let Some(model) = model else {
         return Ok(());
     };
-    let picture = make_picture(&model, bytes, &name, chosen)?;
+    let Some(id) = held_picture(app).await? else {
+        return Ok(());
+    };
+    let picture = prepare(app, id, &model, chosen, photo).await?;
     show_picture(&mut app.borrow_mut(), picture);
     Ok(())
 }
@@ -160,7 +211,7 @@ pub fn draw_cropper(a: &App) {
         return;
     };
     a.ui.cropper.set_hidden(false);
-    let (w, h) = p.prepared.original.dimensions();
+    let (w, h) = p.original;
     let room = a.ui.cropper.client_width() as f64;
     let room = if room > 0.0 { room } else { 320.0 };
     let (fw, fh) = crop::frame_size(w, h, room, CROPPER_HEIGHT);
@@ -180,7 +231,7 @@ pub fn move_crop(app: &Shared, crop: Option<Crop>) {
     let start = {
         let mut a = app.borrow_mut();
         let Some(p) = &a.picture else { return };
-        let (w, h) = p.prepared.original.dimensions();
+        let (w, h) = p.original;
         let crop = crop.map(|c| c.clamped(w, h));
         let shown = crop.unwrap_or_else(|| Crop::centre(w, h));
         a.ui.place_crop(shown, (w, h), crop.is_some());
@@ -201,7 +252,7 @@ async fn follow_crop(app: Shared) -> Result<(), String> {
                 NextCrop::Centre => None,
                 NextCrop::Chosen(c) => Some(c),
             };
-            apply_crop(&mut app.borrow_mut(), crop)?;
+            apply_crop(&app, crop).await?;
             run_inference(app.clone()).await?;
         }
     }
@@ -211,23 +262,24 @@ async fn follow_crop(app: Shared) -> Result<(), String> {
 }
 
 /// The model's view, the animation and the maps' photo region for another square.
-fn apply_crop(a: &mut App, crop: Option<Crop>) -> Result<(), String> {
-    let Some(model) = a.model.clone() else {
+async fn apply_crop(app: &Shared, crop: Option<Crop>) -> Result<(), String> {
+    let (model, photo) = {
+        let a = app.borrow();
+        let (Some(model), Some(p)) = (a.model.clone(), a.picture.as_ref()) else {
+            return Ok(());
+        };
+        (model, (p.photo.clone(), p.scale))
+    };
+    let Some(id) = held_picture(app).await? else {
         return Ok(());
     };
-    let Some(p) = a.picture.as_mut() else {
-        return Ok(());
-    };
-    p.prepared
-        .set_crop(crop, &model.manifest.preprocess())
-        .map_err(|e| image_error(&p.name, &e))?;
-    p.chosen = crop;
-    p.crop = scaled(p.prepared.crop, p.scale);
-    p.view = draw::bitmap(&p.prepared.model_view);
+    let picture = prepare(app, id, &model, crop, Some(photo)).await?;
+    let mut a = app.borrow_mut();
+    a.picture = Some(picture);
     let Some(p) = a.picture.as_ref() else {
         return Ok(());
     };
-    if let Some(scene) = scene(a, p) {
+    if let Some(scene) = scene(&a, p) {
         a.stage.borrow_mut().update(scene);
         animate::kick(&a.stage);
     }

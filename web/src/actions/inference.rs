@@ -1,46 +1,54 @@
-//! Running the current model on the current picture, and keeping the result.
+//! Running the current model on the current picture (in the engine), and keeping the result;
+//! the rollout drawn again with other settings.
 
 use std::rc::Rc;
 
-use vit::inference::{top_k, verdict};
-use vit::preprocess::is_blank;
+use vit::inference::top_k;
+use vit::rollout::Heatmap;
 
+use crate::actions::images::reprepare;
 use crate::app::state::{Shared, Shown, step};
-use crate::backends::{self, Backend};
-use crate::platform::dom::{now, sleep, yield_now};
-use crate::view::results::render_results;
+use crate::platform::dom::{now, sleep};
+use crate::protocol::{Backend, Map, Reply, Request};
+use crate::view::results::{render_heat, render_results};
+use crate::worker::envelope::Attachments;
 
 /// Runs the current model on the current picture with the chosen backend, then shows the
 /// result, unless a newer request superseded it meanwhile.
 pub async fn run_inference(app: Shared) -> Result<(), String> {
+    let prepared_for = {
+        let a = app.borrow();
+        let (Some(model), Some(picture)) = (a.model.as_ref(), a.picture.as_ref()) else {
+            return Ok(());
+        };
+        picture.model == model.id && picture.generation == model.generation
+    };
+    if !prepared_for {
+        reprepare(&app).await?;
+    }
     let job = {
         let mut a = app.borrow_mut();
         let (Some(model), Some(picture)) = (a.model.clone(), a.picture.as_ref()) else {
             return Ok(());
         };
-        let chw = picture.prepared.chw.clone();
-        let name = picture.name.clone();
-        let damage = picture.damage.clone();
-        let crop = picture.chosen;
-        let blank = is_blank(&picture.prepared.model_view);
-        a.inference_request += 1;
-        (
-            model,
-            chw,
-            name,
-            damage,
-            crop,
-            blank,
+        let job = (
+            picture.id,
+            picture.name.clone(),
+            picture.damage.clone(),
+            picture.chosen,
             a.backend(),
-            a.inference_request,
-            a.backends.clone(),
-        )
+            a.heat.fusion,
+            a.heat.discard,
+        );
+        a.inference_request += 1;
+        (model, job, a.inference_request, a.engine.clone())
     };
-    let (model, chw, image, damage, crop, blank, backend, request, backends) = job;
-    if backends.device(backend).is_none() {
+    let (model, (picture, image, damage, crop, backend, fusion, discard), request, engine) = job;
+    if backend == Backend::WebGpu && !app.borrow().ready.webgpu {
+        let a = app.borrow();
         return Err(format!(
             "WebGPU is not available here ({}); the CPU backend still works.",
-            backends.gpu_problem.as_deref().unwrap_or("no adapter")
+            a.ready.webgpu_problem.as_deref().unwrap_or("no adapter")
         ));
     }
     if backend == Backend::WebGpu && app.borrow().timing > 0 {
@@ -51,31 +59,43 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
         }
     }
     step(&app, &format!("Running on {}", backend.label()));
-    // Let the animation draw a frame before the (synchronous, on the CPU) forward pass.
-    yield_now().await;
-    let output = backends::infer(&model, &backends, backend, &chw)
-        .await
-        .map_err(|e| format!("The model failed on {}: {e}", backend.label()))?;
+    let ask = Request::Infer {
+        picture,
+        model: model.id,
+        backend,
+        fusion,
+        discard,
+    };
+    let answer = match engine.call(ask, Attachments::default()).await {
+        Ok((Reply::Answer(answer), _)) => *answer,
+        Ok((other, _)) => return Err(format!("the engine answered {other:?} to a photo")),
+        Err(e) => return Err(format!("The model failed on {}: {e}", backend.label())),
+    };
     let mut a = app.borrow_mut();
     let current = a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &model));
     if request != a.inference_request || !current {
         return Ok(());
     }
     a.runs += 1;
-    let top = top_k(&output.probs, &model.manifest.labels, 5);
-    let rollout = output.attention.rollout(a.heat.fusion, a.heat.discard);
-    let heads = output.attention.last_layer_cls_maps();
+    let top = top_k(&answer.probs, &model.manifest.labels, 5);
     a.shown = Some(Shown {
+        answer: answer.answer,
+        generation: engine.generation(),
+        backend: answer.backend,
+        ms: answer.ms,
+        probs: answer.probs,
+        layers: answer.layers,
+        heads_count: answer.heads,
+        tokens: answer.tokens,
         top,
-        verdict: verdict(&output.probs, blank),
+        verdict: answer.verdict,
         image,
         damage,
         model: model.manifest.name.clone(),
         crop,
-        rollout,
-        heads,
+        rollout: heatmap(answer.rollout),
+        heads: answer.head_maps.into_iter().map(heatmap).collect(),
         run: a.runs,
-        output,
     });
     if a.milestones.first_result.is_none() {
         a.milestones.first_result = Some(now());
@@ -85,4 +105,74 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
     drop(a);
     crate::actions::explore::after_result(&app);
     Ok(())
+}
+
+pub fn heatmap(m: Map) -> Heatmap {
+    Heatmap {
+        grid: m.grid,
+        values: m.values,
+    }
+}
+
+/// The heat-map settings changed: the engine computes the rollout again from the answer's
+/// maps (no model run), and "Where it looked" is drawn again. One request at a time, then
+/// one more if the settings moved meanwhile.
+pub fn reheat(app: &Shared) {
+    {
+        let mut a = app.borrow_mut();
+        if a.heat.asking {
+            return;
+        }
+        a.heat.asking = true;
+    }
+    let app = app.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let job = {
+                let a = app.borrow();
+                a.shown
+                    .as_ref()
+                    .filter(|s| s.generation == a.engine.generation())
+                    .map(|s| {
+                        (
+                            s.answer,
+                            s.run,
+                            a.heat.fusion,
+                            a.heat.discard,
+                            a.engine.clone(),
+                        )
+                    })
+            };
+            let Some((answer, run, fusion, discard, engine)) = job else {
+                break;
+            };
+            let ask = Request::Heat {
+                answer,
+                fusion,
+                discard,
+            };
+            let map = match engine.call(ask, Attachments::default()).await {
+                Ok((Reply::Heat(map), _)) => map,
+                Ok((other, _)) => {
+                    web_sys::console::warn_1(
+                        &format!("the engine answered {other:?} to a heat map").into(),
+                    );
+                    break;
+                }
+                Err(e) => {
+                    web_sys::console::warn_1(&e.into());
+                    break;
+                }
+            };
+            let mut a = app.borrow_mut();
+            if let Some(s) = a.shown.as_mut().filter(|s| s.run == run) {
+                s.rollout = heatmap(map);
+            }
+            render_heat(&a);
+            if (a.heat.fusion, a.heat.discard) == (fusion, discard) {
+                break;
+            }
+        }
+        app.borrow_mut().heat.asking = false;
+    });
 }

@@ -1,20 +1,20 @@
 //! Models: a published one from the server, a pair from disk, one taught in the page, or one
-//! loaded earlier (a hub model's fetching is `actions::hub`'s, which installs it here); and the timing of both backends on it, in the background, after its first
-//! answer.
+//! loaded earlier (a hub model's fetching is `actions::hub`'s, which installs it here), each
+//! loaded by the engine; the timing of both backends on it, in the background, after its
+//! first answer; and a new engine, after one died, given the current model and photo again.
 
 use std::rc::Rc;
 
 use vit::index::IndexEntry;
-use vit::weights::Manifest;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::actions::images::reprepare;
 use crate::actions::inference::run_inference;
-use crate::app::state::{Cached, Choice, Origin, Shared, note, spawn_task, step};
-use crate::backends::{self, Backend, Loaded, Timings};
-use crate::platform::dom::{human_ms, now, yield_now};
-use crate::platform::net;
+use crate::app::state::{Cached, Choice, Model, Origin, Shared, Source, note, spawn_task, step};
+use crate::platform::dom::{human_ms, now};
+use crate::protocol::{Backend, Event, Fault, Loaded, Reply, Request, Timings};
 use crate::view::model_info::{fill_model_select, show_model};
+use crate::worker::envelope::Attachments;
 
 /// Downloads a published model (manifest, then weights with progress) and switches to it.
 pub async fn load_published(app: Shared, entry: IndexEntry) -> Result<(), String> {
@@ -23,29 +23,14 @@ pub async fn load_published(app: Shared, entry: IndexEntry) -> Result<(), String
         return Ok(());
     }
     step(&app, &format!("Loading model {}", entry.name));
-    let url = format!("models/{}", entry.manifest);
-    let result = async {
-        let text = net::text(&url).await?;
-        let manifest = Manifest::from_json(&text, &url).map_err(|e| e.to_string())?;
-        let weights_url = format!("models/{}", manifest.weights.file);
-        let progress_app = app.clone();
-        let bytes =
-            net::bytes_with_progress(&weights_url, manifest.weights.bytes, move |got, total| {
-                progress_app.borrow().ui.set_progress(Some((got, total)));
-            })
-            .await?;
-        app.borrow().ui.set_progress(None);
-        yield_now().await;
-        let backends = app.borrow().backends.clone();
-        Loaded::new(manifest, &bytes, &backends)
-    }
-    .await;
+    let name = entry.name.clone();
+    let result = load_source(&app, Source::Published(entry)).await;
     app.borrow().ui.set_progress(None);
     match result {
-        Ok(loaded) => install(app, Origin::Published, &entry.name, loaded, request).await,
+        Ok(model) => install(app, Origin::Published, &name, model, request).await,
         Err(e) => {
             restore_model_select(&app);
-            Err(format!("Model {} could not be loaded: {e}", entry.name))
+            Err(format!("Model {name} could not be loaded: {e}"))
         }
     }
 }
@@ -71,32 +56,77 @@ pub async fn load_files(app: Shared, files: Vec<web_sys::File>) -> Result<(), St
         ));
     };
     step(&app, &format!("Reading {}", json.name()));
-    let text = String::from_utf8(crate::platform::dom::read_file(&json).await?).map_err(|_| {
-        format!(
-            "{} is not a text file, so not a model manifest",
-            json.name()
-        )
-    })?;
-    let manifest = Manifest::from_json(&text, &json.name()).map_err(|e| e.to_string())?;
-    let bytes = crate::platform::dom::read_file(&bpk).await?;
-    yield_now().await;
-    let backends = app.borrow().backends.clone();
-    let name = manifest.name.clone();
-    let loaded = Loaded::new(manifest, &bytes, &backends).map_err(|e| {
-        format!(
-            "{} and {} do not make a working model: {e}",
-            json.name(),
-            bpk.name()
-        )
-    })?;
-    install(app, Origin::Disk, &name, loaded, request).await
+    let model = load_source(&app, Source::Files(json, bpk)).await?;
+    let name = model.manifest.name.clone();
+    install(app, Origin::Disk, &name, model, request).await
+}
+
+/// Has the engine load `source`, showing a download's progress; the page's handle to it.
+pub async fn load_source(app: &Shared, source: Source) -> Result<Rc<Model>, String> {
+    let engine = app.borrow().engine.clone();
+    let mut out = Attachments::default();
+    let request = match &source {
+        Source::Published(entry) => Request::LoadPublished {
+            manifest_url: format!("models/{}", entry.manifest),
+        },
+        Source::Files(json, bpk) => Request::LoadFiles {
+            manifest: out.value(json.clone().into()),
+            manifest_name: json.name(),
+            weights: out.value(bpk.clone().into()),
+            weights_name: bpk.name(),
+        },
+        Source::Hub(name) => Request::LoadHub {
+            name: name.clone(),
+            endpoint: app.borrow().hub.endpoint.clone(),
+        },
+        Source::Pair(manifest, bpk) => Request::LoadPair {
+            manifest: manifest.clone(),
+            weights: out.bytes(bpk),
+        },
+    };
+    let listener = app.clone();
+    let events: Rc<dyn Fn(Event)> = Rc::new(move |event| match event {
+        Event::Progress { received, total } => {
+            let mut a = listener.borrow_mut();
+            if matches!(a.loading, Some(Source::Hub(_))) {
+                let updates = a.hub.download.map_or(0, |d| d.2) + 1;
+                a.hub.download = Some((received, total, updates));
+            }
+            a.ui.set_progress(Some((received, total)));
+        }
+        Event::Step(text) => step(&listener, &text),
+        _ => {}
+    });
+    app.borrow_mut().loading = Some(source.clone());
+    if let Source::Hub(_) = source {
+        app.borrow_mut().hub.download = None;
+    }
+    let result = engine.call_with(request, out, Some(events)).await;
+    app.borrow_mut().loading = None;
+    let loaded: Loaded = match result? {
+        (Reply::Loaded(loaded), _) => *loaded,
+        (other, _) => return Err(format!("the engine answered {other:?} to a model")),
+    };
+    if let Source::Hub(key) = &source {
+        let mut a = app.borrow_mut();
+        a.hub.steps = loaded.steps.clone();
+        if loaded.kept && !a.hub.kept.contains(key) {
+            a.hub.kept.push(key.clone());
+        }
+    }
+    Ok(Rc::new(Model {
+        id: loaded.model,
+        generation: engine.generation(),
+        manifest: loaded.manifest,
+        source,
+    }))
 }
 
 /// Makes a model taught in the Teach panel the current one, as a pair from disk would be:
 /// listed (under `taught:NAME`) so switching back and forth works, and run on the photo.
-pub async fn install_taught(app: Shared, name: &str, loaded: Loaded) -> Result<(), String> {
+pub async fn install_taught(app: Shared, name: &str, model: Rc<Model>) -> Result<(), String> {
     let request = begin_model_request(&app);
-    install(app, Origin::Taught, name, loaded, request).await
+    install(app, Origin::Taught, name, model, request).await
 }
 
 pub fn begin_model_request(app: &Shared) -> u64 {
@@ -120,47 +150,56 @@ pub async fn select_cached(app: Shared, key: String) -> Result<(), String> {
     Err(format!("{key} is no longer loaded; pick its files again"))
 }
 
-/// Switches to a model loaded before, if there is one under `key`.
+/// Switches to a model loaded before, if there is one under `key` (loaded again when the
+/// engine that held it has stopped since).
 pub async fn switch_to_cached(app: &Shared, key: &str) -> Result<bool, String> {
     let found = {
         let a = app.borrow();
         a.cache
             .iter()
             .find(|c| c.key == key)
-            .map(|c| (c.loaded.clone(), c.timings))
+            .map(|c| (c.model.clone(), c.timings))
     };
-    let Some((loaded, timings)) = found else {
+    let Some((mut model, timings)) = found else {
         return Ok(false);
     };
+    let generation = app.borrow().engine.generation();
+    if model.generation != generation {
+        model = load_source(app, model.source.clone()).await?;
+        app.borrow().ui.set_progress(None);
+        let mut a = app.borrow_mut();
+        if let Some(c) = a.cache.iter_mut().find(|c| c.key == key) {
+            c.model = model.clone();
+        }
+    }
     {
         let mut a = app.borrow_mut();
-        a.model = Some(loaded);
+        a.model = Some(model);
         a.model_key = key.to_string();
         a.timings = timings;
         show_model(&a);
     }
-    reprepare(app)?;
+    reprepare(app).await?;
     run_inference(app.clone()).await?;
     Ok(true)
 }
 
-/// Makes `loaded` the current model and answers at once on the CPU; both backends are then
+/// Makes `model` the current model and answers at once on the CPU; both backends are then
 /// timed in the background, and the page moves to WebGPU only if it is faster here.
 pub async fn install(
     app: Shared,
     origin: Origin,
     name: &str,
-    loaded: Loaded,
+    model: Rc<Model>,
     request: u64,
 ) -> Result<(), String> {
     if app.borrow().model_request != request {
         return Ok(()); // a newer model was asked for meanwhile
     }
     let key = origin.key(name);
-    let loaded = Rc::new(loaded);
     {
         let mut a = app.borrow_mut();
-        a.model = Some(loaded.clone());
+        a.model = Some(model.clone());
         a.model_key = key.clone();
         a.timings = Timings::default();
         // Cached (and listed) at once; its timings follow when measured.
@@ -168,45 +207,60 @@ pub async fn install(
         a.cache.push(Cached {
             key: key.clone(),
             origin,
-            loaded: loaded.clone(),
+            model: model.clone(),
             timings: Timings::default(),
         });
         fill_model_select(&a);
         show_model(&a);
     }
-    reprepare(&app)?;
+    reprepare(&app).await?;
     run_inference(app.clone()).await?;
-    spawn_local(time_backends(app, loaded));
+    spawn_local(time_backends(app, model));
     Ok(())
 }
 
-/// Times both backends on `loaded` (a blank image, twice each: the first run compiles
+/// Times both backends on `model` (a blank image, twice each: the first run compiles
 /// kernels), then picks the faster for "Automatic" and says so in the status line.
-async fn time_backends(app: Shared, loaded: Rc<Loaded>) {
-    let backends = app.borrow().backends.clone();
-    if backends.gpu.is_some() {
+async fn time_backends(app: Shared, model: Rc<Model>) {
+    let (engine, has_gpu) = {
+        let a = app.borrow();
+        (a.engine.clone(), a.ready.webgpu)
+    };
+    if has_gpu {
         app.borrow_mut().timing += 1;
         note(&app, Some("timing WebGPU in the background".into()));
         show_model(&app.borrow());
     }
-    let timings = backends::measure(&loaded, &backends).await;
+    let timings = match engine
+        .call(
+            Request::Time {
+                model: model.id,
+                only: None,
+            },
+            Attachments::default(),
+        )
+        .await
+    {
+        Ok((Reply::Timings(t), _)) => t,
+        _ => Timings::default(),
+    };
     let switch = {
         let mut a = app.borrow_mut();
-        if backends.gpu.is_some() {
+        if has_gpu {
             a.timing -= 1;
         }
         a.milestones.timed = Some(now());
-        if let Some(c) = a.cache.iter_mut().find(|c| Rc::ptr_eq(&c.loaded, &loaded)) {
+        if let Some(c) = a.cache.iter_mut().find(|c| Rc::ptr_eq(&c.model, &model)) {
             c.timings = timings;
         }
-        if !a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &loaded)) {
+        if !a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &model)) {
             return; // another model came meanwhile, with its own timing
         }
         a.timings = timings;
         show_model(&a);
-        a.note = verdict_note(&timings, backends.gpu.is_some());
+        a.note = verdict_note(&timings, has_gpu);
         a.refresh_status();
-        let shown = a.shown.as_ref().map(|s| s.output.backend);
+        let shown = a.shown.as_ref().map(|s| s.backend);
         a.choice == Choice::Auto && shown.is_some_and(|b| b != a.backend())
     };
     if switch {
@@ -234,6 +288,58 @@ fn verdict_note(t: &Timings, has_gpu: bool) -> Option<String> {
         (Some(_), None) if has_gpu => Some("WebGPU failed its test run: using the CPU".into()),
         _ => None,
     }
+}
+
+/// A new engine is up after one died: the page says so in one line, and the current model
+/// and photo go to the new engine, so that the next photo is answered as before.
+pub fn after_restart(app: &Shared, line: String) {
+    {
+        let mut a = app.borrow_mut();
+        // WebGPU's test run, if one was going, died with the engine.
+        a.timing = 0;
+        a.crop_job = false;
+    }
+    let task = {
+        let app = app.clone();
+        async move {
+            let engine = app.borrow().engine.clone();
+            let ready = engine.ready().await?;
+            app.borrow_mut().ready = ready;
+            let key = app.borrow().model_key.clone();
+            if !key.is_empty() {
+                begin_model_request(&app);
+                switch_to_cached(&app, &key).await?;
+            }
+            Ok(())
+        }
+    };
+    spawn_task(app, "Starting the engine again", task);
+    note(app, Some(line));
+}
+
+/// `window.vitrine.engineFault(kind)`: a test hook that makes the engine fail as it could in
+/// the field ("panic", "kill"), or keeps it busy ("busy:MS").
+pub fn engine_fault(app: &Shared, kind: &str) {
+    let engine = app.borrow().engine.clone();
+    let fault = match kind {
+        "panic" => Fault::Panic,
+        "kill" => {
+            engine.died("its worker was ended".into());
+            return;
+        }
+        _ => match kind.strip_prefix("busy:").and_then(|ms| ms.parse().ok()) {
+            Some(ms) => Fault::Busy(ms),
+            None => {
+                web_sys::console::warn_1(&format!("engineFault: unknown fault '{kind}'").into());
+                return;
+            }
+        },
+    };
+    spawn_local(async move {
+        let _ = engine
+            .call(Request::Fault(fault), Attachments::default())
+            .await;
+    });
 }
 
 #[cfg(test)]

@@ -1,21 +1,22 @@
 //! The Teach panel's classes and photos: adding photos from files or the webcam (each cut to
-//! the current model's square at once, and only that square kept), removing photos and classes.
+//! the current model's square at once by the engine, and only that square kept), removing
+//! photos and classes.
 
-use vit::preprocess::{Preprocess, prepare, prepare_decoded};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{File, HtmlElement};
 
-use crate::app::state::{App, Shared, spawn_task};
+use crate::app::state::{App, Model, Shared, spawn_task};
 use crate::pictures::draw;
-use crate::platform::dom::{read_file, sleep, yield_now};
+use crate::platform::dom::sleep;
+use crate::protocol::{Reply, Request, SquareSource};
 use crate::teach::squares::thumbnail;
 use crate::teach::state::{Camera, Teach};
 use crate::teach::texts::{adding_text, refusals_text};
 use crate::teach::webcam;
+use crate::worker::client::Engine;
+use crate::worker::envelope::Attachments;
 
-/// Files decoded between two yields while adding photos.
-const FILES_PER_YIELD: usize = 4;
 /// The webcam adds a photo every this many ms while "Take photo" is held, after a first wait.
 const HOLD_FIRST_MS: i32 = 400;
 const HOLD_EVERY_MS: i32 = 150;
@@ -40,14 +41,43 @@ fn show_adding(t: &Teach) {
     t.ui.set_status(&text);
 }
 
-/// The model's square of one file: read, decoded and fitted, the rest dropped at once.
-async fn read_square(file: &File, pre: &Preprocess) -> Result<Vec<u8>, String> {
+/// The model's square of a file or a webcam frame, made by the engine (read, decoded and
+/// fitted, the rest dropped at once): its RGB bytes and side.
+async fn square(
+    engine: &Engine,
+    model: &Model,
+    source: impl FnOnce(&mut Attachments) -> SquareSource,
+) -> Result<(Vec<u8>, u32), String> {
+    let mut out = Attachments::default();
+    let source = source(&mut out);
+    let (reply, received) = engine
+        .call(
+            Request::Square {
+                model: model.id,
+                source,
+            },
+            out,
+        )
+        .await?;
+    match reply {
+        Reply::Square { rgb, side } => Ok((received.bytes(rgb)?, side)),
+        other => Err(format!("the engine answered {other:?} to a photo")),
+    }
+}
+
+/// The model's square of one file.
+async fn read_square(
+    engine: &Engine,
+    model: &Model,
+    file: &File,
+) -> Result<(Vec<u8>, u32), String> {
     let name = file.name();
     crate::actions::images::check_size(&name, file.size())?;
-    let bytes = read_file(file).await?;
-    let prepared = prepare(&bytes, pre)
-        .map_err(|e| format!("{name} was left out: it is not an image the page can read ({e})."))?;
-    Ok(prepared.model_view.into_raw())
+    square(engine, model, |out| SquareSource::File {
+        file: out.value(file.clone().into()),
+        name,
+    })
+    .await
 }
 
 /// The thumbnail element of a square (what the model sees, small).
@@ -57,11 +87,11 @@ fn thumb_of(square: &[u8], side: u32) -> HtmlElement {
 }
 
 async fn add_photos(app: Shared, class: u64, files: Vec<File>) -> Result<(), String> {
-    let target = {
+    let (target, engine) = {
         let a = app.borrow();
-        a.model.as_ref().map(|m| m.manifest.preprocess())
+        (a.model.clone(), a.engine.clone())
     };
-    let Some(pre) = target else {
+    let Some(model) = target else {
         let message = "The model is still loading: add photos once it is ready.".to_string();
         let mut a = app.borrow_mut();
         a.teach.error = Some(message.clone());
@@ -83,10 +113,7 @@ async fn add_photos(app: Shared, class: u64, files: Vec<File>) -> Result<(), Str
     }
     let mut refused = Vec::new();
     let (mut taken, mut seen, mut full) = (0, 0, false);
-    for (i, file) in files.iter().enumerate() {
-        if i % FILES_PER_YIELD == FILES_PER_YIELD - 1 {
-            yield_now().await;
-        }
+    for file in &files {
         let room = app.borrow().teach.room(class);
         match room {
             None => break, // the class was removed meanwhile
@@ -97,12 +124,11 @@ async fn add_photos(app: Shared, class: u64, files: Vec<File>) -> Result<(), Str
             Some(_) => {}
         }
         seen += 1;
-        let result = read_square(file, &pre).await;
-        let size = pre.image_size;
+        let result = read_square(&engine, &model, file).await;
         let mut a = app.borrow_mut();
         let t = &mut a.teach;
         match result {
-            Ok(square) => {
+            Ok((square, size)) => {
                 let el = thumb_of(&square, size);
                 if t.add_photo(class, size, square, el) {
                     taken += 1;
@@ -280,27 +306,41 @@ pub(crate) fn open_camera(app: &Shared, class: u64) {
 }
 
 /// Adds the webcam's current frame to its class; false when there is none to add.
-pub(crate) fn snap(app: &Shared) -> bool {
+pub(crate) async fn snap(app: &Shared) -> bool {
+    let (model, engine, class, frame) = {
+        let a = app.borrow();
+        let Some(model) = a.model.clone() else {
+            a.teach
+                .ui
+                .set_status("The model is still loading: take photos once it is ready.");
+            return false;
+        };
+        let t = &a.teach;
+        let Some(class) = t.camera.as_ref().map(|c| c.class) else {
+            return false;
+        };
+        let Some(frame) = webcam::frame(&t.ui.video) else {
+            t.ui.set_status("The webcam has no picture yet: try again in a moment.");
+            return false;
+        };
+        (model, a.engine.clone(), class, frame)
+    };
+    let side = frame.width();
+    let made = square(&engine, &model, |out| SquareSource::Frame {
+        rgb: out.bytes(frame.as_raw()),
+        side,
+    })
+    .await;
     let mut guard = app.borrow_mut();
     let a: &mut App = &mut guard;
-    let Some(model) = a.model.clone() else {
-        a.teach
-            .ui
-            .set_status("The model is still loading: take photos once it is ready.");
-        return false;
-    };
     let t = &mut a.teach;
-    let Some(class) = t.camera.as_ref().map(|c| c.class) else {
-        return false;
+    let (square, size) = match made {
+        Ok(s) => s,
+        Err(e) => {
+            t.ui.set_status(&e);
+            return false;
+        }
     };
-    let Some(frame) = webcam::frame(&t.ui.video) else {
-        t.ui.set_status("The webcam has no picture yet: try again in a moment.");
-        return false;
-    };
-    let size = model.image_size() as u32;
-    let square = prepare_decoded(frame, &model.manifest.preprocess())
-        .model_view
-        .into_raw();
     let el = thumb_of(&square, size);
     if !t.add_photo(class, size, square, el) {
         let text = format!(
@@ -336,7 +376,7 @@ pub(crate) fn hold_snap(app: &Shared) {
         loop {
             // Read and released before `snap` borrows the state.
             let held = app.borrow().teach.snap_hold == hold;
-            if !held || !snap(&app) {
+            if !held || !snap(&app).await {
                 break;
             }
             sleep(HOLD_EVERY_MS).await;

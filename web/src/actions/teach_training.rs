@@ -1,13 +1,13 @@
 //! The Teach panel, "teach it your own classes": training and the taught pair.
 //!
-//! - Train checks the classes (`vit::teach::check_classes`), then on the backend the page uses
-//!   for inference computes the frozen part's features a batch at a time and runs the steps
-//!   (`teach::backend`), reading the figures every few steps, drawing the curve (`teach::curve`) and
-//!   yielding to the browser so the page stays responsive; Stop ends it after the current
-//!   step with a model of the steps done.
-//! - The taught pair is loaded through the same checks as a pair from disk (`Loaded::new`)
-//!   and installed like one (`actions::loading::install_taught`): every part of the page then follows
-//!   the new classes. Download saves the pair.
+//! - Train checks the classes (`vit::teach::check_classes`), then has the engine, on the
+//!   backend the page uses for inference, compute the frozen part's features a batch at a time
+//!   and run the steps (`engine::teaching`); the page draws the figures it sends every few
+//!   steps (`teach::curve`). Stop ends it after the current step with a model of the steps
+//!   done.
+//! - The engine loads the taught pair through the same checks as a pair from disk, and the
+//!   page installs it like one (`actions::loading::install_taught`): every part of the page
+//!   then follows the new classes. Download saves the pair.
 //!
 //! Classes and photos (files, drops, pastes, the webcam) are `actions::teach_photos`'; the
 //! panel's listeners are `events::teach`'s; its state, texts and report are in `teach`. Just
@@ -15,26 +15,17 @@
 
 use std::rc::Rc;
 
-use vit::teach::{
-    MAX_FEATURE_BYTES, Mode, Split, TeachConfig, TeachRecord, check_classes, taught_manifest,
-};
+use vit::teach::{Mode, Split, TeachConfig, check_classes};
 use vit::weights::{Manifest, check_model_name};
 
 use crate::actions::loading;
-use crate::app::state::{App, Shared, spawn_task};
-use crate::backends::{Backend, Loaded};
-use crate::platform::dom::{download, human_bytes, now, set_attr, sleep, yield_now};
-use crate::teach::backend::{Extraction, Figures, batch_photos};
+use crate::app::state::{App, Model, Shared, Source, spawn_task};
+use crate::platform::dom::{download, set_attr, sleep};
+use crate::protocol::{Backend, Event, Reply, Request, TeachEvent, TeachPhoto, TeachPlan};
 use crate::teach::curve::{self, Point};
 use crate::teach::state::{Phase, Run, Taught, Teach, Times};
 use crate::teach::texts::{parse_steps, reading_text, step_text, summary};
-
-/// Figures are read (and the curve grows) after the first step, every this many steps, and
-/// after the last: the first reading shows where the loss started.
-const READ_EVERY: usize = 10;
-/// Work between two yields to the browser, in ms: a frame's worth. A yield costs a timer
-/// turn (4 ms or more once nested), so yielding after every quick step would double the run.
-const SLICE_MS: f64 = 12.0;
+use crate::worker::envelope::Attachments;
 
 /// A message as a sentence: capital first, full stop last.
 fn sentence(s: &str) -> String {
@@ -60,17 +51,15 @@ pub(crate) fn refuse(app: &Shared, message: String) {
     spawn_task(app, "Checking", async move { Err(message) });
 }
 
-/// What a run needs, gathered when Train is pressed.
+/// What a run needs, gathered when Train is pressed: the engine's request, with the squares
+/// attached.
 struct Plan {
-    loaded: Rc<Loaded>,
+    request: TeachPlan,
+    squares: Attachments,
     backend: Backend,
-    labels: Vec<String>,
-    name: String,
-    config: TeachConfig,
-    counts: Vec<usize>,
-    /// Each class's photos: id and square, all at the model's size.
-    photos: Vec<Vec<(u64, Rc<Vec<u8>>)>>,
-    split: Split,
+    steps: usize,
+    /// The panel's phase before, restored if the engine refuses the run.
+    before: Phase,
 }
 
 pub(crate) fn mode_of(value: &str) -> Mode {
@@ -112,38 +101,39 @@ fn plan(app: &Shared) -> Result<Option<Plan>, String> {
     let name = model_name(t)?;
     let steps = parse_steps(&t.ui.steps.value())?;
     let mode = mode_of(&t.ui.mode.value());
-    let loaded = a
+    let model = a
         .model
         .clone()
         .ok_or("The model is still loading: train once it is ready.")?;
     let backend = a.backend();
-    if a.backends.device(backend).is_none() {
+    if backend == Backend::WebGpu && !a.ready.webgpu {
         return Err(format!(
             "WebGPU is not available here ({}): choose the CPU in the backend select.",
-            a.backends.gpu_problem.as_deref().unwrap_or("no adapter")
+            a.ready.webgpu_problem.as_deref().unwrap_or("no adapter")
         ));
     }
     let mut config = TeachConfig::new(mode);
     config.steps = steps;
     let split = Split::new(&counts, config.holdout, config.seed);
-    let views = split.train.len() * config.views + split.held.len();
-    let bytes = crate::teach::backend::feature_bytes(&loaded, mode, views);
-    if bytes > MAX_FEATURE_BYTES {
-        return Err(format!(
-            "Teaching the last block keeps every photo's tokens in memory: {} for these {} photos, more than the {} the page allows. Use fewer photos, or “New head only”.",
-            human_bytes(bytes as f64),
-            counts.iter().sum::<usize>(),
-            human_bytes(MAX_FEATURE_BYTES as f64)
-        ));
-    }
     let t = &mut a.teach;
-    // Squares added for another model are resized to this one's (the originals are gone).
-    t.fit_photos(loaded.image_size() as u32);
-    let photos = t
-        .classes
-        .iter()
-        .map(|c| c.photos.iter().map(|p| (p.id, p.rgb.clone())).collect())
+    // The squares, training photos first, as the engine reads them (it resizes any made for a
+    // model of another size).
+    let mut squares = Attachments::default();
+    let photos: Vec<TeachPhoto> = [(false, &split.train), (true, &split.held)]
+        .into_iter()
+        .flat_map(|(held, list)| list.iter().map(move |&(c, p)| (held, c, p)))
+        .filter_map(|(held, c, p)| {
+            let photo = t.classes.get(c)?.photos.get(p)?;
+            Some(TeachPhoto {
+                class: c,
+                id: photo.id,
+                side: photo.side,
+                rgb: squares.bytes(&photo.rgb),
+                held,
+            })
+        })
         .collect();
+    let before = t.phase;
     t.phase = Phase::Extracting;
     t.stop = false;
     t.error = None;
@@ -159,14 +149,20 @@ fn plan(app: &Shared) -> Result<Option<Plan>, String> {
     t.ui.set_status(&format!("Reading your photos on {}…", backend.label()));
     draw_curve(t);
     Ok(Some(Plan {
-        loaded,
+        request: TeachPlan {
+            model: model.id,
+            backend,
+            held_per_class: split.held_per_class(labels.len()),
+            config,
+            name,
+            labels,
+            counts,
+            photos,
+        },
+        squares,
         backend,
-        labels,
-        name,
-        config,
-        counts,
-        photos,
-        split,
+        steps,
+        before,
     }))
 }
 
@@ -181,12 +177,21 @@ pub fn train(app: &Shared) {
 
 /// Stop: the run ends after its current step (or batch of photos).
 pub fn stop(app: &Shared) {
-    let mut a = app.borrow_mut();
-    let t = &mut a.teach;
-    if t.phase.running() && !t.stop {
+    let engine = {
+        let mut a = app.borrow_mut();
+        let t = &mut a.teach;
+        if !t.phase.running() || t.stop {
+            return;
+        }
         t.stop = true;
         t.ui.set_status("Stopping after this step…");
-    }
+        a.engine.clone()
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = engine
+            .call(Request::StopTeaching, Attachments::default())
+            .await;
+    });
 }
 
 pub(crate) fn draw_curve(t: &Teach) {
@@ -205,17 +210,20 @@ pub(crate) fn draw_curve(t: &Teach) {
 
 /// How a run ended.
 enum Outcome {
+    /// The engine refused it before it began (too much memory for the last block).
+    Refused(String),
     /// Stopped while reading the photos: nothing taught.
     StoppedEarly,
     Taught {
         pair: Taught,
-        loaded: Box<Loaded>,
+        model: Rc<Model>,
         stopped: bool,
         times: Times,
     },
 }
 
 async fn run(app: Shared, plan: Plan) -> Result<(), String> {
+    let before = plan.before;
     let outcome = teach(&app, plan).await;
     let (result, install) = {
         let mut a = app.borrow_mut();
@@ -229,6 +237,14 @@ async fn run(app: Shared, plan: Plan) -> Result<(), String> {
                 t.ui.set_running(false, t.taught.is_some());
                 (Err(message), None)
             }
+            Ok(Outcome::Refused(message)) => {
+                t.phase = before;
+                t.error = Some(message.clone());
+                t.ui.set_status(&message);
+                t.ui.set_progress(0.0, "");
+                t.ui.set_running(false, t.taught.is_some());
+                (Err(message), None)
+            }
             Ok(Outcome::StoppedEarly) => {
                 t.phase = Phase::Stopped;
                 t.ui.set_status("Stopped before training began: nothing was taught this time.");
@@ -238,7 +254,7 @@ async fn run(app: Shared, plan: Plan) -> Result<(), String> {
             }
             Ok(Outcome::Taught {
                 pair,
-                loaded,
+                model,
                 stopped,
                 times,
             }) => {
@@ -246,15 +262,15 @@ async fn run(app: Shared, plan: Plan) -> Result<(), String> {
                 let name = pair.name.clone();
                 t.taught = Some(pair);
                 t.ui.set_status(&format!("Taught: switching the page to {name}…"));
-                (Ok(()), Some((name, loaded, stopped)))
+                (Ok(()), Some((name, model, stopped)))
             }
         }
     };
-    let Some((name, loaded, stopped)) = install else {
+    let Some((name, model, stopped)) = install else {
         return result;
     };
     // Installed like a pair from disk: listed in the model select, the current photo re-run.
-    let installed = loading::install_taught(app.clone(), &name, *loaded).await;
+    let installed = loading::install_taught(app.clone(), &name, model).await;
     let mut a = app.borrow_mut();
     let t = &mut a.teach;
     t.phase = if stopped { Phase::Stopped } else { Phase::Done };
@@ -268,42 +284,64 @@ async fn run(app: Shared, plan: Plan) -> Result<(), String> {
     })
 }
 
-/// Records a reading of the figures: the state, the progress bar and the curve.
-fn record(app: &Shared, f: Figures) {
+/// Follows the engine's progress: the bar, the status, the state and the curve.
+fn progress(app: &Shared, event: TeachEvent) {
     let mut a = app.borrow_mut();
     let t = &mut a.teach;
-    let r = &mut t.run;
-    r.step = f.step;
-    r.loss = Some(f.loss);
-    r.train_acc = Some(f.train_acc);
-    if let Some((loss, acc)) = f.held {
-        r.held_loss = Some(loss);
-        r.held_acc = Some(acc);
+    match event {
+        TeachEvent::Reading { done, total } => {
+            t.ui.set_progress(
+                done as f64 / total.max(1) as f64,
+                &reading_text(done, total),
+            );
+        }
+        TeachEvent::Training { held_photos } => {
+            t.phase = Phase::Training;
+            t.run.held_photos = held_photos;
+            t.ui.set_progress(0.0, &step_text(&t.run));
+            if !t.stop {
+                let backend = t.run.backend.map_or("?", Backend::label);
+                t.ui.set_status(&format!("Training {} steps on {backend}…", t.run.steps));
+            }
+        }
+        TeachEvent::Figures {
+            step,
+            loss,
+            train_acc,
+            held,
+        } => {
+            let r = &mut t.run;
+            r.step = step;
+            r.loss = Some(loss);
+            r.train_acc = Some(train_acc);
+            if let Some((loss, acc)) = held {
+                r.held_loss = Some(loss);
+                r.held_acc = Some(acc);
+            }
+            r.curve.push(Point {
+                step,
+                loss,
+                train_acc,
+                held_acc: held.map(|h| h.1),
+            });
+            let fraction = r.step as f64 / r.steps.max(1) as f64;
+            t.ui.set_progress(fraction, &step_text(&t.run));
+            draw_curve(t);
+        }
+        TeachEvent::Finishing => t.ui.set_status("Putting the taught model together…"),
     }
-    r.curve.push(Point {
-        step: f.step,
-        loss: f.loss,
-        train_acc: f.train_acc,
-        held_acc: f.held.map(|h| h.1),
-    });
-    let fraction = r.step as f64 / r.steps.max(1) as f64;
-    t.ui.set_progress(fraction, &step_text(&t.run));
-    draw_curve(t);
 }
 
-/// The run itself: features, steps, then the taught pair, checked and loaded.
+/// The run itself, in the engine: features, steps, then the taught pair, checked and loaded.
 async fn teach(app: &Shared, plan: Plan) -> Result<Outcome, String> {
     let Plan {
-        loaded,
+        request,
+        squares,
         backend,
-        labels,
-        name,
-        config,
-        counts,
-        photos,
-        split,
+        steps,
+        ..
     } = plan;
-    let backends = app.borrow().backends.clone();
+    let engine = app.borrow().engine.clone();
     if backend == Backend::WebGpu && app.borrow().timing > 0 {
         // One user of the GPU at a time: the background timing is compiling its kernels.
         app.borrow()
@@ -314,129 +352,44 @@ async fn teach(app: &Shared, plan: Plan) -> Result<Outcome, String> {
             sleep(50).await;
         }
     }
-    let stopped = || app.borrow().teach.stop;
-    let start = now();
-
-    // (1) Features: the frozen part, once per view, a batch of photos at a time.
-    let mut extraction = Extraction::new(&loaded, &backends, backend, &config)?;
-    let total = split.train.len() + split.held.len();
-    let mut done = 0;
-    let mut ms_per_view: Option<f64> = None;
-    for (held, list) in [(false, &split.train), (true, &split.held)] {
-        let views = if held { 1 } else { config.views.max(1) };
-        let mut rest: &[(usize, usize)] = list;
-        while !rest.is_empty() {
-            if stopped() {
-                return Ok(Outcome::StoppedEarly);
-            }
-            let n =
-                batch_photos(backend, ms_per_view.map(|v| v * views as f64), 120.0).min(rest.len());
-            let (batch, tail) = rest.split_at(n);
-            rest = tail;
-            let begun = now();
-            {
-                let squares: Vec<(usize, u64, &[u8])> = batch
-                    .iter()
-                    .filter_map(|&(c, p)| {
-                        let (id, rgb) = photos.get(c)?.get(p)?;
-                        Some((c, *id, rgb.as_slice()))
-                    })
-                    .collect();
-                extraction.add(&squares, held);
-            }
-            extraction.settle().await?;
-            ms_per_view = Some((now() - begun) / (n * views) as f64);
-            done += n;
-            app.borrow()
-                .teach
-                .ui
-                .set_progress(done as f64 / total as f64, &reading_text(done, total));
-            yield_now().await;
-        }
-    }
-    let features_ms = now() - start;
-    if stopped() {
+    // Stop pressed before the engine heard of the run.
+    if app.borrow().teach.stop {
         return Ok(Outcome::StoppedEarly);
     }
-
-    // (2) The steps, on the features alone.
-    let steps = config.steps;
-    let mut training = extraction.teach(labels.len(), config.clone())?;
-    {
-        let mut a = app.borrow_mut();
-        let t = &mut a.teach;
-        t.phase = Phase::Training;
-        t.run.held_photos = training.held_photos();
-        t.ui.set_progress(0.0, &step_text(&t.run));
-        if !t.stop {
-            t.ui.set_status(&format!(
-                "Training {steps} steps on {}…",
-                training.backend().label()
-            ));
+    let listener = app.clone();
+    let events: Rc<dyn Fn(Event)> = Rc::new(move |event| {
+        if let Event::Teach(e) = event {
+            progress(&listener, e);
         }
-    }
-    yield_now().await;
-    let begun = now();
-    let mut slice = now();
-    loop {
-        training.step();
-        let k = training.steps_done();
-        let stop = stopped();
-        let last = k >= steps || stop;
-        if k % READ_EVERY == 0 || k == 1 || last {
-            // The read also waits for the steps queued on WebGPU.
-            let figures = training.figures().await?;
-            record(app, figures);
-        }
-        if last {
-            break;
-        }
-        if now() - slice > SLICE_MS {
-            yield_now().await;
-            slice = now();
-        }
-    }
-    let training_ms = now() - begun;
-    let steps_run = training.steps_done();
-    let held_acc = app.borrow().teach.run.held_acc;
-    app.borrow()
-        .teach
-        .ui
-        .set_status("Putting the taught model together…");
-    yield_now().await;
-
-    // (3) The pair: weights, manifest, then loaded back through the checks any pair gets.
-    let bpk = training.finish(&loaded).await?;
-    let classes = labels.len();
-    let record = TeachRecord {
-        base: loaded.manifest.name.clone(),
-        base_sha256: loaded.manifest.weights.sha256.clone(),
-        photos_per_class: counts,
-        held_out_per_class: split.held_per_class(classes),
-        held_out_accuracy: held_acc.map(f64::from),
-        steps_run,
-        config,
-        device: backend.label().to_string(),
-        seconds: (now() - start) / 1000.0,
+    });
+    let (reply, received) = engine
+        .call_with(Request::Teach(Box::new(request)), squares, Some(events))
+        .await?;
+    let taught = match reply {
+        Reply::Refused(message) => return Ok(Outcome::Refused(message)),
+        Reply::Taught(None) => return Ok(Outcome::StoppedEarly),
+        Reply::Taught(Some(taught)) => *taught,
+        other => return Err(format!("the engine answered {other:?} to teaching")),
     };
-    let manifest = taught_manifest(&loaded.manifest, &name, labels, &record, &bpk)
-        .map_err(|e| e.to_string())?;
-    let text = manifest.to_json();
-    let parsed = Manifest::from_json(&text, &format!("{name}.json")).map_err(|e| e.to_string())?;
-    let taught = Loaded::new(parsed, &bpk, &backends)?;
-    let total_ms = now() - start;
+    let bpk = Rc::new(received.bytes(taught.bpk)?);
+    let model = Rc::new(Model {
+        id: taught.loaded.model,
+        generation: engine.generation(),
+        manifest: taught.loaded.manifest,
+        source: Source::Pair(taught.manifest.clone(), bpk.clone()),
+    });
     Ok(Outcome::Taught {
         pair: Taught {
-            name,
-            manifest: text,
-            bpk: Rc::new(bpk),
+            name: taught.name,
+            manifest: taught.manifest,
+            bpk,
         },
-        loaded: Box::new(taught),
-        stopped: steps_run < steps,
+        model,
+        stopped: taught.stopped || taught.record.steps_run < steps,
         times: Times {
-            features: features_ms,
-            training: training_ms,
-            total: total_ms,
+            features: taught.features_ms,
+            training: taught.training_ms,
+            total: taught.total_ms,
         },
     })
 }

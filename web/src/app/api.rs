@@ -32,6 +32,14 @@
 //!   hub model)
 //! - `taughtPair()`: the last taught pair as JSON, `{name, manifest, bpk}`: the exact text of
 //!   NAME.json and the bytes of NAME.bpk in base64, as Download saves them; null before one
+//! - `frames()`: the page's animation frames so far (the main thread's own heartbeat: it goes
+//!   on while the engine works)
+//! - `engine()`: the engine as JSON: `build` ("threads" | "single"), `threads`, `generation`
+//!   (1, then one more for each engine started after one stopped), `stopped` (why the last
+//!   one stopped, or null), `busy_since` (when the page began waiting for it, on the page's
+//!   clock, or null), `sent` (requests so far)
+//! - `engineFault(kind)`: a test hook: "panic" makes the engine panic, "kill" ends its worker
+//!   as a browser would, "busy:MS" keeps it busy for MS milliseconds
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -43,7 +51,9 @@ use crate::platform::dom::window;
 /// One read-only getter of `window.vitrine`.
 type Getter = fn(&App) -> JsValue;
 
-pub fn install(app: &Shared) {
+/// Installs `window.vitrine`; `fault` answers `engineFault(kind)` (the start layer passes the
+/// action, which this layer sits below).
+pub fn install(app: &Shared, fault: impl Fn(String) + 'static) {
     let api = Object::new();
     let getter = |f: Getter| -> Function {
         let app = app.clone();
@@ -55,13 +65,10 @@ pub fn install(app: &Shared) {
         });
         closure.into_js_value().into()
     };
-    let entries: [(&str, Getter); 13] = [
+    let entries: [(&str, Getter); 15] = [
         ("state", |a| a.state().into()),
         ("backend", |a| {
-            a.shown
-                .as_ref()
-                .map_or("", |s| s.output.backend.id())
-                .into()
+            a.shown.as_ref().map_or("", |s| s.backend.id()).into()
         }),
         ("predictions", |a| {
             a.predictions_json().map_or(JsValue::NULL, |s| s.into())
@@ -94,9 +101,25 @@ pub fn install(app: &Shared) {
         ("taughtPair", |a| {
             a.teach.pair_json().map_or(JsValue::NULL, |s| s.into())
         }),
+        ("frames", |a| (a.frames.get() as f64).into()),
+        ("engine", |a| {
+            let e = &a.engine;
+            serde_json::json!({
+                "build": e.build().id(),
+                "threads": a.ready.threads,
+                "generation": e.generation(),
+                "stopped": *e.stopped.borrow(),
+                "busy_since": e.busy_since.get(),
+                "sent": e.sent.get(),
+            })
+            .to_string()
+            .into()
+        }),
     ];
     for (name, f) in entries {
         let _ = Reflect::set(&api, &name.into(), &getter(f));
     }
+    let fault = Closure::<dyn Fn(String)>::new(fault);
+    let _ = Reflect::set(&api, &"engineFault".into(), &fault.into_js_value());
     let _ = Reflect::set(&window(), &"vitrine".into(), &api);
 }

@@ -4,23 +4,27 @@
 //! never held across an `.await`: tasks copy what they need out, await, then borrow again and
 //! check that what they computed is still wanted (a newer image or model wins). What each
 //! action does lives in `actions`: `startup`, `loading` (models), `images` (photos and the
-//! square), `inference`; `view::results` draws the result.
+//! square), `inference`; `view::results` draws the result. The models, the decoded photo and
+//! the answers' maps live in the engine (`worker::client`); the page holds handles to them
+//! and what it draws.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
-use vit::index::ModelIndex;
+use vit::index::{IndexEntry, ModelIndex};
 use vit::inference::{Ranked, Verdict};
-use vit::preprocess::{Crop, CropBox, Prepared};
+use vit::preprocess::{Crop, CropBox};
 use vit::rollout::{HeadFusion, Heatmap};
+use vit::weights::Manifest;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::HtmlCanvasElement;
+use web_sys::{File, HtmlCanvasElement};
 
 use crate::app::ui::Ui;
-use crate::backends::{Backend, Backends, Loaded, Output, Timings};
 use crate::pictures::animate::Stage;
 use crate::platform::dom::{human_ms, set_attr, set_text};
+use crate::protocol::{AnswerId, Backend, ModelId, PictureId, Ready, Timings};
+use crate::worker::client::Engine;
 
 pub type Shared = Rc<RefCell<App>>;
 
@@ -68,20 +72,47 @@ impl Origin {
     }
 }
 
+/// How a model came to the page, so that a new engine (after one died) can load it again.
+#[derive(Clone)]
+pub enum Source {
+    Published(IndexEntry),
+    Files(File, File),
+    Hub(String),
+    /// A taught pair: its manifest's text and weights.
+    Pair(String, Rc<Vec<u8>>),
+}
+
+/// A model the engine holds, as the page knows it.
+pub struct Model {
+    /// The engine's handle, valid in the engine of `generation` only.
+    pub id: ModelId,
+    pub generation: u32,
+    pub manifest: Manifest,
+    pub source: Source,
+}
+
+impl Model {
+    pub fn image_size(&self) -> usize {
+        self.manifest.config.image_size
+    }
+}
+
 /// A model the page has loaded, kept so switching back is instant.
 pub struct Cached {
     /// The model select's value ([`Origin::key`]).
     pub key: String,
     pub origin: Origin,
-    pub loaded: Rc<Loaded>,
+    pub model: Rc<Model>,
     pub timings: Timings,
 }
 
-/// The current image, prepared for the current model.
+/// The current image, prepared for the current model (by the engine, which keeps it decoded).
 pub struct Picture {
+    pub id: PictureId,
     pub bytes: Rc<Vec<u8>>,
     pub name: String,
-    pub prepared: Prepared,
+    /// The original's size.
+    pub original: (u32, u32),
     /// The photo for drawing (downscaled when huge), and its size over the original's.
     pub photo: HtmlCanvasElement,
     pub scale: f32,
@@ -90,23 +121,37 @@ pub struct Picture {
     /// The square the person chose, in the original's pixels (`None`: the centre square).
     pub chosen: Option<Crop>,
     pub view: HtmlCanvasElement,
+    /// The model's view is one flat colour.
+    pub blank: bool,
     /// Why the file looks cut off (`vit::damage::truncation`): it is shown, as browsers show
     /// such files, but the result must say it is of the part that could be read.
     pub damage: Option<String>,
+    /// The model (and engine) it was prepared for.
+    pub model: ModelId,
+    pub generation: u32,
 }
 
 impl Picture {
     /// The square the model sees, in whole pixels of the original.
     pub fn square(&self) -> Crop {
-        let (w, h) = self.prepared.original.dimensions();
+        let (w, h) = self.original;
         self.chosen.unwrap_or_else(|| Crop::centre(w, h))
     }
 }
 
-/// The last good result, with the attention maps kept so the heat-map controls never
-/// re-run the model.
+/// The last good result, with the rollout and the last layer's maps as drawn; the attention
+/// maps themselves stay in the engine (`answer`), which the heat-map controls and the
+/// explorer ask.
 pub struct Shown {
-    pub output: Output,
+    pub answer: AnswerId,
+    /// Its engine: an answer of an earlier one is gone.
+    pub generation: u32,
+    pub backend: Backend,
+    pub ms: f64,
+    pub probs: Vec<f32>,
+    pub layers: usize,
+    pub heads_count: usize,
+    pub tokens: usize,
     pub top: Vec<Ranked>,
     pub verdict: Verdict,
     pub image: String,
@@ -150,7 +195,7 @@ pub struct Hub {
     pub download: Option<(u64, u64, u32)>,
     /// Where the last hub model's load spent its time, in ms (its steps, then the time from
     /// the pick to its first result).
-    pub steps: Vec<(&'static str, f64)>,
+    pub steps: Vec<(String, f64)>,
 }
 
 impl Hub {
@@ -171,6 +216,9 @@ pub struct HeatSettings {
     pub opacity: f64,
     pub fusion: HeadFusion,
     pub discard: f32,
+    /// The engine is computing a rollout for these settings (a slider's drag asks again only
+    /// once it has answered).
+    pub asking: bool,
 }
 
 /// When things happened, in ms after navigation start, for `window.vitrine.timings()`.
@@ -188,19 +236,30 @@ pub struct Milestones {
 
 pub struct App {
     pub ui: Ui,
-    pub backends: Rc<Backends>,
+    /// The engine, in its Web Worker.
+    pub engine: Rc<Engine>,
+    /// What the engine said when it started: WebGPU or why not, its threads.
+    pub ready: Ready,
+    /// The page's animation frames so far (`window.vitrine.frames()`): it keeps counting
+    /// while the engine works.
+    pub frames: Rc<std::cell::Cell<u64>>,
     pub stage: Rc<RefCell<Stage>>,
     pub index: ModelIndex,
     pub hub: Hub,
-    pub model: Option<Rc<Loaded>>,
+    pub model: Option<Rc<Model>>,
+    /// What the engine is loading now.
+    pub loading: Option<Source>,
     pub model_key: String,
     pub cache: Vec<Cached>,
     pub timings: Timings,
     /// Models whose backends are being timed in the background; WebGPU runs wait for them.
     pub timing: u32,
     pub choice: Choice,
-    /// The image bytes given most recently, kept to re-prepare for another model.
+    /// The image bytes given most recently, kept to give the photo to a new engine.
     pub source: Option<(Rc<Vec<u8>>, String)>,
+    /// The photo the engine holds: its id, in which engine.
+    pub engine_picture: Option<(PictureId, u32)>,
+    pub next_picture: PictureId,
     pub picture: Option<Picture>,
     pub shown: Option<Shown>,
     pub heat: HeatSettings,
@@ -225,27 +284,33 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(ui: Ui, backends: Backends) -> Self {
+    pub fn new(ui: Ui, engine: Rc<Engine>, ready: Ready) -> Self {
         let stage = Rc::new(RefCell::new(Stage::new(ui.stage.clone(), ui.play.clone())));
         Self {
             ui,
-            backends: Rc::new(backends),
+            engine,
+            ready,
+            frames: Rc::new(std::cell::Cell::new(0)),
             stage,
             index: ModelIndex::default(),
             hub: Hub::default(),
             model: None,
+            loading: None,
             model_key: String::new(),
             cache: Vec::new(),
             timings: Timings::default(),
             timing: 0,
             choice: Choice::Auto,
             source: None,
+            engine_picture: None,
+            next_picture: 0,
             picture: None,
             shown: None,
             heat: HeatSettings {
                 opacity: 0.65,
                 fusion: HeadFusion::Mean,
                 discard: 0.0,
+                asking: false,
             },
             busy: Vec::new(),
             next_task: 0,
@@ -279,7 +344,7 @@ impl App {
         set_attr(
             &self.ui.body,
             "data-backend",
-            self.shown.as_ref().map_or("", |s| s.output.backend.id()),
+            self.shown.as_ref().map_or("", |s| s.backend.id()),
         );
         let mut text = match (self.busy.last(), &self.error, &self.shown) {
             (Some((_, task)), _, _) => format!("{task}…"),
@@ -287,8 +352,8 @@ impl App {
             (None, None, Some(s)) => format!(
                 "Ready · {} on {} · {}",
                 s.model,
-                s.output.backend.label(),
-                human_ms(s.output.ms)
+                s.backend.label(),
+                human_ms(s.ms)
             ),
             (None, None, None) => "Ready".into(),
         };
@@ -305,7 +370,7 @@ impl App {
     pub fn backend(&self) -> Backend {
         match self.choice {
             Choice::Fixed(b) => b,
-            Choice::Auto if self.backends.gpu.is_none() => Backend::Cpu,
+            Choice::Auto if !self.ready.webgpu => Backend::Cpu,
             Choice::Auto => self.timings.fastest(),
         }
     }
@@ -317,10 +382,10 @@ impl App {
             "run": s.run,
             "model": s.model,
             "image": s.image,
-            "backend": s.output.backend.id(),
-            "ms": s.output.ms,
+            "backend": s.backend.id(),
+            "ms": s.ms,
             "top": s.top,
-            "probs": s.output.probs,
+            "probs": s.probs,
             "fits": s.verdict.fits,
             "crop": s.crop.map(|c| [c.x, c.y, c.size]),
         });
@@ -332,13 +397,14 @@ impl App {
         let m = &self.milestones;
         serde_json::json!({
             "cpu": t.cpu, "webgpu": t.gpu, "cpu_first": t.cpu_first, "webgpu_first": t.gpu_first,
-            "webgpu_available": self.backends.gpu.is_some(),
+            "webgpu_available": self.ready.webgpu,
             "wasm_ready_ms": m.wasm_ready,
             "webgpu_init_ms": m.webgpu_init,
             "first_result_ms": m.first_result,
             "timed_ms": m.timed,
             "timing": self.timing > 0,
-            "webgpu_problem": self.backends.gpu_problem,
+            "webgpu_problem": self.ready.webgpu_problem,
+            "threads": self.ready.threads,
         })
         .to_string()
     }
@@ -367,10 +433,17 @@ pub fn spawn_task(
         let result = work.await;
         let mut a = app.borrow_mut();
         a.busy.retain(|(task, _)| *task != id);
-        if let Err(message) = result {
-            web_sys::console::warn_1(&message.clone().into());
-            a.ui.show_alert(&message);
-            a.error = Some(message);
+        match result {
+            // Its engine died: the page has said so in one line, and is starting a new one.
+            Err(message) if message.contains(crate::worker::client::STOPPED) => {
+                web_sys::console::warn_1(&message.into());
+            }
+            Err(message) => {
+                web_sys::console::warn_1(&message.clone().into());
+                a.ui.show_alert(&message);
+                a.error = Some(message);
+            }
+            Ok(()) => {}
         }
         a.refresh_status();
     });

@@ -257,6 +257,26 @@ impl Ui {
         set_attr(&self.model_classes, "title", &labels.join(", "));
     }
 
+    /// Says which engine build runs and how many threads the CPU path uses: in the backend
+    /// select, beside the CPU's timing, and on `<body data-engine>`.
+    pub fn describe_threads(&self, build: &str, threads: usize) {
+        let label = cpu_label(threads);
+        let options = self.backend_select.options();
+        for i in 0..options.length() {
+            if let Some(option) = options
+                .item(i)
+                .and_then(|o| o.dyn_into::<web_sys::HtmlOptionElement>().ok())
+                && option.value() == "cpu"
+            {
+                option.set_text(&label);
+            }
+        }
+        if let Some(dt) = self.time_cpu.previous_element_sibling() {
+            set_text(&dt, &label);
+        }
+        set_attr(&self.body, "data-engine", build);
+    }
+
     /// Disables the WebGPU option when there is no adapter (`problem`), saying why.
     pub fn describe_backends(&self, problem: Option<&str>) {
         let Some(why) = problem else { return };
@@ -271,5 +291,13 @@ impl Ui {
                 option.set_text(&format!("WebGPU (unavailable: {why})"));
             }
         }
+    }
+}
+
+/// "CPU (Flex, 2 threads)": the CPU path and the threads it runs on.
+pub fn cpu_label(threads: usize) -> String {
+    match threads {
+        1 => "CPU (Flex, 1 thread)".to_string(),
+        n => format!("CPU (Flex, {n} threads)"),
     }
 }

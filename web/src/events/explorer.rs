@@ -87,7 +87,7 @@ pub fn wire(app: &Shared) {
         on(&layer, "input", move |_: Event| {
             {
                 let mut a = app.borrow_mut();
-                let depth = a.shown.as_ref().map_or(1, |s| s.output.attention.layers);
+                let depth = a.shown.as_ref().map_or(1, |s| s.layers);
                 let v = input.value().parse().unwrap_or(depth + 1);
                 a.explorer.ask.set_slider(v, depth);
             }

@@ -15,10 +15,10 @@ use web_sys::{
 
 use crate::actions::{hub, images, inference, loading};
 use crate::app::state::{Choice, NextCrop, Shared, spawn_task};
-use crate::backends::Backend;
 use crate::pictures::animate;
 use crate::pictures::crop::{self, Gesture};
 use crate::platform::dom::{on, set_text, window_target};
+use crate::protocol::Backend;
 use crate::view::results;
 
 pub fn wire(app: &Shared) {
@@ -271,21 +271,22 @@ fn wire_heat(app: &Shared) {
         let app = app.clone();
         let select = fusion.clone();
         on(&fusion, "change", move |_: Event| {
-            let mut a = app.borrow_mut();
-            a.heat.fusion = select.value().parse().unwrap_or(HeadFusion::Mean);
-            results::rerollout(&mut a);
+            app.borrow_mut().heat.fusion = select.value().parse().unwrap_or(HeadFusion::Mean);
+            inference::reheat(&app);
         });
     }
     let app = app.clone();
     let input = discard.clone();
     on(&discard, "input", move |_: Event| {
-        let mut a = app.borrow_mut();
-        a.heat.discard = input.value().parse().unwrap_or(0.0);
-        set_text(
-            &a.ui.discard_out,
-            &format!("{:.0}%", 100.0 * a.heat.discard),
-        );
-        results::rerollout(&mut a);
+        {
+            let mut a = app.borrow_mut();
+            a.heat.discard = input.value().parse().unwrap_or(0.0);
+            set_text(
+                &a.ui.discard_out,
+                &format!("{:.0}%", 100.0 * a.heat.discard),
+            );
+        }
+        inference::reheat(&app);
     });
 }
 
@@ -392,7 +393,7 @@ fn wire_crop(app: &Shared) {
 fn newest_square(app: &Shared) -> Option<(Crop, (u32, u32))> {
     let a = app.borrow();
     let p = a.picture.as_ref()?;
-    let (w, h) = p.prepared.original.dimensions();
+    let (w, h) = p.original;
     let crop = match a.crop_next {
         NextCrop::Chosen(c) => c,
         NextCrop::Centre => Crop::centre(w, h),

@@ -93,7 +93,10 @@ pub fn wire(app: &Shared) {
     {
         let app = app.clone();
         on(&snap_b, "click", move |_: Event| {
-            snap(&app);
+            let app = app.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                snap(&app).await;
+            });
         });
     }
     {

@@ -1,15 +1,14 @@
 //! The token explorer's state: its elements, the question asked (`query`'s [`Ask`]), the token
-//! under the pointer, the class relevance computed for a result, and the map on screen, which
-//! `window.vitrine.explorer()` reports.
+//! under the pointer, the engine's last map and the question under way, and the map on
+//! screen, which `window.vitrine.explorer()` reports.
 //!
-//! The explorer is drawn by `view::explorer`, computes a class's relevance in
-//! `actions::explore`, and is wired by `events::explorer`.
+//! The explorer is drawn by `view::explorer`, asks the engine in `actions::explore`, and is
+//! wired by `events::explorer`.
 
-use vit::explain::Relevance;
 use web_sys::{HtmlCanvasElement, HtmlElement, HtmlInputElement, HtmlSelectElement};
 
-use crate::backends::Backend;
 use crate::platform::dom::by_id;
+use crate::protocol::{AnswerId, Backend, Question};
 
 use super::query::{Ask, Layout, Square, View};
 
@@ -23,14 +22,12 @@ pub struct Controls {
     pub what: HtmlElement,
 }
 
-/// One class's relevance, for one result.
-pub struct Explained {
-    pub run: u64,
-    pub class: usize,
-    pub relevance: Relevance,
+/// The engine's map for one question about one answer.
+pub struct Answered {
+    pub answer: AnswerId,
+    pub question: Question,
+    pub values: Vec<f32>,
     pub backend: Backend,
-    /// The backward pass and its read-back, in milliseconds.
-    pub ms: f64,
 }
 
 /// The map on screen, as `window.vitrine.explorer()` reports it.
@@ -47,9 +44,12 @@ pub struct Explorer {
     pub ask: Ask,
     /// The token under the pointer, asked about instead of the selected one while it is there.
     pub hover: Option<usize>,
-    pub explained: Option<Explained>,
-    /// A class whose relevance is being computed.
-    pub pending: Option<usize>,
+    /// The engine's last map.
+    pub answered: Option<Answered>,
+    /// The question sent to the engine and not answered yet.
+    pub asking: Option<(AnswerId, Question)>,
+    /// The last class relevance's backward pass and read-back, in milliseconds.
+    pub relevance_ms: Option<f64>,
     pub drawn: Option<Drawn>,
 }
 
@@ -66,8 +66,9 @@ impl Explorer {
             },
             ask: Ask::default(),
             hover: None,
-            explained: None,
-            pending: None,
+            answered: None,
+            asking: None,
+            relevance_ms: None,
             drawn: None,
         }
     }
@@ -99,7 +100,7 @@ impl Explorer {
             "selected": d.ask.token,
             "reverse": q.reverse,
             "class": class,
-            "relevance_ms": self.explained.as_ref().map(|e| e.ms),
+            "relevance_ms": self.relevance_ms,
             "explaining": self.explaining(),
             "tokens": d.values,
             "grid": d.layout.grid,

@@ -5,7 +5,7 @@
 use js_sys::Uint8Array;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::platform::dom::window;
+use crate::platform::scope::scope;
 
 /// `bytes`' SHA-256 in lowercase hex.
 pub async fn sha256_hex(bytes: &[u8]) -> String {
@@ -16,7 +16,7 @@ pub async fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 async fn subtle(bytes: &[u8]) -> Option<String> {
-    let subtle = window().crypto().ok()?.subtle();
+    let subtle = scope().crypto().ok()?.subtle();
     // The bytes are copied when digest() is called, before anything else can run.
     let promise = subtle.digest_with_str_and_u8_array("SHA-256", bytes).ok()?;
     let digest = JsFuture::from(promise).await.ok()?;

@@ -1,10 +1,13 @@
-//! Thin helpers over web-sys: finding elements, listening, timers and reading files.
+//! Thin helpers over web-sys: finding elements, listening, timers and reading files. The
+//! timers and the clock also serve the engine's worker (`scope`); the rest is the page's.
 
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Document, Element, EventTarget, File, Window};
+
+use crate::platform::scope::scope;
 
 pub fn window() -> Window {
     web_sys::window().expect("the page runs in a browser window")
@@ -72,16 +75,17 @@ pub fn set_attr(el: &Element, name: &str, value: &str) {
     let _ = el.set_attribute(name, value);
 }
 
-/// Milliseconds from `performance.now()`.
+/// Milliseconds from `performance.now()` (the page's or the engine's clock: each counts from
+/// its own start).
 pub fn now() -> f64 {
-    window().performance().map_or(0.0, |p| p.now())
+    scope().performance().map_or(0.0, |p| p.now())
 }
 
 /// Resolves after `ms` milliseconds on the event loop, so the browser can paint and run
 /// animation frames between steps of long work.
 pub async fn sleep(ms: i32) {
     let promise = Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        let _ = scope().set_timeout(&resolve, ms);
     });
     let _ = JsFuture::from(promise).await;
 }
@@ -167,4 +171,14 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
 /// The event target of the whole window, for page-wide listeners (resize, paste, drop).
 pub fn window_target() -> EventTarget {
     window().unchecked_into()
+}
+
+/// Counts the page's animation frames into `counter`, for as long as the page lives: the main
+/// thread's heartbeat, which goes on while the engine works (`window.vitrine.frames()`).
+pub fn count_frames(counter: std::rc::Rc<std::cell::Cell<u64>>) {
+    let callback = Closure::once_into_js(move |_: f64| {
+        counter.set(counter.get() + 1);
+        count_frames(counter);
+    });
+    let _ = window().request_animation_frame(callback.unchecked_ref());
 }

@@ -8,7 +8,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, CacheStorage, Request, Response, ResponseInit};
 
-use crate::platform::dom::{js_message, window};
+use crate::platform::dom::js_message;
+use crate::platform::scope::scope;
 
 /// One cache for everything kept; its version changes if what is kept changes form.
 const CACHE: &str = "vitrine-hub-v1";
@@ -17,7 +18,7 @@ const CACHE: &str = "vitrine-hub-v1";
 const SIZE_HEADER: &str = "x-vitrine-bytes";
 
 fn storage() -> Result<CacheStorage, String> {
-    window().caches().map_err(|e| {
+    scope().caches().map_err(|e| {
         format!(
             "this page cannot keep downloads (the Cache API needs https or localhost): {}",
             js_message(&e)

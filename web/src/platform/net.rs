@@ -1,12 +1,15 @@
 //! Fetching: the model list, manifests, weights and samples from the page's own server, and
-//! hub models from the Hugging Face hub (with the hub's error codes).
+//! hub models from the Hugging Face hub (with the hub's error codes), from the page or from
+//! the engine's worker (which is given absolute URLs: a worker resolves relative ones against
+//! its own script).
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, RequestCache, RequestInit, Response};
 
-use crate::platform::dom::{js_message, window};
+use crate::platform::dom::js_message;
+use crate::platform::scope::scope;
 
 /// Why a fetch got no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +46,7 @@ pub async fn fetch(url: &str, fresh: bool) -> Result<Response, Failure> {
     if fresh {
         init.set_cache(RequestCache::NoCache);
     }
-    let response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
+    let response = JsFuture::from(scope().fetch(url, &init))
         .await
         .map_err(|e| Failure::Network {
             url: url.into(),

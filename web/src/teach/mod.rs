@@ -8,12 +8,13 @@
 //! - [`state`]: classes and their photos (only each model-size square and a thumbnail), the
 //!   run, the taught pair
 //! - [`panel`]: the panel's elements, fixed and made per class and photo
-//! - [`squares`]: a stored square resized, and its thumbnail
+//! - [`squares`]: a stored square's thumbnail
 //! - [`curve`]: the training curve (loss, batch and held-out accuracy)
-//! - [`backend`]: `vit::teach` on the page's burn backend (the burn half of the panel)
 //! - [`webcam`]: the camera, asked for only on a press
+//!
+//! The burn half of the panel (`vit::teach` on the page's backend) runs in the engine:
+//! `engine::teach` and `engine::teaching`.
 
-pub mod backend;
 pub mod curve;
 pub mod panel;
 pub mod report;

@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde::Serialize;
 
-use crate::backends::Backend;
+use crate::protocol::Backend;
 use crate::teach::curve::Point;
 use crate::teach::state::{Teach, Times};
 

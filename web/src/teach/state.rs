@@ -6,17 +6,16 @@
 //! bytes, 6.9 kB at 48 px) and a thumbnail canvas of at most
 //! [`THUMB_SIDE`](crate::teach::squares::THUMB_SIDE) pixels; the file's bytes and the decoded
 //! original are dropped as soon as the square is made. When the model changes size, the
-//! squares are resized ([`resize_square`]): the originals are gone.
+//! engine resizes the squares it is sent (`vit::teach::resize_square`): the originals are gone.
 
 use std::rc::Rc;
 
 use serde::Serialize;
 use web_sys::{HtmlElement, MediaStream};
 
-use crate::backends::Backend;
+use crate::protocol::Backend;
 use crate::teach::curve::Point;
 use crate::teach::panel::{ClassView, TeachUi};
-use crate::teach::squares::resize_square;
 
 /// The steps a person may ask for.
 pub const MIN_STEPS: usize = 10;
@@ -255,17 +254,6 @@ impl Teach {
             }
         }
         None
-    }
-
-    /// Resizes every square not of `side` pixels to it (the model changed size): bilinear,
-    /// from the stored square, since the original is gone.
-    pub fn fit_photos(&mut self, side: u32) {
-        for p in self.classes.iter_mut().flat_map(|c| c.photos.iter_mut()) {
-            if p.side != side {
-                p.rgb = Rc::new(resize_square(&p.rgb, p.side, side));
-                p.side = side;
-            }
-        }
     }
 
     /// What `window.vitrine.teach()` calls `state`: a run's phase while one runs, "adding"

@@ -1,7 +1,7 @@
 //! The Teach panel's texts: the steps asked for, durations, progress, a run's step and its
 //! summary, and why files were refused. Pure, tested natively.
 
-use crate::backends::Backend;
+use crate::protocol::Backend;
 use crate::teach::state::{MAX_STEPS, MIN_STEPS, Run};
 
 /// The steps typed, if a whole number from [`MIN_STEPS`] to [`MAX_STEPS`].

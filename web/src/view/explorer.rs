@@ -1,9 +1,9 @@
 //! The token explorer drawn for the current result: the map (where the asked token attends,
-//! which tokens attend to it, rollout, or a class's relevance, as `vit::explain` computes them,
-//! the same numbers `trainer explain --json` prints), the photo's square, the model's input and
-//! the token strip under it, the controls' ranges and the caption.
+//! which tokens attend to it, rollout, or a class's relevance, as the engine computes them with
+//! `vit::explain`, the same numbers `trainer explain --json` prints), the photo's square, the
+//! model's input and the token strip under it, the controls' ranges and the caption.
 
-use vit::explain::{TokenMap, explain};
+use vit::explain::{Heads, Method, Query, Token, TokenMap};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::app::state::App;
@@ -11,12 +11,60 @@ use crate::explorer::query::{Ask, LABEL, Layout, Square, View};
 use crate::explorer::state::{Controls, Drawn};
 use crate::pictures::draw::{self, blit, font, palette, text};
 use crate::platform::dom::{create, set_attr, set_text};
+use crate::protocol::{AnswerId, Question};
 
-/// Draws the explorer for the current result: the map, the controls' ranges, the caption.
+/// The question the explorer asks now (the selected token, or the one under the pointer),
+/// fitted to the result's shape, in the engine's words; `None` before a result. Keeps the
+/// fitted question as the selected one.
+pub fn question(a: &mut App) -> Option<(AnswerId, Question)> {
+    let s = a.shown.as_ref()?;
+    let classes = a.model.as_ref()?.manifest.labels.len();
+    let mut ask = a.explorer.ask;
+    ask.fit(s.layers, s.heads_count, s.tokens, classes);
+    a.explorer.ask = ask;
+    let asked = Ask {
+        token: a.explorer.hover.unwrap_or(ask.token),
+        ..ask
+    };
+    let class = match asked.view {
+        View::Relevance(c) => Some(c),
+        _ => None,
+    };
+    Some((s.answer, words(&asked.query(), class)))
+}
+
+/// `vit::explain`'s query in the words that cross to the engine.
+pub fn words(q: &Query, class: Option<usize>) -> Question {
+    let method = match q.method {
+        Method::Attention => "attention",
+        Method::Rollout => "rollout",
+        Method::Relevance => "relevance",
+    };
+    let token = match q.token {
+        Token::Index(i) => i.to_string(),
+        Token::Output => "output".to_string(),
+    };
+    let heads: Heads = q.heads;
+    Question {
+        method: method.to_string(),
+        layer: q.layer,
+        heads: heads.to_string(),
+        token,
+        reverse: q.reverse,
+        class,
+    }
+}
+
+/// Draws the explorer for the current result: the map the engine answered for the question
+/// asked now, the controls' ranges, the caption. While the engine is still computing it, the
+/// last map stays (a relevance says "Computing…").
 pub fn render(a: &mut App) {
+    let asked_now = question(a);
     let ex = &a.explorer;
     let c = &ex.controls;
-    let (Some(s), Some(p), Some(model)) = (&a.shown, &a.picture, &a.model) else {
+    let (Some(s), Some(p), Some(model), Some((answer, words))) =
+        (&a.shown, &a.picture, &a.model, asked_now)
+    else {
         crate::pictures::heatmap::draw_empty(
             &c.canvas,
             200.0,
@@ -24,55 +72,38 @@ pub fn render(a: &mut App) {
         );
         return;
     };
-    let maps = &s.output.attention;
-    let config = &model.manifest.config;
-    let mut ask = ex.ask;
-    ask.fit(
-        maps.layers,
-        maps.heads,
-        maps.tokens,
-        model.manifest.labels.len(),
-    );
+    let ask = ex.ask;
     let explaining = match ask.view {
         View::Relevance(c) => Some(c),
         _ => None,
     };
     crate::view::results::mark_explained(a, explaining);
-    sync_controls(c, &ask, maps.layers, maps.heads);
+    sync_controls(c, &ask, s.layers, s.heads_count);
     let asked = Ask {
         token: ex.hover.unwrap_or(ask.token),
         ..ask
-    };
-    let relevance = match (asked.view, &ex.explained) {
-        (View::Relevance(class), Some(e)) if e.class == class && e.run == s.run => {
-            Some(&e.relevance)
-        }
-        _ => None,
     };
     let class_name = match asked.view {
         View::Relevance(c) => model.manifest.labels.get(c).map(String::as_str),
         _ => None,
     };
     let width = draw::css_width(&c.canvas);
-    let layout = Layout::new(width, maps.tokens);
-    let map = match (asked.view, relevance) {
-        (View::Relevance(_), None) => {
-            set_text(
-                &c.what,
-                &format!("{} Computing…", asked.describe(class_name)),
-            );
-            a.explorer.ask = ask;
-            return;
-        }
-        _ => explain(maps, relevance, config.pooling, &asked.query()),
-    };
-    let map = match map {
-        Ok(m) => m,
-        Err(e) => {
-            set_text(&c.what, &e.to_string());
+    let layout = Layout::new(width, s.tokens);
+    let map = match &ex.answered {
+        Some(m) if m.answer == answer && m.question == words => TokenMap {
+            values: m.values.clone(),
+        },
+        _ => {
+            if matches!(asked.view, View::Relevance(_)) {
+                set_text(
+                    &c.what,
+                    &format!("{} Computing…", asked.describe(class_name)),
+                );
+            }
             return;
         }
     };
+    let backend = ex.answered.as_ref().map_or(s.backend, |m| m.backend);
     let crop = (p.crop.x as f64, p.crop.y as f64, p.crop.side as f64);
     paint(
         &c.canvas,
@@ -98,12 +129,11 @@ pub fn render(a: &mut App) {
     set_attr(&c.canvas, "aria-label", &caption);
     let drawn = Drawn {
         run: s.run,
-        backend: s.output.backend,
+        backend,
         ask: asked,
         values: map.values,
         layout,
     };
-    a.explorer.ask = ask;
     a.explorer.drawn = Some(drawn);
 }
 

@@ -6,8 +6,8 @@ use vit::hub::HubName;
 use vit::index::{HubEntry, IndexEntry};
 
 use crate::app::state::{App, Origin};
-use crate::backends::Backend;
 use crate::platform::dom::{human_bytes, human_ms, set_text};
+use crate::protocol::Backend;
 
 /// The model select: every published model, then the hub's (the ready ones, and any other
 /// fetched or kept), then those loaded from disk or taught in this visit.
@@ -54,7 +54,7 @@ pub fn fill_model_select(a: &App) {
         if c.origin != Origin::Hub {
             mine.push((
                 c.key.clone(),
-                format!("{} ({origin})", c.loaded.manifest.name),
+                format!("{} ({origin})", c.model.manifest.name),
             ));
         }
     }
@@ -134,7 +134,7 @@ pub fn show_model(a: &App) {
             };
             set_text(el, &text);
         };
-    show(&a.ui.time_gpu, t.gpu, t.gpu_first, a.backends.gpu.is_some());
+    show(&a.ui.time_gpu, t.gpu, t.gpu_first, a.ready.webgpu);
     show(&a.ui.time_cpu, t.cpu, t.cpu_first, true);
     let active = a.backend();
     for (el, b) in [

@@ -61,8 +61,8 @@ pub fn render_results(a: &App) {
         &a.ui.pred_meta,
         &format!(
             "{} on {} · {} · {}",
-            human_ms(s.output.ms),
-            s.output.backend.label(),
+            human_ms(s.ms),
+            s.backend.label(),
             s.model,
             s.image
         ),
@@ -146,15 +146,6 @@ pub fn render_heat(a: &App) {
             heads.join("; ")
         ),
     );
-}
-
-/// Recomputes the rollout with the current fusion and discard ratio from stored maps.
-pub fn rerollout(a: &mut App) {
-    let (fusion, discard) = (a.heat.fusion, a.heat.discard);
-    if let Some(s) = &mut a.shown {
-        s.rollout = s.output.attention.rollout(fusion, discard);
-    }
-    render_heat(a);
 }
 
 #[cfg(test)]

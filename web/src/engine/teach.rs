@@ -1,8 +1,8 @@
-//! Teaching new classes on the page's backend: the burn half of the Teach panel.
+//! Teaching new classes in the engine: the burn half of the Teach panel.
 //!
 //! `vit::teach` does the work (features once per view, then AdamW steps on them); this module
-//! runs it on the device the page uses for inference and gets figures and weights back the
-//! browser's way. Nothing here reads a tensor synchronously: on WebGPU in wasm that panics and
+//! runs it on the device the page uses for inference, reports its progress
+//! (`protocol::TeachEvent`) and gets figures and weights back the browser's way. Nothing here reads a tensor synchronously: on WebGPU in wasm that panics and
 //! traps the module, so figures come through `Transaction::execute_async`, and the taught
 //! model is copied to the CPU through one asynchronous read of all its parameters before
 //! `vit::weights::model_to_bytes` (which reads synchronously) sees it.
@@ -14,16 +14,17 @@ use vit::VisionTransformer;
 use vit::teach::{Extractor, Mode, TeachConfig, Teacher};
 use vit::weights::model_to_bytes;
 
-use crate::backends::{Backend, Backends, Loaded};
+use crate::engine::devices::{Devices, Model};
+use crate::protocol::Backend;
 
 /// One photo for the extractor: its class, a stable id (which picks its crops) and its RGB
 /// square at the model's size.
 pub type Photo<'a> = (usize, u64, &'a [u8]);
 
-/// Bytes of features `views` views of photos take in `mode` on `loaded` (see
+/// Bytes of features `views` views of photos take in `mode` on `model` (see
 /// `vit::teach::MAX_FEATURE_BYTES`).
-pub fn feature_bytes(loaded: &Loaded, mode: Mode, views: usize) -> usize {
-    loaded
+pub fn feature_bytes(model: &Model, mode: Mode, views: usize) -> usize {
+    model
         .on(Backend::Cpu)
         .map_or(0, |m| vit::teach::feature_bytes(m, mode, views))
 }
@@ -38,22 +39,22 @@ pub struct Extraction {
 }
 
 impl Extraction {
-    /// Starts with `loaded`'s copy on `backend`: training photos get `config.views` views,
+    /// Starts with `model`'s copy on `backend`: training photos get `config.views` views,
     /// held-out photos one.
     pub fn new(
-        loaded: &Loaded,
-        backends: &Backends,
+        model: &Model,
+        devices: &Devices,
         backend: Backend,
         config: &TeachConfig,
     ) -> Result<Self, String> {
-        let (Some(base), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+        let (Some(base), Some(device)) = (model.on(backend), devices.device(backend)) else {
             return Err(format!(
                 "{} is not available in this browser",
                 backend.label()
             ));
         };
-        let side = loaded.image_size();
-        let norm = loaded.manifest.normalization;
+        let side = model.image_size();
+        let norm = model.manifest.normalization;
         Ok(Self {
             base: base.clone(),
             device: device.clone(),
@@ -143,10 +144,6 @@ impl Training {
         self.teacher.held_photos()
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The last step's figures and the held-out evaluation, in one asynchronous read (which
     /// also waits for the steps queued before it).
     pub async fn figures(&self) -> Result<Figures, String> {
@@ -186,14 +183,14 @@ impl Training {
     }
 
     /// The taught model's weights as burnpack bytes (always from the CPU copy).
-    pub async fn finish(self, loaded: &Loaded) -> Result<Vec<u8>, String> {
+    pub async fn finish(self, base: &Model) -> Result<Vec<u8>, String> {
         let classes = self.teacher.classes();
         let backend = self.backend;
         let model = self.teacher.finish();
         let model = match backend {
             Backend::Cpu => model,
             Backend::WebGpu => {
-                let template = loaded
+                let template = base
                     .on(Backend::Cpu)
                     .ok_or("the CPU copy of the model is missing")?
                     .clone()

@@ -1,5 +1,5 @@
-//! Backends, model loading and inference: everything that touches burn, but teaching new
-//! classes (`teach::backend`).
+//! The engine's devices and models: WebGPU and Flex, a model on each, one forward pass read
+//! back, a class's relevance, and the timing of both backends.
 //!
 //! The model, its weights format and its preprocessing are the `vit` crate's; this module only
 //! decides where they run and reads results back the browser's way (`into_data_async`, since a
@@ -15,71 +15,31 @@ use vit::rollout::AttentionMaps;
 use vit::weights::{Manifest, load_model};
 
 use crate::platform::dom::{now, yield_now};
-
-/// Where a forward pass runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    WebGpu,
-    Cpu,
-}
-
-impl Backend {
-    /// The name tests and `window.vitrine` use.
-    pub fn id(self) -> &'static str {
-        match self {
-            Backend::WebGpu => "webgpu",
-            Backend::Cpu => "cpu",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Backend::WebGpu => "WebGPU",
-            Backend::Cpu => "CPU (Flex)",
-        }
-    }
-}
+use crate::protocol::{Backend, Timings};
 
 /// The devices this browser offers: Flex always, WebGPU when an adapter is available.
-pub struct Backends {
+pub struct Devices {
     pub cpu: Device,
     pub gpu: Option<Device>,
     /// Why WebGPU is missing, for the backend select's tooltip.
     pub gpu_problem: Option<String>,
 }
 
-impl Backends {
+impl Devices {
     /// Initialises WebGPU asynchronously (the browser hands out adapters through promises);
     /// a browser without WebGPU, or without an adapter, leaves the CPU.
     pub async fn init() -> Self {
         let cpu = Device::flex();
-        let has_api =
-            js_sys::Reflect::has(&crate::platform::dom::window().navigator(), &"gpu".into())
-                .unwrap_or(false);
-        if !has_api {
-            return Self {
-                cpu,
-                gpu: None,
-                gpu_problem: Some("this browser has no WebGPU".into()),
-            };
-        }
-        // Before the device starts: cubecl reads its settings once. The page's build has no
-        // autotune (web/Cargo.toml), so whether the adapter is a software one changes nothing.
-        vit::gpu_runtime::configure(false);
-        match Device::wgpu_options()
-            .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
-            .init_async()
-            .await
-        {
+        match webgpu().await {
             Ok(gpu) => Self {
                 cpu,
                 gpu: Some(gpu),
                 gpu_problem: None,
             },
-            Err(e) => Self {
+            Err(problem) => Self {
                 cpu,
                 gpu: None,
-                gpu_problem: Some(format!("no WebGPU adapter ({e})")),
+                gpu_problem: Some(problem),
             },
         }
     }
@@ -92,17 +52,40 @@ impl Backends {
     }
 }
 
+/// WebGPU's device, or why there is none.
+#[cfg(feature = "webgpu")]
+async fn webgpu() -> Result<Device, String> {
+    if !crate::platform::scope::scope().has_webgpu() {
+        return Err("this browser has no WebGPU".into());
+    }
+    // Before the device starts: cubecl reads its settings once. The page's build has no
+    // autotune (web/Cargo.toml), so whether the adapter is a software one changes nothing.
+    vit::gpu_runtime::configure(false);
+    Device::wgpu_options()
+        .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
+        .init_async()
+        .await
+        .map_err(|e| format!("no WebGPU adapter ({e})"))
+}
+
+/// A build without WebGPU (the threaded one) has the CPU alone: `engine::gpu` then lends it
+/// the default build's WebGPU.
+#[cfg(not(feature = "webgpu"))]
+async fn webgpu() -> Result<Device, String> {
+    Err("this build has no WebGPU".into())
+}
+
 /// A model ready on every available device.
-pub struct Loaded {
+pub struct Model {
     pub manifest: Manifest,
     cpu: VisionTransformer,
     gpu: Option<VisionTransformer>,
 }
 
-impl Loaded {
+impl Model {
     /// Checks the weights against the manifest (size, SHA-256, every tensor's shape) and
     /// copies the model to WebGPU when there is one.
-    pub fn new(manifest: Manifest, weights: &[u8], backends: &Backends) -> Result<Self, String> {
+    pub fn new(manifest: Manifest, weights: &[u8], devices: &Devices) -> Result<Self, String> {
         if manifest.weights.bytes != 0 && manifest.weights.bytes != weights.len() as u64 {
             return Err(format!(
                 "the weights file {} has {} bytes but the manifest {} says {}: they do not belong together",
@@ -114,17 +97,27 @@ impl Loaded {
         }
         // Loading on Flex first means one checksum and one parse; the WebGPU copy is the
         // same numbers moved over.
-        let cpu = load_model(&manifest, weights, &backends.cpu).map_err(|e| e.to_string())?;
-        Ok(Self::from_model(manifest, cpu, backends))
+        let cpu = load_model(&manifest, weights, &devices.cpu).map_err(|e| e.to_string())?;
+        Ok(Self::from_model(manifest, cpu, devices))
+    }
+
+    /// A model from burnpack bytes that another engine checked already: no checksum.
+    pub fn checked(manifest: Manifest, weights: &[u8], devices: &Devices) -> Result<Self, String> {
+        let mut cpu = manifest
+            .config
+            .init(&devices.cpu)
+            .map_err(|e| e.to_string())?;
+        vit::weights::apply_burnpack(&mut cpu, weights).map_err(|e| e.to_string())?;
+        Ok(Self::from_model(manifest, cpu, devices))
     }
 
     /// A model read elsewhere (a hub checkpoint) on Flex, copied to WebGPU when there is one.
-    pub fn from_model(manifest: Manifest, cpu: VisionTransformer, backends: &Backends) -> Self {
-        let gpu = backends.gpu.as_ref().map(|g| cpu.clone().to_device(g));
+    pub fn from_model(manifest: Manifest, cpu: VisionTransformer, devices: &Devices) -> Self {
+        let gpu = devices.gpu.as_ref().map(|g| cpu.clone().to_device(g));
         Self { manifest, cpu, gpu }
     }
 
-    /// The model's copy on `backend` (`None`: WebGPU is missing); `teach::backend` trains from it.
+    /// The model's copy on `backend` (`None`: WebGPU is missing); `engine::teach` trains from it.
     pub fn on(&self, backend: Backend) -> Option<&VisionTransformer> {
         match backend {
             Backend::Cpu => Some(&self.cpu),
@@ -150,21 +143,21 @@ pub struct Output {
 /// Runs the model on one normalised `[3, S, S]` image with attention kept, and reads logits
 /// and the stacked attention back asynchronously (one transfer each).
 pub async fn infer(
-    loaded: &Loaded,
-    backends: &Backends,
+    model: &Model,
+    devices: &Devices,
     backend: Backend,
     chw: &[f32],
 ) -> Result<Output, String> {
-    let (Some(model), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+    let (Some(vit), Some(device)) = (model.on(backend), devices.device(backend)) else {
         return Err(format!(
             "{} is not available in this browser",
             backend.label()
         ));
     };
-    let size = loaded.image_size();
+    let size = model.image_size();
     let start = now();
     let input = batch_tensor(&[chw], size, device);
-    let (logits, layers) = model.forward_with_attention(input);
+    let (logits, layers) = vit.forward_with_attention(input);
     let stacked = stack_attention(layers);
     let dims = stacked.dims();
     let logits = read(logits, backend).await?;
@@ -186,20 +179,20 @@ pub async fn infer(
 /// Chefer et al.'s relevance for `class` on one normalised `[3, S, S]` image: one forward and
 /// one backward pass through burn's autodiff on `backend`, read back asynchronously.
 pub async fn relevance(
-    loaded: &Loaded,
-    backends: &Backends,
+    model: &Model,
+    devices: &Devices,
     backend: Backend,
     chw: &[f32],
     class: usize,
 ) -> Result<Relevance, String> {
-    let (Some(model), Some(device)) = (loaded.on(backend), backends.device(backend)) else {
+    let (Some(vit), Some(device)) = (model.on(backend), devices.device(backend)) else {
         return Err(format!(
             "{} is not available in this browser",
             backend.label()
         ));
     };
-    let input = batch_tensor(&[chw], loaded.image_size(), device);
-    let cams = gradient_weighted_attention(model, input, class).map_err(|e| e.to_string())?;
+    let input = batch_tensor(&[chw], model.image_size(), device);
+    let cams = gradient_weighted_attention(vit, input, class).map_err(|e| e.to_string())?;
     let [layers, tokens, _] = cams.dims();
     let cams = read(cams, backend).await?;
     Ok(Relevance {
@@ -218,34 +211,14 @@ async fn read<const D: usize>(t: Tensor<D>, backend: Backend) -> Result<Vec<f32>
         .map_err(|e| format!("unexpected result type: {e:?}"))
 }
 
-/// Warm-up and timed run of each backend on a blank image; `None` where one is unavailable
-/// or failed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    pub cpu: Option<f64>,
-    pub gpu: Option<f64>,
-    /// The warm-up runs (kernel compilation included), reported for the curious.
-    pub cpu_first: Option<f64>,
-    pub gpu_first: Option<f64>,
-}
-
-impl Timings {
-    /// The faster backend; the CPU when nothing was measured.
-    pub fn fastest(&self) -> Backend {
-        match (self.gpu, self.cpu) {
-            (Some(g), Some(c)) if g < c => Backend::WebGpu,
-            (Some(_), None) => Backend::WebGpu,
-            _ => Backend::Cpu,
-        }
-    }
-}
-
-pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
-    let size = loaded.image_size();
+/// Warm-up and timed run of each backend on a blank image (`only`: of one); `None` where one
+/// is unavailable or failed.
+pub async fn measure(model: &Model, devices: &Devices, only: Option<Backend>) -> Timings {
+    let size = model.image_size();
     let blank = vec![0.0f32; 3 * size * size];
     let mut timings = Timings::default();
     for backend in [Backend::Cpu, Backend::WebGpu] {
-        if backends.device(backend).is_none() {
+        if devices.device(backend).is_none() || only.is_some_and(|o| o != backend) {
             continue;
         }
         // The first run compiles kernels (seconds on a software GPU); the second is the one
@@ -253,7 +226,7 @@ pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
         let mut runs = [None, None];
         for run in &mut runs {
             yield_now().await;
-            *run = infer(loaded, backends, backend, &blank)
+            *run = infer(model, devices, backend, &blank)
                 .await
                 .ok()
                 .map(|o| o.ms);
@@ -267,31 +240,4 @@ pub async fn measure(loaded: &Loaded, backends: &Backends) -> Timings {
         }
     }
     timings
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_faster_backend_wins_and_the_cpu_until_measured() {
-        let none = Timings::default();
-        assert_eq!(none.fastest(), Backend::Cpu);
-        let t = Timings {
-            cpu: Some(30.0),
-            gpu: Some(900.0),
-            ..none
-        };
-        assert_eq!(t.fastest(), Backend::Cpu);
-        assert_eq!(
-            Timings {
-                gpu: Some(3.0),
-                ..t
-            }
-            .fastest(),
-            Backend::WebGpu
-        );
-        // WebGPU measured, the CPU failed: the one that works.
-        assert_eq!(Timings { cpu: None, ..t }.fastest(), Backend::WebGpu);
-    }
 }
