@@ -62,8 +62,9 @@ fn status(s: &Session) -> String {
 }
 
 /// Records, on every animation frame from now on, whether the engine is busy, what the status
-/// line says and where the square is; the first frame that finds a pass under way ("Running
-/// on …") presses the right arrow on the square, as a person would in the middle of it.
+/// line says and where the square is; the first frame that finds a pass on the fixture under
+/// way ("Running on …") presses the right arrow on the square, as a person would in the middle
+/// of it.
 fn watch_a_pass(s: &Session) {
     s.eval(
         "const w = window.__watch = { frames: [], pressed: null };
@@ -73,7 +74,9 @@ fn watch_a_pass(s: &Session) {
              status: document.getElementById('status').textContent,
              square: document.getElementById('crop-where').textContent };
            w.frames.push(f);
-           if (w.pressed === null && f.busy && f.status.startsWith('Running on')) {
+           const photo = document.getElementById('current').textContent;
+           if (w.pressed === null && f.busy && f.status.startsWith('Running on')
+               && photo.includes('fixture.png')) {
              const sq = document.getElementById('crop-square');
              sq.dispatchEvent(new KeyboardEvent('keydown',
                { key: 'ArrowRight', bubbles: true, cancelable: true }));
@@ -176,6 +179,8 @@ fn steps(s: &Session, shots: &Shots, base: &str, image: &Path, vit_s: &Path, exp
     let p = wait_result(s, "the ViT-S/16 from disk", run, "p.model === 'vit-s16'").unwrap();
     run = run_id(&p);
     select_backend(s, "cpu");
+    let p = wait_result(s, "the CPU chosen", run, "p.backend === 'cpu'").unwrap();
+    run = run_id(&p);
     watch_a_pass(s);
     s.upload("#file-input", &[image]).unwrap();
     let p = wait_result(
@@ -183,11 +188,20 @@ fn steps(s: &Session, shots: &Shots, base: &str, image: &Path, vit_s: &Path, exp
         "the moved square's result",
         run,
         "p.image === 'fixture.png' && p.crop !== null && !window.vitrine.following()",
-    )
-    .unwrap();
+    );
     let watch = s
         .eval("return window.__watch;", json!([]))
         .expect("the page's record of the pass");
+    let p = p.unwrap_or_else(|e| {
+        let busy: Vec<&Value> = watch["frames"]
+            .as_array()
+            .map(|f| f.iter().filter(|f| f["busy"] == true).take(40).collect())
+            .unwrap_or_default();
+        panic!(
+            "{e}; key pressed: {}; busy frames: {busy:?}",
+            watch["pressed"]
+        )
+    });
     let frames = watch["frames"].as_array().expect("frames");
     let pressed = &watch["pressed"];
     let at = pressed["at"]

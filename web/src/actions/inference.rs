@@ -6,7 +6,7 @@ use std::rc::Rc;
 use vit::inference::top_k;
 use vit::rollout::Heatmap;
 
-use crate::actions::images::reprepare;
+use crate::actions::picture::reprepare;
 use crate::app::state::{Shared, Shown, step};
 use crate::platform::dom::{now, sleep};
 use crate::protocol::{Backend, Map, Reply, Request};
@@ -66,16 +66,19 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
         fusion,
         discard,
     };
-    let answer = match engine.call(ask, Attachments::default()).await {
+    let result = engine.call(ask, Attachments::default()).await;
+    let mut a = app.borrow_mut();
+    let current = a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &model));
+    if request != a.inference_request || !current || a.next_picture != picture {
+        // A newer photo, model or run was asked for meanwhile: this one's answer (or its
+        // failure: the engine may have dropped its photo already) is no longer wanted.
+        return Ok(());
+    }
+    let answer = match result {
         Ok((Reply::Answer(answer), _)) => *answer,
         Ok((other, _)) => return Err(format!("the engine answered {other:?} to a photo")),
         Err(e) => return Err(format!("The model failed on {}: {e}", backend.label())),
     };
-    let mut a = app.borrow_mut();
-    let current = a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &model));
-    if request != a.inference_request || !current {
-        return Ok(());
-    }
     a.runs += 1;
     let top = top_k(&answer.probs, &model.manifest.labels, 5);
     a.shown = Some(Shown {

@@ -8,8 +8,8 @@ use std::rc::Rc;
 use vit::index::IndexEntry;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::actions::images::reprepare;
 use crate::actions::inference::run_inference;
+use crate::actions::picture::reprepare;
 use crate::app::state::{Cached, Choice, Model, Origin, Shared, Source, note, spawn_task, step};
 use crate::platform::dom::{human_ms, now};
 use crate::protocol::{Backend, Event, Fault, Loaded, Reply, Request, Timings};

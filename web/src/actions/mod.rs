@@ -10,9 +10,9 @@
 //!   visits, forgotten; installed through `loading`
 //! - [`loading`]: models, published, from disk, cached or taught; backend timing in the
 //!   background
-//! - [`images`]: photos, decoded and prepared; the square the model sees, moved live, one run
-//!   at a time
+//! - [`images`]: photos taken; the square the model sees, moved live, one run at a time
 //! - [`inference`]: one run of the current model on the current picture
+//! - [`picture`]: the photo the engine holds, prepared for the current model and drawn
 //! - [`explore`]: the token explorer redrawn, and a class's relevance
 
 pub mod explore;
@@ -20,6 +20,7 @@ pub mod hub;
 pub mod images;
 pub mod inference;
 pub mod loading;
+pub mod picture;
 pub mod startup;
 pub mod teach_photos;
 pub mod teach_training;

@@ -13,7 +13,7 @@ use web_sys::{
     PointerEvent,
 };
 
-use crate::actions::{hub, images, inference, loading};
+use crate::actions::{hub, images, inference, loading, picture};
 use crate::app::state::{Choice, NextCrop, Shared, spawn_task};
 use crate::pictures::animate;
 use crate::pictures::crop::{self, Gesture};
@@ -133,7 +133,7 @@ pub fn wire(app: &Shared) {
         let a = app2.borrow();
         animate::kick(&a.stage);
         results::render_results(&a);
-        images::draw_cropper(&a);
+        picture::draw_cropper(&a);
     });
 }
 
