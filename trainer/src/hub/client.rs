@@ -337,12 +337,13 @@ impl<'a> Client<'a> {
                 anyhow::anyhow!("{what}: the download failed ({why}); nothing was kept")
             })?;
             let status = response.status().as_u16();
-            if response.status().is_redirection() && hops < MAX_REDIRECTS {
-                if let Some(to) = header(&response, "Location").and_then(|l| resolve(&url, &l)) {
-                    url = to;
-                    hops += 1;
-                    continue;
-                }
+            if response.status().is_redirection()
+                && hops < MAX_REDIRECTS
+                && let Some(to) = header(&response, "Location").and_then(|l| resolve(&url, &l))
+            {
+                url = to;
+                hops += 1;
+                continue;
             }
             if status >= 300 {
                 let message = match self.refused(name, file, &response, token_sent) {
