@@ -111,7 +111,7 @@ fn with_a_token(client: Client, name: &HubName) -> String {
     match client {
         Client::Trainer => "set HF_TOKEN to a token of an account that can read it".into(),
         Client::Page => format!(
-            "this page sends no token: run `trainer predict --model {name}` with HF_TOKEN set"
+            "run `trainer predict --model {name}` with HF_TOKEN set (this page sends no token)"
         ),
     }
 }
