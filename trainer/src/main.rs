@@ -16,6 +16,7 @@ mod eval;
 mod explain;
 mod finetune;
 mod gpu_runtime;
+mod http;
 mod hub;
 mod interrupt;
 mod loader;

@@ -8,15 +8,19 @@
 //!   size), which the page checks its download against.
 //! - [`checkpoint`]: the weights' shapes against that config, then the weights read.
 //! - [`model`]: the model all of that makes, and its manifest.
+//! - [`answer`]: what a refusal by the hub means (a typo'd name, a gated repo, an outage),
+//!   and the one line of advice the trainer and the page both give for it.
 //!
 //! No I/O here: the trainer downloads natively, the page with fetch; both read the same answer.
 
+pub mod answer;
 pub mod checkpoint;
 pub mod config;
 pub mod model;
 pub mod name;
 pub mod revision;
 
+pub use answer::{Answer, Client, Refusal};
 pub use checkpoint::check_checkpoint;
 pub use config::{SUPPORTED, imagenet_1k, read_config};
 pub use model::{CONFIG_FILE, HubModel, LabelSource, MAX_CONFIG_BYTES, WEIGHTS_FILE};
