@@ -403,6 +403,16 @@ mod tests {
                 .to_string()
                 .contains("more parameters")
         );
+        // A manifest's absurd number of registers is refused, not overflowed.
+        let registers = VitConfig::new().with_reg_tokens(Some(usize::MAX));
+        assert_eq!(registers.num_tokens(), usize::MAX);
+        assert!(
+            registers
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("more parameters")
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl PrefixTokens {
 
     /// How many tokens come before the patches (timm's `num_prefix_tokens`).
     pub fn count(self) -> usize {
-        self.class as usize + self.distillation as usize + self.registers
+        // Saturating: a manifest may say anything, and validation refuses what overflows.
+        self.registers
+            .saturating_add(self.class as usize + self.distillation as usize)
     }
 
     /// How many of `kind` there are.
@@ -92,25 +94,24 @@ impl PrefixTokens {
 
     /// Token `token`'s kind, and which of its kind it is (from 1); `None` for a patch.
     pub fn kind(self, token: usize) -> Option<(PrefixKind, usize)> {
-        let mut first = 0;
+        let mut first = 0usize;
         for kind in PrefixKind::ALL {
             let n = self.of(kind);
-            if token < first + n {
+            if token < first.saturating_add(n) {
                 return Some((kind, token - first + 1));
             }
-            first += n;
+            first = first.saturating_add(n);
         }
         None
     }
 
     /// The token of the `nth` (from 1) token of `kind`, if the model has it.
     pub fn index(self, kind: PrefixKind, nth: usize) -> Option<usize> {
-        let before: usize = PrefixKind::ALL
+        let before = PrefixKind::ALL
             .iter()
             .take_while(|&&k| k != kind)
-            .map(|&k| self.of(k))
-            .sum();
-        (nth >= 1 && nth <= self.of(kind)).then(|| before + nth - 1)
+            .fold(0usize, |sum, &k| sum.saturating_add(self.of(k)));
+        (nth >= 1 && nth <= self.of(kind)).then(|| before.saturating_add(nth - 1))
     }
 
     /// The patch (from 0, row-major) at token `token`; `None` for a prefix token.
@@ -120,7 +121,7 @@ impl PrefixTokens {
 
     /// The token of patch `patch` (from 0).
     pub fn token_of_patch(self, patch: usize) -> usize {
-        self.count() + patch
+        self.count().saturating_add(patch)
     }
 
     /// The side of the square patch grid behind a sequence of `tokens`, or `None` when there
