@@ -371,7 +371,7 @@ fn a_gated_repo_needs_a_token() {
 /// Each bad download: one clear line, a failed exit, and not a file left in the cache.
 #[test]
 fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
-    let distilled = edited(|c| c["architecture"] = "deit_tiny_distilled_patch16_224".into());
+    let siglip = edited(|c| c["architecture"] = "vit_base_patch16_siglip_224".into());
     let contradicting = edited(|c| {
         c.as_object_mut().unwrap().remove("model_args");
     });
@@ -387,7 +387,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
         r
     };
     let hub = server(vec![
-        ("timm/distilled", distilled),
+        ("timm/siglip", siglip),
         ("timm/contradicting", contradicting),
         ("timm/html", Repo::with_files(html.files)),
         ("timm/wrong-sha", faulty(Fault::WrongSha)),
@@ -397,7 +397,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
     for (repo, says) in [
         ("timm/nothing-here", "was not found"),
         ("timm/html", "HTML page"),
-        ("timm/distilled", "distillation token"),
+        ("timm/siglip", "attention pooling"),
         ("timm/wrong-sha", "SHA-256"),
         ("timm/wrong-size", "closed after"),
         ("timm/cut", "nothing was kept"),
@@ -438,7 +438,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
     assert!(
         !hub.requests()
             .iter()
-            .any(|r| r.contains("distilled") && r.contains("model.safetensors")),
+            .any(|r| r.contains("siglip") && r.contains("model.safetensors")),
         "{:?}",
         hub.requests()
     );
