@@ -1909,7 +1909,7 @@ mod explain {
             (vec!["--head", "median"], "unknown head 'median'"),
             (
                 vec!["--token", "17"],
-                "there is no token 17: the model has tokens 0 (the class token) to 16",
+                "there is no token 17: the model has tokens 0 (the class token), 1 to 16 (patches 1 to 16)",
             ),
             (vec!["--token=-2"], "unknown token '-2'"),
             (vec!["--method", "gradcam"], "unknown method 'gradcam'"),

@@ -1,5 +1,6 @@
 //! The GPU path against Flex, with the same weights and inputs: forward logits (both forward
-//! paths), one training step's loss and gradients, and half precision. It runs on whatever
+//! paths), one training step's loss and gradients, the same for models with every kind of
+//! prefix token and the parts timm's ViT family adds, and half precision. It runs on whatever
 //! Vulkan adapter is here; on a machine without a GPU that is SwiftShader's CPU driver, which
 //! Debian's Chromium installs (`scripts/install-web-tools`). With no Vulkan driver at all each
 //! test says so and is counted as skipped (tests/support/skips.rs); so is the half-precision test
@@ -215,6 +216,96 @@ fn one_training_step_gives_flex_loss_and_gradients() {
             b,
             Tolerance::norm(1e-4 * 1e-6, 1e-4),
         );
+    }
+}
+
+/// Every part timm's ViT family adds, in two small random models made on Flex and read on the
+/// GPU: a distilled model with registers, positions for the patches only, layer scale,
+/// norm_pre and QuickGELU; and one without a class token, averaged after the final norm. The
+/// logits of both forward paths, the attention maps, and one step's gradients agree.
+#[test]
+fn every_kind_of_prefix_token_gives_flex_logits_and_gradients() {
+    let gpu = gpu_or_skip!("every_kind_of_prefix_token_gives_flex_logits_and_gradients");
+    let base = vit::VitConfig::new()
+        .with_image_size(16)
+        .with_patch_size(4)
+        .with_embed_dim(32)
+        .with_num_heads(2)
+        .with_depth(2)
+        .with_num_classes(5);
+    let distilled = base
+        .clone()
+        .with_distilled(Some(true))
+        .with_reg_tokens(Some(3))
+        .with_no_embed_class(Some(true))
+        .with_init_values(Some(0.5))
+        .with_pre_norm(Some(true))
+        .with_act_layer(Some(vit::Activation::QuickGelu));
+    let gap = base
+        .with_class_token(Some(false))
+        .with_reg_tokens(Some(1))
+        .with_pooling(vit::Pooling::Mean)
+        .with_fc_norm(Some(false));
+    for config in [distilled, gap] {
+        let flex = Device::flex();
+        flex.seed(3);
+        let bytes = vit::weights::model_to_bytes(&config.init(&flex).unwrap()).unwrap();
+        let on = |device: &Device| {
+            let mut model = config.init(device).unwrap();
+            vit::weights::apply_burnpack(&mut model, &bytes).unwrap();
+            model
+        };
+        let pixels: Vec<f32> = (0..2 * 3 * 16 * 16)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let x = |device: &Device| {
+            Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 3, 16, 16]), device)
+        };
+        let what = format!("{:?}", config.prefix_tokens());
+        let (cpu, gpu_model) = (on(&flex), on(&gpu));
+        let want = values(cpu.forward(x(&flex)));
+        assert_close(
+            &format!("{what}: logits"),
+            &want,
+            &values(gpu_model.forward(x(&gpu))),
+            SAME,
+        );
+        let (logits_cpu, maps_cpu) = cpu.forward_with_attention(x(&flex));
+        let (logits_gpu, maps_gpu) = gpu_model.forward_with_attention(x(&gpu));
+        assert_close(
+            &format!("{what}: maps path's logits"),
+            &values(logits_cpu),
+            &values(logits_gpu),
+            SAME,
+        );
+        for (a, b) in maps_cpu.into_iter().zip(maps_gpu) {
+            assert_close(&format!("{what}: attention"), &values(a), &values(b), SAME);
+        }
+        let step = |device: &Device| {
+            let device = device.clone().autodiff();
+            let model = on(&device);
+            let loss = model.forward(x(&device)).square().mean();
+            let grads = loss.backward();
+            gradients(&model, &grads)
+        };
+        let (grads_cpu, grads_gpu) = (step(&flex), step(&gpu));
+        assert_eq!(grads_cpu.len(), grads_gpu.len());
+        for ((name, a), (_, b)) in grads_cpu.iter().zip(&grads_gpu) {
+            assert_close(
+                &format!("{what}: {name}'s gradient"),
+                a,
+                b,
+                Tolerance::norm(1e-4 * 1e-6, 1e-4),
+            );
+        }
+        for param in ["dist_token", "reg_token", "ls1", "norm_pre"] {
+            let present = grads_cpu.iter().any(|(n, _)| n.contains(param));
+            let expected = match param {
+                "reg_token" => true,
+                _ => config.prefix_tokens().distillation,
+            };
+            assert_eq!(present, expected, "{what}: a gradient for {param}");
+        }
     }
 }
 

@@ -1,11 +1,15 @@
 //! The CLI with models from the Hugging Face hub (`--model hf-hub:ORG/NAME`), against a
-//! stand-in hub on 127.0.0.1 (`support/hub.rs`) serving the fixture repos that
-//! `tests/fixtures/make_hub_reference.py` writes with timm's own `save_for_hf`: fetched once
-//! into huggingface_hub's cache layout, then used with the server gone; and every bad download
-//! refused in one line with nothing left in the cache.
+//! stand-in hub on 127.0.0.1 (`support/hub.rs`) that answers as the real hub does, serving
+//! the fixture repos that `tests/fixtures/make_hub_reference.py` writes with timm's own
+//! `save_for_hf`: fetched once into huggingface_hub's cache layout (as `hf cache scan` reads
+//! it, with the umask's permissions), then used with the server gone or down; a cache written
+//! by Python's huggingface_hub used without a request; downloads through a proxy from the
+//! environment, a mirror, and the hub's own redirects, the token never leaving the hub; every
+//! refusal and bad download said in one line with nothing left in the cache.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 #[path = "support/close.rs"]
 mod close;
@@ -14,7 +18,7 @@ mod hub;
 #[path = "support/trainer.rs"]
 mod trainer_bin;
 use close::{Tolerance, assert_close};
-use hub::{Fault, HubServer, Repo};
+use hub::{CountingProxy, Fault, HubServer, Repo, TlsFront};
 use trainer_bin::text;
 
 const DEIT: &str = "timm/deit_tiny_patch16_224.fb_in1k";
@@ -50,15 +54,40 @@ fn server(repos: Vec<(&str, Repo)>) -> HubServer {
     HubServer::start(repos.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
+/// The variables of huggingface_hub and of proxies that the machine running the tests may
+/// have set: none reaches the trainer unless a test sets it.
+const AMBIENT: [&str; 20] = [
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    "HF_HUB_ETAG_TIMEOUT",
+    "HF_HUB_DOWNLOAD_TIMEOUT",
+    "XDG_CACHE_HOME",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// `trainer ARGS` with the hub at `endpoint` and its cache under `home`.
 fn trainer(home: &Path, endpoint: &str, args: &[&str]) -> Command {
     let mut c = trainer_bin::trainer();
     c.args(args)
         .env("HF_HOME", home)
-        .env("HF_ENDPOINT", endpoint)
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE");
+        .env("HF_ENDPOINT", endpoint);
+    for var in AMBIENT {
+        c.env_remove(var);
+    }
     c
 }
 
@@ -331,8 +360,9 @@ fn a_gated_repo_needs_a_token() {
         "{:?}",
         files_under(home.path())
     );
+    // A token pasted with its newline, as huggingface_hub cleans it.
     let o = trainer(home.path(), &hub.url, &args)
-        .env("HF_TOKEN", "hf_test_token")
+        .env("HF_TOKEN", "hf_test_token\r\n")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -341,7 +371,7 @@ fn a_gated_repo_needs_a_token() {
 /// Each bad download: one clear line, a failed exit, and not a file left in the cache.
 #[test]
 fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
-    let distilled = edited(|c| c["architecture"] = "deit_tiny_distilled_patch16_224".into());
+    let siglip = edited(|c| c["architecture"] = "vit_base_patch16_siglip_224".into());
     let contradicting = edited(|c| {
         c.as_object_mut().unwrap().remove("model_args");
     });
@@ -357,7 +387,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
         r
     };
     let hub = server(vec![
-        ("timm/distilled", distilled),
+        ("timm/siglip", siglip),
         ("timm/contradicting", contradicting),
         ("timm/html", Repo::with_files(html.files)),
         ("timm/wrong-sha", faulty(Fault::WrongSha)),
@@ -367,7 +397,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
     for (repo, says) in [
         ("timm/nothing-here", "was not found"),
         ("timm/html", "HTML page"),
-        ("timm/distilled", "distillation token"),
+        ("timm/siglip", "attention pooling"),
         ("timm/wrong-sha", "SHA-256"),
         ("timm/wrong-size", "closed after"),
         ("timm/cut", "nothing was kept"),
@@ -408,7 +438,7 @@ fn bad_downloads_are_refused_in_one_line_and_leave_nothing_in_the_cache() {
     assert!(
         !hub.requests()
             .iter()
-            .any(|r| r.contains("distilled") && r.contains("model.safetensors")),
+            .any(|r| r.contains("siglip") && r.contains("model.safetensors")),
         "{:?}",
         hub.requests()
     );
@@ -569,4 +599,629 @@ fn finetune_starts_from_a_hub_model_and_keeps_it_in_the_run() {
             "{published}"
         );
     }
+}
+
+/// `trainer predict --model hf-hub:REPO` on the cat photo, with the hub at `endpoint`.
+fn predict(home: &Path, endpoint: &str, repo: &str) -> Command {
+    let model = format!("hf-hub:{repo}");
+    let mut c = trainer(
+        home,
+        endpoint,
+        &["predict", "--model", &model, "--device", "cpu", "--json"],
+    );
+    c.arg(photo("chelsea"));
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts that `o` failed with one line naming `repo` and holding each of `says`.
+fn assert_refused(o: &Output, repo: &str, says: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "{repo}: {}", text(o));
+    assert_eq!(err.trim().lines().count(), 1, "{repo}: one line: {err}");
+    assert!(
+        err.contains(repo),
+        "{repo}: the message names the model: {err}"
+    );
+    for s in says {
+        assert!(err.contains(s), "{repo}: expected '{s}': {err}");
+    }
+}
+
+/// A header of a raw answer.
+fn header<'a>(r: &'a ureq::Response, name: &str) -> Option<&'a str> {
+    r.header(name)
+}
+
+/// The stand-in's answers, read raw (no redirect followed): each as the real hub gives it.
+#[test]
+fn the_stand_in_answers_as_the_hub_does() {
+    let mut gated = deit_repo();
+    gated.fault = Fault::Gated("hf_ok");
+    let mut limited = deit_repo();
+    limited.fault = Fault::RateLimited(7);
+    let mut down = deit_repo();
+    down.fault = Fault::Down;
+    let hub = server(vec![
+        (DEIT, deit_repo()),
+        ("timm/gated", gated),
+        ("timm/limited", limited),
+        ("timm/down", down),
+    ]);
+    let commit = deit_repo().commit;
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let ask = |method: &str, path: &str, token: Option<&str>| {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", hub.url)
+        };
+        let mut request = agent.request(method, &url);
+        if let Some(t) = token {
+            request = request.set("Authorization", &format!("Bearer {t}"));
+        }
+        match request.call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {url}: {e}"),
+        }
+    };
+    let resolve = |repo: &str, file: &str| format!("/{repo}/resolve/main/{file}");
+
+    // An unknown repo: 401 without a code to an anonymous client, 404 RepoNotFound with a token.
+    let r = ask("HEAD", &resolve("timm/no-such-model", "config.json"), None);
+    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
+    let r = ask(
+        "HEAD",
+        &resolve("timm/no-such-model", "config.json"),
+        Some("hf_x"),
+    );
+    assert_eq!(
+        (r.status(), header(&r, "X-Error-Code")),
+        (404, Some("RepoNotFound"))
+    );
+    let r = ask("GET", "/api/models/timm/no-such-model/revision/main", None);
+    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
+    // Gated: 401 anonymously, 403 to a token without access, both GatedRepo.
+    let r = ask("HEAD", &resolve("timm/gated", "config.json"), None);
+    assert_eq!(
+        (r.status(), header(&r, "X-Error-Code")),
+        (401, Some("GatedRepo"))
+    );
+    let r = ask(
+        "HEAD",
+        &resolve("timm/gated", "config.json"),
+        Some("hf_other"),
+    );
+    assert_eq!(
+        (r.status(), header(&r, "X-Error-Code")),
+        (403, Some("GatedRepo"))
+    );
+    // A missing file, with the commit; a missing revision.
+    let r = ask("HEAD", &resolve(DEIT, "pytorch_model.bin"), None);
+    assert_eq!(
+        (r.status(), header(&r, "X-Error-Code")),
+        (404, Some("EntryNotFound"))
+    );
+    assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
+    let r = ask("HEAD", &format!("/{DEIT}/resolve/v9/config.json"), None);
+    assert_eq!(
+        (r.status(), header(&r, "X-Error-Code")),
+        (404, Some("RevisionNotFound"))
+    );
+    // A small file: a relative 307 to the resolve cache, whose answer carries ETag and commit.
+    let r = ask("HEAD", &resolve(DEIT, "config.json"), None);
+    assert_eq!(r.status(), 307);
+    let to = header(&r, "Location").unwrap().to_string();
+    let prefix = format!("/api/resolve-cache/models/{DEIT}/{commit}/config.json?");
+    assert!(to.starts_with(&prefix) && to.contains("etag=%22"), "{to}");
+    let r = ask("GET", &to, None);
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
+    assert!(header(&r, "ETag").unwrap().starts_with('"'));
+    let config = r.into_string().unwrap();
+    assert!(config.contains("deit_tiny_patch16_224"), "{config}");
+    // A large file: a 302 to the CDN's own host, with its SHA-256 and size; the redirect's
+    // Content-Length is its own small body's.
+    let r = ask("HEAD", &resolve(DEIT, "model.safetensors"), None);
+    assert_eq!(r.status(), 302);
+    let weights =
+        std::fs::read(fixtures().join("hub").join(DEIT).join("model.safetensors")).unwrap();
+    assert_eq!(
+        header(&r, "X-Linked-Size"),
+        Some(weights.len().to_string().as_str())
+    );
+    let linked_len: usize = header(&r, "Content-Length").unwrap().parse().unwrap();
+    assert!(linked_len < 1000, "{linked_len}");
+    let to = header(&r, "Location").unwrap().to_string();
+    assert!(
+        to.starts_with(&hub.cdn_url) && hub.cdn_url != hub.url,
+        "{to}"
+    );
+    let r = ask("GET", &to, None);
+    assert_eq!(r.status(), 200);
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    assert_eq!(body, weights);
+    // Rate-limited, with the wait; down.
+    let r = ask("HEAD", &resolve("timm/limited", "config.json"), None);
+    assert_eq!((r.status(), header(&r, "Retry-After")), (429, Some("7")));
+    let r = ask("HEAD", &resolve("timm/down", "config.json"), None);
+    assert_eq!(r.status(), 503);
+    // The mirror hands every request to the hub's absolute URL.
+    let r = ask(
+        "HEAD",
+        &format!("/mirror{}", resolve(DEIT, "config.json")),
+        None,
+    );
+    assert_eq!(r.status(), 308);
+    assert_eq!(
+        header(&r, "Location"),
+        Some(format!("{}{}", hub.url, resolve(DEIT, "config.json")).as_str())
+    );
+}
+
+/// Each refusal of the hub: one line naming the model and saying what to do, and nothing in
+/// the cache.
+#[test]
+fn each_refusal_says_what_to_do() {
+    let mut gated = deit_repo();
+    gated.fault = Fault::Gated("hf_ok");
+    let mut only_bin = deit_repo();
+    let weights = only_bin.files.remove("model.safetensors").unwrap();
+    only_bin.files.insert("pytorch_model.bin".into(), weights);
+    let mut limited = deit_repo();
+    limited.fault = Fault::RateLimited(7);
+    let mut down = deit_repo();
+    down.fault = Fault::Down;
+    let mut private = deit_repo();
+    private.fault = Fault::Private("hf_owner");
+    let hub = server(vec![
+        ("timm/gated", gated),
+        ("timm/only-bin", Repo::with_files(only_bin.files)),
+        ("timm/limited", limited),
+        ("timm/down", down),
+        ("timm/private", private),
+        (DEIT, deit_repo()),
+    ]);
+    let gated_page = format!("{}/timm/gated", hub.url);
+    let cases: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
+        // A typo: the hub answers 401 without a code; a typo is not a login problem.
+        (
+            "timm/deit_tiny_patch16_224.fb_in1kk",
+            None,
+            vec![
+                "was not found",
+                "check the name",
+                "if it is private",
+                "HF_TOKEN",
+            ],
+        ),
+        // A private repo looks the same to an anonymous client, on purpose.
+        (
+            "timm/private",
+            None,
+            vec!["was not found", "check the name"],
+        ),
+        (
+            "timm/private",
+            Some("hf_someone_else"),
+            vec!["was not found", "HF_TOKEN's account can see"],
+        ),
+        (
+            "timm/gated",
+            None,
+            vec!["is gated", &gated_page, "HF_TOKEN"],
+        ),
+        (
+            "timm/gated",
+            Some("hf_other"),
+            vec!["no access", &gated_page],
+        ),
+        (
+            "timm/only-bin",
+            None,
+            vec!["no model.safetensors", "pytorch_model.bin"],
+        ),
+        (
+            "timm/deit_tiny_patch16_224.fb_in1k@v9",
+            None,
+            vec!["no revision 'v9'"],
+        ),
+        ("timm/limited", None, vec!["HTTP 429", "again in 7 s"]),
+        ("timm/down", None, vec!["down or overloaded", "HTTP 503"]),
+    ];
+    for (repo, token, says) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let mut c = predict(home.path(), &hub.url, repo);
+        if let Some(token) = token {
+            c.env("HF_TOKEN", token);
+        }
+        let o = c.output().unwrap();
+        let name = repo.split('@').next().unwrap();
+        assert_refused(&o, name, &says);
+        assert!(
+            !stderr(&o).contains("login"),
+            "{repo}: never 'log in' for a missing repo: {}",
+            stderr(&o)
+        );
+        let left = files_under(home.path());
+        assert!(left.is_empty(), "{repo}: left in the cache: {left:?}");
+    }
+}
+
+/// A small file through the hub's relative 307 to its resolve cache, a large one through the
+/// 302 to the CDN; the token goes with every request to the hub and none to the CDN.
+#[test]
+fn the_token_goes_through_the_hubs_redirects_but_never_to_the_cdn() {
+    let home = tempfile::tempdir().unwrap();
+    let mut gated = deit_repo();
+    gated.fault = Fault::Gated("hf_ok");
+    let hub = server(vec![(DEIT, gated)]);
+    let o = predict(home.path(), &hub.url, DEIT)
+        .env("HF_TOKEN", "hf_ok")
+        .output()
+        .unwrap();
+    predict_json(&o);
+    let seen = hub.seen();
+    let cache_gets: Vec<_> = seen
+        .iter()
+        .filter(|s| s.path.starts_with("/api/resolve-cache/models/"))
+        .collect();
+    assert!(
+        cache_gets
+            .iter()
+            .any(|s| s.method == "GET" && s.path.contains("/config.json?")),
+        "config.json came through the resolve cache: {seen:#?}"
+    );
+    for s in &seen {
+        if s.cdn {
+            assert_eq!(s.authorization, None, "the token went to the CDN: {s:?}");
+        } else {
+            assert_eq!(s.authorization.as_deref(), Some("Bearer hf_ok"), "{s:?}");
+        }
+    }
+    assert!(seen.iter().any(|s| s.cdn && s.method == "GET"), "{seen:#?}");
+}
+
+/// An `HF_ENDPOINT` mirror that answers with an absolute redirect to the hub.
+#[test]
+fn a_mirror_that_hands_over_to_the_hub_is_followed() {
+    let home = tempfile::tempdir().unwrap();
+    let hub = server(vec![(DEIT, deit_repo())]);
+    let mirror = format!("{}/mirror", hub.url);
+    let answer = predict_json(&predict(home.path(), &mirror, DEIT).output().unwrap());
+    assert_like_timm("through the mirror", &answer, "chelsea");
+    let requests = hub.requests();
+    assert!(
+        requests.iter().any(|r| r.starts_with("HEAD /mirror/")),
+        "{requests:?}"
+    );
+}
+
+/// Without `X-Linked-Size`, the size is the CDN's answer's, not the redirect's own body's.
+#[test]
+fn a_redirect_without_x_linked_size_is_not_taken_for_the_files_size() {
+    let home = tempfile::tempdir().unwrap();
+    let mut repo = deit_repo();
+    repo.fault = Fault::NoLinkedSize;
+    let hub = server(vec![(DEIT, repo)]);
+    let answer = predict_json(&predict(home.path(), &hub.url, DEIT).output().unwrap());
+    assert_like_timm("without X-Linked-Size", &answer, "chelsea");
+}
+
+/// A proxy from the environment carries every request; `NO_PROXY` bypasses it; a proxy that
+/// is not there is named in the message.
+#[test]
+fn downloads_go_through_the_proxy_unless_no_proxy_names_the_hub() {
+    let hub = server(vec![(DEIT, deit_repo())]);
+    let proxy = CountingProxy::start();
+    for var in ["HTTPS_PROXY", "http_proxy"] {
+        let home = tempfile::tempdir().unwrap();
+        let before = (proxy.count(), hub.requests().len());
+        let o = predict(home.path(), &hub.url, DEIT)
+            .env(var, &proxy.url)
+            .output()
+            .unwrap();
+        assert_like_timm(var, &predict_json(&o), "chelsea");
+        let through = proxy.count() - before.0;
+        let asked = hub.requests().len() - before.1;
+        assert!(asked >= 4, "{var}: {:?}", hub.requests());
+        assert!(
+            through >= asked,
+            "{var}: {through} through the proxy, {asked} asked"
+        );
+    }
+    let home = tempfile::tempdir().unwrap();
+    let before = proxy.count();
+    let o = predict(home.path(), &hub.url, DEIT)
+        .env("HTTPS_PROXY", &proxy.url)
+        .env("NO_PROXY", "localhost,127.0.0.1")
+        .output()
+        .unwrap();
+    predict_json(&o);
+    assert_eq!(proxy.count(), before, "NO_PROXY bypasses the proxy");
+    // A proxy that is not listening: the message says which.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let o = predict(home.path(), &hub.url, DEIT)
+        .env("HTTPS_PROXY", format!("http://{dead}"))
+        .output()
+        .unwrap();
+    assert_refused(
+        &o,
+        DEIT,
+        &["could not be reached", &format!("proxy {dead}")],
+    );
+}
+
+/// Copies `from` to `to`, links as links.
+#[cfg(unix)]
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A cache that Python's huggingface_hub wrote (`tests/fixtures/make_python_hub_cache.py`):
+/// a commit it holds is used with no request; `main` offline from its ref; `main` online asks
+/// the hub which commit that is, and downloads nothing.
+#[cfg(unix)]
+#[test]
+fn a_cache_written_by_python_is_used_without_a_request() {
+    let home = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("python-hub-cache"), home.path());
+    let hub = server(vec![(DEIT, deit_repo())]);
+    let commit = deit_repo().commit;
+    let repo_dir = home
+        .path()
+        .join("hub/models--timm--deit_tiny_patch16_224.fb_in1k");
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        commit,
+        "the fixture's commit is the stand-in's (remake it with make_python_hub_cache.py)"
+    );
+    let pinned = format!("{DEIT}@{commit}");
+    let answer = predict_json(&predict(home.path(), &hub.url, &pinned).output().unwrap());
+    assert_like_timm("Python's cache, pinned", &answer, "chelsea");
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    let o = predict(home.path(), &hub.url, DEIT)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(predict_json(&o)["probs"], answer["probs"]);
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    let o = predict(home.path(), &hub.url, DEIT).output().unwrap();
+    assert_eq!(predict_json(&o)["probs"], answer["probs"]);
+    let requests = hub.requests();
+    assert!(
+        !requests.is_empty() && requests.iter().all(|r| r.starts_with("HEAD")),
+        "{requests:?}"
+    );
+    // Python's files are left as they were.
+    let before = files_under(&fixtures().join("python-hub-cache")).len();
+    assert_eq!(files_under(home.path()).len(), before);
+}
+
+/// What `hf cache scan` (huggingface_hub's `scan_cache_dir`) calls corrupted, checked rule by
+/// rule: every entry of the cache is a `{type}s--{org}--{name}` folder (or its `.locks` and
+/// `CACHEDIR.TAG`) with a `snapshots/` folder holding only folders; every file of a snapshot
+/// resolves to an existing blob; every ref names a snapshot that exists. Also no partial
+/// file (`blobs/*.incomplete`), which it lists apart.
+fn assert_scans_clean(cache: &Path) {
+    for entry in std::fs::read_dir(cache).unwrap() {
+        let repo = entry.unwrap().path();
+        let name = repo.file_name().unwrap().to_string_lossy().into_owned();
+        if name == ".locks" || name == "CACHEDIR.TAG" {
+            continue;
+        }
+        assert!(repo.is_dir(), "not a folder: {}", repo.display());
+        let (kind, _) = name.split_once("--").expect("type--org--name");
+        assert!(["models", "datasets", "spaces"].contains(&kind), "{name}");
+        let snapshots = repo.join("snapshots");
+        assert!(snapshots.is_dir(), "no snapshots/ in {name}");
+        for revision in std::fs::read_dir(&snapshots).unwrap() {
+            let revision = revision.unwrap().path();
+            assert!(
+                revision.is_dir(),
+                "a file in snapshots/: {}",
+                revision.display()
+            );
+            for file in files_under(&revision) {
+                assert!(file.exists(), "broken link: {}", file.display());
+            }
+        }
+        for r in files_under(&repo.join("refs")) {
+            let commit = std::fs::read_to_string(&r).unwrap();
+            assert!(
+                snapshots.join(&commit).is_dir(),
+                "{} names {commit}, which is not in snapshots/",
+                r.display()
+            );
+        }
+        let partial: Vec<_> = files_under(&repo.join("blobs"))
+            .into_iter()
+            .filter(|b| b.to_string_lossy().ends_with(".incomplete"))
+            .collect();
+        assert!(partial.is_empty(), "{partial:?}");
+    }
+}
+
+/// Under umask 022 a shared cache is readable by all (0644 files, 0755 folders); under 002 the
+/// group may write too, as Python's blobs are; and what we write passes `hf cache scan`'s
+/// rules, a failed download included.
+#[cfg(unix)]
+#[test]
+fn downloads_take_the_umasks_permissions_and_pass_hf_cache_scans_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let mut cut = deit_repo();
+    cut.fault = Fault::CutHalfway;
+    let hub = server(vec![(DEIT, deit_repo()), ("timm/cut", cut)]);
+    for (umask, file_mode, dir_mode) in [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)] {
+        let home = tempfile::tempdir().unwrap();
+        let mut c = predict(home.path(), &hub.url, DEIT);
+        // SAFETY: umask is async-signal-safe, and the child sets only its own.
+        unsafe {
+            c.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        predict_json(&c.output().unwrap());
+        let cache = home.path().join("hub");
+        let repo = cache.join("models--timm--deit_tiny_patch16_224.fb_in1k");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let blobs = files_under(&repo.join("blobs"));
+        assert_eq!(blobs.len(), 2, "{blobs:?}");
+        for file in blobs.iter().chain(&files_under(&repo.join("refs"))) {
+            assert_eq!(mode(file), file_mode, "{umask:o}: {}", file.display());
+        }
+        for dir in [
+            &repo,
+            &repo.join("blobs"),
+            &repo.join("snapshots"),
+            &repo.join("refs"),
+        ] {
+            assert_eq!(mode(dir), dir_mode, "{umask:o}: {}", dir.display());
+        }
+        assert_scans_clean(&cache);
+        let o = predict(home.path(), &hub.url, "timm/cut").output().unwrap();
+        assert!(!o.status.success(), "{}", text(&o));
+        assert_scans_clean(&cache);
+    }
+}
+
+/// The hub down (503), rate-limiting (429) or refusing the credentials (401): a model already
+/// in the cache still runs, after one line of warning; one that is not is refused in the
+/// hub's words.
+#[test]
+fn a_cached_model_runs_while_the_hub_is_down() {
+    let home = tempfile::tempdir().unwrap();
+    let hub = server(vec![(DEIT, deit_repo())]);
+    let first = predict_json(&predict(home.path(), &hub.url, DEIT).output().unwrap());
+    for (fault, says) in [
+        (Fault::Down, "HTTP 503"),
+        (Fault::RateLimited(30), "HTTP 429"),
+        (Fault::Gated("hf_new_terms"), "HTTP 401 (GatedRepo)"),
+    ] {
+        hub.set_fault(DEIT, fault);
+        let asked = hub.requests().len();
+        let o = predict(home.path(), &hub.url, DEIT).output().unwrap();
+        assert_eq!(predict_json(&o)["probs"], first["probs"], "{fault:?}");
+        let err = stderr(&o);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{fault:?}: one warning: {err}");
+        assert!(
+            warnings[0].contains(says) && warnings[0].contains("using the cached copy"),
+            "{fault:?}: {err}"
+        );
+        // The hub is asked once: the weights are not asked for after config.json failed.
+        assert_eq!(
+            hub.requests().len() - asked,
+            1,
+            "{:?}",
+            &hub.requests()[asked..]
+        );
+    }
+    hub.set_fault(DEIT, Fault::Down);
+    let empty = tempfile::tempdir().unwrap();
+    let o = predict(empty.path(), &hub.url, DEIT).output().unwrap();
+    assert_refused(&o, DEIT, &["down or overloaded", "HTTP 503"]);
+}
+
+/// A download that stalls fails after `HF_HUB_DOWNLOAD_TIMEOUT`, saying so.
+#[test]
+fn a_stalled_download_times_out_with_a_clear_message() {
+    let home = tempfile::tempdir().unwrap();
+    let mut repo = deit_repo();
+    repo.fault = Fault::StallHalfway;
+    let hub = server(vec![(DEIT, repo)]);
+    let start = Instant::now();
+    let o = predict(home.path(), &hub.url, DEIT)
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_refused(
+        &o,
+        DEIT,
+        &["sent nothing for 1 s", "HF_HUB_DOWNLOAD_TIMEOUT"],
+    );
+    let left = files_under(home.path());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// In a log a download of a megabyte or more ends with one line; `HF_HUB_DISABLE_PROGRESS_BARS`
+/// drops it.
+#[test]
+fn progress_lines_follow_hf_hub_disable_progress_bars() {
+    // Weights of 2 MB that are no safetensors file: downloaded in full, then refused.
+    let mut big = deit_repo();
+    let garbage: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    big.files.insert("model.safetensors".into(), garbage);
+    let hub = server(vec![(DEIT, Repo::with_files(big.files))]);
+    for (disable, line) in [(None, true), (Some("1"), false)] {
+        let home = tempfile::tempdir().unwrap();
+        let mut c = predict(home.path(), &hub.url, DEIT);
+        if let Some(v) = disable {
+            c.env("HF_HUB_DISABLE_PROGRESS_BARS", v);
+        }
+        let o = c.output().unwrap();
+        let err = stderr(&o);
+        assert!(err.contains("not a readable safetensors file"), "{err}");
+        let said = err.lines().any(|l| l.contains("model.safetensors: 2.0 MB"));
+        assert_eq!(said, line, "{disable:?}: {err}");
+    }
+}
+
+/// A hub behind HTTPS whose certificate only the system's store trusts (here `SSL_CERT_FILE`,
+/// as an administrator adds a TLS-inspecting firewall's): accepted through the system's
+/// store; without it, refused in one line that says where a certificate goes.
+#[test]
+fn the_systems_certificates_are_trusted_besides_the_bundled_ones() {
+    let hub = server(vec![(DEIT, deit_repo())]);
+    let tls = fixtures().join("tls");
+    let front = TlsFront::start(&hub.url, &tls);
+    let home = tempfile::tempdir().unwrap();
+    let o = predict(home.path(), &front.url, DEIT)
+        .env("SSL_CERT_FILE", tls.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert_like_timm("over TLS", &predict_json(&o), "chelsea");
+    assert!(
+        hub.requests()
+            .iter()
+            .any(|r| r.starts_with("HEAD /api/resolve-cache/")),
+        "{:?}",
+        hub.requests()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let o = predict(home.path(), &front.url, DEIT)
+        .env(
+            "SSL_CERT_FILE",
+            fixtures().join("tls/server.pem").with_file_name("none.pem"),
+        )
+        .output()
+        .unwrap();
+    assert_refused(&o, DEIT, &["TLS failed", "SSL_CERT_FILE"]);
 }

@@ -6,11 +6,13 @@
 //! and top-1; a model named in the field is fetched with its progress shown (the stand-in
 //! sends the weights slowly), gives `trainer predict --model hf-hub:...`'s top-5 and
 //! probabilities within 1e-5 and `trainer explain`'s map for a patch; is kept, so that after a
-//! reload it loads with no request to the hub at all; teaches two classes on it; refuses five
-//! bad downloads (unknown name, gated, HTML for config.json, wrong SHA-256, a cut connection)
-//! in one message each, keeping the current model and keeping nothing; and "forget
-//! downloaded models" frees what was kept. Screenshots: the hub field and list, the download,
-//! the 224 px explorer.
+//! reload it loads with no request to the hub at all; teaches two classes on it; refuses bad
+//! downloads (a typo'd name, which the hub answers 401 without a code, gated, HTML for
+//! config.json, wrong SHA-256, a cut connection, the hub rate-limiting or down) in one message
+//! each, the hub's refusals with the advice `trainer predict` gives for the same answer,
+//! keeping the current model and keeping nothing; and "forget downloaded models" frees what
+//! was kept. Screenshots: the hub field and list, the download, the 224 px explorer, a
+//! refused download, the typo's message.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,23 +56,33 @@ fn repos() -> BTreeMap<String, Repo> {
         ("timm/html", Repo::with_files(html.files)),
         ("timm/wrong-sha", faulty(Fault::WrongSha)),
         ("timm/cut", faulty(Fault::CutHalfway)),
+        ("timm/down", faulty(Fault::Down)),
+        ("timm/limited", faulty(Fault::RateLimited(5))),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 
-/// The trainer against the stand-in hub, with a cache of its own.
-fn trainer(hub: &HubServer, home: &Path, args: &[&str], image: &Path) -> Value {
-    let out = Command::new(TRAINER)
-        .args(args)
-        .args(["--json", "--device", "cpu", "--model"])
-        .arg(format!("hf-hub:{REPO}"))
-        .arg(image)
+/// `trainer ARGS --device cpu --model hf-hub:REPO` against the stand-in hub, with a cache of
+/// its own and no token.
+fn hub_command(hub: &HubServer, home: &Path, args: &[&str], repo: &str) -> Command {
+    let mut c = Command::new(TRAINER);
+    c.args(args)
+        .args(["--device", "cpu", "--model"])
+        .arg(format!("hf-hub:{repo}"))
         .env("HF_ENDPOINT", &hub.url)
         .env("HF_HOME", home)
         .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_TOKEN")
+        .env_remove("HF_TOKEN");
+    c
+}
+
+/// The trainer's JSON answer for the fixture repo.
+fn trainer(hub: &HubServer, home: &Path, args: &[&str], image: &Path) -> Value {
+    let out = hub_command(hub, home, args, REPO)
+        .arg("--json")
+        .arg(image)
         .output()
         .expect("running the trainer");
     assert!(
@@ -80,6 +92,25 @@ fn trainer(hub: &HubServer, home: &Path, args: &[&str], image: &Path) -> Value {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().next().unwrap_or("")).expect("the trainer's JSON")
+}
+
+/// What `trainer predict` says of `repo` on the stand-in hub, without a token: the advice,
+/// up to where the trainer's and the page's differ (what to do with a token, and which
+/// copies still serve).
+fn trainer_advice(hub: &HubServer, home: &Path, repo: &str) -> String {
+    let out = hub_command(hub, home, &["predict"], repo)
+        .arg(root().join("tests/fixtures/photos/chelsea.png"))
+        .output()
+        .expect("running the trainer");
+    assert!(!out.status.success(), "the trainer refuses {repo}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.trim().trim_start_matches("error: ");
+    let end = [line.find(';'), line.find(", then")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(line.len());
+    line[..end].to_string()
 }
 
 fn hub_state(s: &Session) -> Value {
@@ -295,11 +326,13 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         "config, revision and weights: {kept_before:?}"
     );
     for (name, says) in [
-        ("timm/no-such-model", "no model timm/no-such-model"),
-        ("timm/gated", "gated"),
+        ("timm/no-such-model", "was not found"),
+        ("timm/gated", "is gated"),
         ("timm/html", "HTML page"),
         ("timm/wrong-sha", "SHA-256"),
         ("timm/cut", "broke off"),
+        ("timm/down", "down or overloaded (HTTP 503)"),
+        ("timm/limited", "HTTP 429"),
         ("not a name", "not a hub model name"),
     ] {
         fetch_by_name(s, name);
@@ -318,10 +351,27 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         println!("{name}: {message}");
         assert!(message.contains(says), "{name}: {message}");
         assert!(!message.contains('\n'), "one line: {message}");
+        // The hub's own refusals: the trainer's advice for the same answer.
+        if [
+            "timm/no-such-model",
+            "timm/gated",
+            "timm/down",
+            "timm/limited",
+        ]
+        .contains(&name)
+        {
+            let advice = trainer_advice(hub, &work.join("refusals"), name);
+            assert!(
+                message.contains(&advice),
+                "{name}: the page says '{message}', the trainer '{advice}'"
+            );
+        }
         let model = s.eval("return window.vitrine.model();", json!([])).unwrap();
         assert_eq!(model, MODEL, "the current model stays after {name}");
-        if name == "timm/wrong-sha" {
-            shots.take(s, "hub-04-refused");
+        match name {
+            "timm/wrong-sha" => shots.take(s, "hub-04-refused"),
+            "timm/no-such-model" => shots.take(s, "hub-05-typo"),
+            _ => {}
         }
         s.click("#alert-close").unwrap();
     }

@@ -6,16 +6,16 @@
 //! names, so the next run replaces them.
 
 use std::fs::{self, File};
-use std::io::{BufReader, IsTerminal, Read, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::GzDecoder;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md5::{Digest, Md5};
 
 use crate::data::{CIFAR10, CIFAR100, CifarFormat};
+use crate::http::{self, Cut, Progress, Timeouts, stream};
 
 struct Source {
     url: &'static str,
@@ -134,19 +134,24 @@ impl Drop for Leftovers {
 
 /// Streams `url` into `path`, showing progress; returns the body's MD5 as lowercase hex.
 fn fetch(url: &str, path: &Path) -> Result<String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30))
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(30),
         // A stalled server should fail the download, not hang it forever.
-        .timeout_read(Duration::from_secs(60))
-        .build();
-    let response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Status(code, r) => anyhow!("{url}: HTTP {code} {}", r.status_text()),
-        ureq::Error::Transport(t) => anyhow!("{url}: {t}"),
-    })?;
+        read: Duration::from_secs(60),
+    };
+    let response = http::agent(timeouts, 5)
+        .get(url)
+        .call()
+        .map_err(|e| anyhow!("{url}: {}", http::describe(&e, url, timeouts)))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("{url}: HTTP {status}");
+    }
     let total: Option<u64> = response
-        .header("Content-Length")
-        .and_then(|v| v.parse().ok());
-    let mut body = response.into_reader();
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    let mut body = response.into_body().into_reader();
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut hasher = Md5::new();
     let mut progress = Progress::new(url, total);
@@ -156,127 +161,20 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
         Ok(_) => {}
         Err(Cut::Read(e)) => {
             return Err(e)
-                .with_context(|| format!("downloading {url} after {} bytes", progress.got));
+                .with_context(|| format!("downloading {url} after {} bytes", progress.got()));
         }
         Err(Cut::Write(e)) => return Err(e).with_context(|| format!("writing {}", path.display())),
         Err(Cut::TooLong) => unreachable!("no limit"),
     }
-    progress.finish();
     file.sync_all()
         .with_context(|| format!("writing {}", path.display()))?;
-    if let Some(total) = total.filter(|&t| t != progress.got) {
+    if let Some(total) = total.filter(|&t| t != progress.got()) {
         bail!(
             "{url}: the connection closed after {} of {total} bytes",
-            progress.got
+            progress.got()
         );
     }
     Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Why [`stream`] stopped before the body's end.
-pub(crate) enum Cut {
-    Read(std::io::Error),
-    Write(std::io::Error),
-    /// More than the limit arrived.
-    TooLong,
-}
-
-/// Copies `body` into `out` in 64 KiB chunks, each also to `seen` (a hash) and counted by
-/// `progress`, refusing more than `limit` bytes; the bar is finished either way.
-pub(crate) fn stream(
-    body: &mut impl Read,
-    out: &mut impl Write,
-    limit: Option<u64>,
-    progress: &mut Progress,
-    mut seen: impl FnMut(&[u8]),
-) -> Result<u64, Cut> {
-    let mut buf = vec![0u8; 1 << 16];
-    let result = loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break Ok(progress.got),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(Cut::Read(e)),
-        };
-        if limit.is_some_and(|l| progress.got + n as u64 > l) {
-            break Err(Cut::TooLong);
-        }
-        if let Err(e) = out.write_all(&buf[..n]) {
-            break Err(Cut::Write(e));
-        }
-        seen(&buf[..n]);
-        progress.add(n as u64);
-    };
-    progress.finish();
-    result
-}
-
-/// indicatif's byte counter on a terminal; in a log, one line when the download ends.
-pub(crate) struct Progress {
-    bar: ProgressBar,
-    name: String,
-    got: u64,
-    start: Instant,
-    quiet: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(url: &str, total: Option<u64>) -> Self {
-        let name = url.rsplit('/').next().unwrap_or(url).to_string();
-        let bar = if std::io::stderr().is_terminal() {
-            ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(4))
-        } else {
-            ProgressBar::hidden()
-        };
-        let template = if total.is_some() {
-            "{msg}: [{bar:30}] {decimal_bytes} / {decimal_total_bytes} ({percent}%), {decimal_bytes_per_sec}, ETA {eta}"
-        } else {
-            "{msg}: {decimal_bytes}, {decimal_bytes_per_sec}"
-        };
-        bar.set_style(
-            ProgressStyle::with_template(template)
-                .expect("a valid template")
-                .progress_chars("#>."),
-        );
-        bar.set_message(name.clone());
-        Self {
-            bar,
-            name,
-            got: 0,
-            start: Instant::now(),
-            quiet: false,
-        }
-    }
-
-    /// No bar and no closing line (a file too small to be worth one).
-    pub(crate) fn quiet(&mut self) {
-        self.quiet = true;
-        self.bar.finish_and_clear();
-        self.bar = ProgressBar::hidden();
-    }
-
-    /// Bytes so far.
-    pub(crate) fn got(&self) -> u64 {
-        self.got
-    }
-
-    pub(crate) fn add(&mut self, n: u64) {
-        self.got += n;
-        self.bar.inc(n);
-    }
-
-    pub(crate) fn finish(&mut self) {
-        if self.quiet {
-            return;
-        }
-        if self.bar.is_hidden() {
-            let mb = self.got as f64 / 1e6;
-            let rate = mb / self.start.elapsed().as_secs_f64().max(1e-3);
-            eprintln!("{}: {mb:.1} MB, {rate:.1} MB/s", self.name);
-        } else {
-            self.bar.finish();
-        }
-    }
 }
 
 /// Unpacks a .tar.gz into `dir` (tar refuses entries that would land outside it).
@@ -290,7 +188,7 @@ fn unpack(archive: &Path, dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::BufRead;
+    use std::io::{BufRead, Write};
     use std::net::TcpListener;
     use std::thread::JoinHandle;
 

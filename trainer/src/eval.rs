@@ -178,6 +178,7 @@ pub fn run(
     let device = devices[0].clone();
     let replicas = Replicas::new(devices, cpu)?;
     let (manifest, model) = model_arg.load(&device)?;
+    model_arg.needs_classes(&manifest, "be evaluated on a dataset")?;
     let kind = data::resolve(kind, data_dir)?;
     let data = data::load(kind, data_dir, manifest.config.image_size as u32, 0, None)?;
     check_same_classes(&manifest.labels, &data.classes)?;

@@ -1,7 +1,9 @@
 //! `trainer explain`: ask a published model about one image. The map of any token at any
 //! layer and head (or fused heads), where it attends or which tokens attend to it, attention
 //! rollout, or the class-specific relevance of Chefer et al. (`vit::explain` computes them
-//! all; the page draws the same numbers).
+//! all; the page draws the same numbers). Any token: the prefix tokens (class, distillation,
+//! registers, as `vit::prefix` names them) and the patches; rollout starts from the class
+//! token, or from the patches' mean in a model without one, and the caption says which.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,14 +11,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use image::{Rgb, RgbImage, imageops};
 use serde::Serialize;
-use vit::Pooling;
 use vit::explain::{
     Heads, Method, Query, Relevance, Token, TokenMap, explain, gradient_weighted_attention,
 };
-use vit::inference::{Ranked, softmax, split_attention, stack_attention, top_k};
+use vit::inference::{Ranked, softmax, split_attention_for, stack_attention, top_k};
 use vit::preprocess::{Crop, Prepared, batch_tensor};
 use vit::rollout::Heatmap;
 use vit::weights::Manifest;
+use vit::{Pooling, PrefixTokens};
 
 use crate::device::{DeviceArg, resolve};
 use crate::draw::outline;
@@ -40,8 +42,11 @@ pub struct ExplainArgs {
     /// A head's number from 1, or mean, max or min of all heads (relevance: mean only).
     #[arg(long, default_value = "mean")]
     pub head: Heads,
-    /// The token asked about: 0 or cls is the class token, k is patch k (row by row, from 1);
-    /// output is what the classifier reads. Default: cls, and output for relevance.
+    /// The token asked about: cls (the class token), dist (the distillation token), reg1,
+    /// reg2... (the registers), patchK (patch K, row by row, from 1), patches (their mean),
+    /// output (what the classifier reads), or a token's number in the sequence (the prefix
+    /// tokens first). Default: the class token, or the patches' mean in a model without one;
+    /// output for relevance.
     #[arg(long)]
     pub token: Option<Token>,
     /// Which tokens attend to the token (its column), instead of where it attends (its row).
@@ -59,6 +64,10 @@ pub struct ExplainArgs {
     /// The square the model sees, as x,y,size in the image's pixels (as for predict).
     #[arg(long)]
     pub crop: Option<Crop>,
+    /// Run the model at this input size, a multiple of its patch size (default: its own); its
+    /// position embeddings are resampled as timm does (bicubic).
+    #[arg(long)]
+    pub image_size: Option<usize>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 }
@@ -72,8 +81,11 @@ struct Answer<'a> {
     /// The class relevance is for (relevance only).
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<&'a Ranked>,
-    /// Every token's value, the class token first.
+    /// Every token's value, the prefix tokens first.
     tokens: &'a [f32],
+    /// The prefix tokens' names, in order (`cls`, `dist`, `reg1`, ...): the values before the
+    /// patches' in `tokens`.
+    prefix_tokens: Vec<String>,
     /// The patches' values, row by row.
     grid: Vec<&'a [f32]>,
 }
@@ -84,7 +96,15 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     }
     let (device, name) = resolve(args.device)?;
     crate::device::check(std::slice::from_ref(&device), &name)?;
-    let (manifest, model) = args.model.load(&device)?;
+    let (manifest, model) = args.model.load_at(&device, args.image_size)?;
+    if args.method == Method::Relevance && manifest.config.num_classes == 0 {
+        bail!(
+            "{} has no classes (a feature model without a classifier): relevance is for a class; \
+             attention and rollout apply",
+            args.model
+        );
+    }
+    let prefix = model.prefix;
     let prepared = crate::predict::read_and_prepare(&args.image, &manifest, args.crop)
         .with_context(|| format!("reading image {}", args.image.display()))?;
     let input = batch_tensor(&[&prepared.chw], manifest.config.image_size, &device);
@@ -100,7 +120,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         .into_data()
         .try_to_vec::<f32>()
         .context("reading attention")?;
-    let maps = split_attention(&flat, dims).remove(0);
+    let maps = split_attention_for(&flat, dims, prefix).remove(0);
     let probs = softmax(&logits);
 
     let mut query = Query {
@@ -109,7 +129,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         heads: args.head,
         token: args.token.unwrap_or(match args.method {
             Method::Relevance => Token::Output,
-            _ => Token::Index(0),
+            _ => Token::start(prefix),
         }),
         reverse: args.reverse,
     };
@@ -144,22 +164,22 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
             query,
             class: class.as_ref(),
             tokens: &map.values,
+            prefix_tokens: (0..prefix.count()).map(|i| prefix.short_name(i)).collect(),
             grid: patches.values.chunks(patches.grid.max(1)).collect(),
         };
         println!("{}", serde_json::to_string(&answer)?);
     } else {
-        println!(
-            "{}",
-            describe(&query, class.as_ref(), manifest.config.pooling)
-        );
-        println!(
-            "  class token {:.4}; {}",
-            map.class_token(),
-            strongest(&patches)
-        );
+        let model_tokens = ModelTokens {
+            prefix,
+            pooling: manifest.config.pooling,
+            patches: manifest.config.num_patches(),
+        };
+        println!("{}", describe(&query, class.as_ref(), &model_tokens));
+        println!("  {}", values_line(&map, &patches));
     }
     if let Some(out) = &args.out {
-        let picture = draw(&prepared, &map, selected_patch(&query, maps.tokens));
+        let selected = selected_patch(&query, prefix, manifest.config.num_patches());
+        let picture = draw(&prepared, &map, selected);
         let mut bytes = std::io::Cursor::new(Vec::new());
         picture.write_to(&mut bytes, image::ImageFormat::Png)?;
         vit::weights::write_atomic(out, &bytes.into_inner())?;
@@ -194,16 +214,36 @@ fn pick_class(arg: Option<&str>, manifest: &Manifest, probs: &[f32]) -> Result<R
     Ok(Ranked::of(index, probs, labels))
 }
 
-/// The question in words.
-fn describe(q: &Query, class: Option<&Ranked>, pooling: Pooling) -> String {
-    let token = match q.token {
-        Token::Index(0) => "the class token".to_string(),
-        Token::Index(i) => format!("patch {i}"),
-        Token::Output => match pooling {
-            Pooling::Token => "the output (the class token)".into(),
-            Pooling::Mean => "the output (the mean of the patch tokens)".into(),
-        },
-    };
+/// What names the tokens of a model: its prefix tokens, its pooling, its patches.
+struct ModelTokens {
+    prefix: PrefixTokens,
+    pooling: Pooling,
+    patches: usize,
+}
+
+impl ModelTokens {
+    /// `token` in words.
+    fn name(&self, token: Token) -> String {
+        match token {
+            Token::Output => match self.pooling {
+                Pooling::Token if self.prefix.distillation => {
+                    "the output (the mean of the class and distillation tokens)".into()
+                }
+                Pooling::Token => "the output (the class token)".into(),
+                Pooling::Mean => "the output (the mean of the patch tokens)".into(),
+            },
+            Token::Patches => "the mean of the patch tokens".into(),
+            named => named
+                .index(self.prefix, self.patches)
+                .map_or_else(|| format!("token {named}"), |i| self.prefix.describe(i)),
+        }
+    }
+}
+
+/// The question in words; for rollout and relevance from the patches' mean in a model without
+/// a class token, saying so.
+fn describe(q: &Query, class: Option<&Ranked>, model: &ModelTokens) -> String {
+    let token = model.name(q.token);
     let layer = q.layer.unwrap_or(0);
     let heads = match q.heads {
         Heads::One(h) => format!("head {h}"),
@@ -214,9 +254,17 @@ fn describe(q: &Query, class: Option<&Ranked>, pooling: Pooling) -> String {
     } else {
         format!("where {token} attends")
     };
+    let from_patches = !model.prefix.class
+        && (q.token == Token::Patches
+            || (q.token == Token::Output && model.pooling == Pooling::Mean));
+    let start = if from_patches && q.method != Method::Attention {
+        " (the model has no class token: this starts from the patches' mean)"
+    } else {
+        ""
+    };
     match q.method {
         Method::Attention => format!("Attention at layer {layer}, {heads}: {way}"),
-        Method::Rollout => format!("Rollout through layers 1 to {layer}, {heads}: {way}"),
+        Method::Rollout => format!("Rollout through layers 1 to {layer}, {heads}: {way}{start}"),
         Method::Relevance => {
             let c = class.map_or(String::new(), |c| {
                 format!(" for {} ({:.1}%)", c.label, 100.0 * c.prob)
@@ -226,8 +274,25 @@ fn describe(q: &Query, class: Option<&Ranked>, pooling: Pooling) -> String {
             } else {
                 format!("what {token} draws on")
             };
-            format!("Relevance{c} through layers 1 to {layer}: {way}")
+            format!("Relevance{c} through layers 1 to {layer}: {way}{start}")
         }
+    }
+}
+
+/// The prefix tokens' values and the strongest patch, in one line.
+fn values_line(map: &TokenMap, patches: &Heatmap) -> String {
+    let prefix: Vec<String> = map
+        .prefix_values()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = map.prefix.describe(i);
+            format!("{} {v:.4}", name.strip_prefix("the ").unwrap_or(&name))
+        })
+        .collect();
+    match prefix.is_empty() {
+        true => strongest(patches),
+        false => format!("{}; {}", prefix.join(", "), strongest(patches)),
     }
 }
 
@@ -246,11 +311,8 @@ fn strongest(map: &Heatmap) -> String {
 }
 
 /// The patch (from 0) the query is about, to outline.
-fn selected_patch(q: &Query, tokens: usize) -> Option<usize> {
-    match q.token {
-        Token::Index(i) if i >= 1 && i < tokens => Some(i - 1),
-        _ => None,
-    }
+fn selected_patch(q: &Query, prefix: PrefixTokens, patches: usize) -> Option<usize> {
+    q.token.index(prefix, patches).and_then(|i| prefix.patch(i))
 }
 
 const PANEL: u32 = 320;
@@ -339,7 +401,11 @@ mod tests {
         // A 4x4 grid, hot only on patch 6 (row 1, column 2 from 0).
         let mut values = vec![0.0; 17];
         values[1 + 6] = 0.5;
-        let sheet = draw(&prepared, &TokenMap { values }, Some(6));
+        let map = TokenMap {
+            values,
+            prefix: PrefixTokens::CLASS,
+        };
+        let sheet = draw(&prepared, &map, Some(6));
         assert_eq!(
             sheet.dimensions(),
             (MARGIN * 3 + PANEL * 2, MARGIN * 2 + PANEL)
@@ -369,11 +435,63 @@ mod tests {
             reverse: true,
             ..Query::default()
         };
+        let vit = ModelTokens {
+            prefix: PrefixTokens::CLASS,
+            pooling: Pooling::Token,
+            patches: 16,
+        };
         assert_eq!(
-            describe(&q, None, Pooling::Token),
+            describe(&q, None, &vit),
             "Attention at layer 3, head 2: which tokens attend to patch 5"
         );
-        assert_eq!(selected_patch(&q, 17), Some(4));
-        assert_eq!(selected_patch(&Query::default(), 17), None);
+        assert_eq!(selected_patch(&q, PrefixTokens::CLASS, 16), Some(4));
+        assert_eq!(
+            selected_patch(&Query::default(), PrefixTokens::CLASS, 16),
+            None
+        );
+        // Registers are named, and token numbers count them.
+        let dino = ModelTokens {
+            prefix: PrefixTokens {
+                registers: 4,
+                embedded: false,
+                ..PrefixTokens::CLASS
+            },
+            ..vit
+        };
+        let reg = Query {
+            token: Token::Register(2),
+            reverse: false,
+            ..q
+        };
+        assert_eq!(
+            describe(&reg, None, &dino),
+            "Attention at layer 3, head 2: where register 2 attends"
+        );
+        assert_eq!(
+            selected_patch(&q, dino.prefix, 16),
+            Some(0),
+            "token 5: patch 1"
+        );
+        // No class token: rollout from the patches' mean, and the caption says so.
+        let gap = ModelTokens {
+            prefix: PrefixTokens {
+                class: false,
+                ..PrefixTokens::CLASS
+            },
+            pooling: Pooling::Mean,
+            patches: 16,
+        };
+        let rollout = Query {
+            method: Method::Rollout,
+            token: Token::start(gap.prefix),
+            heads: Heads::default(),
+            reverse: false,
+            ..q
+        };
+        assert_eq!(
+            describe(&rollout, None, &gap),
+            "Rollout through layers 1 to 3, the mean of the heads: where the mean of the patch \
+             tokens attends (the model has no class token: this starts from the patches' mean)"
+        );
     }
 }

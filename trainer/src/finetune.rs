@@ -1,10 +1,11 @@
 //! `trainer finetune`: transfer learning from a published model (or one `trainer import-timm`
 //! made) onto a folder of images (or CIFAR).
 //!
-//! The base model keeps everything it learned but its head: a new head is sized to the new
-//! classes, `pos_embed` is resampled when the image size differs (bicubic, as timm's
-//! `resample_abs_pos_embed`), and `--head-only`, `--last-blocks N` or `--full` says what
-//! learns. The rest is `trainer train`'s loop and run folder (training.rs, run.rs): warm-up and
+//! The base model keeps everything it learned but its head, its prefix tokens (class,
+//! distillation, registers) included: a new head is sized to the new classes (a feature model
+//! without one gets its first), `pos_embed` is resampled when the image size differs (bicubic,
+//! as timm's `resample_abs_pos_embed`), and `--head-only`, `--last-blocks N` or `--full` says
+//! what learns. The rest is `trainer train`'s loop and run folder (training.rs, run.rs): warm-up and
 //! cosine, checkpoints, `--resume`, metrics and plots, and `trainer publish` after it. On top,
 //! layer-wise learning-rate decay as BEiT and timm fine-tune: the head learns at the full rate
 //! and each layer below at `--layer-decay` times the one above. The recipe records the base
@@ -19,7 +20,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleL
 use burn::prelude::Device;
 use vit::VisionTransformer;
 use vit::pos_embed::Resample;
-use vit::transfer::{Trainable, layer_decay, transfer_config};
+use vit::transfer::{Trainable, layer_decay, stem_params, transfer_config};
 use vit::weights::{Manifest, load_pair, save_pair_bytes};
 
 use crate::data::{self, DatasetKind};
@@ -239,13 +240,14 @@ impl FromBase {
     fn new(manifest: PathBuf, finetune: FinetuneRecipe, depth: usize) -> Result<Self> {
         let mut layers = Vec::new();
         if finetune.layer_decay != 1.0 {
-            // BEiT's layers (vit::transfer::layer_id): the embeddings are layer 0, block i is
-            // layer i + 1; the final norm and the head are layer depth + 1, at the full rate.
+            // BEiT's layers (vit::transfer::layer_id): the stem (patch embedding, prefix
+            // tokens, positions, norm_pre) is layer 0, block i is layer i + 1; the final norm
+            // and the heads are layer depth + 1, at the full rate.
             let group = |pattern: String| {
                 ParamGroup::from_regex(&pattern).map_err(|e| anyhow::anyhow!("{pattern}: {e:?}"))
             };
             layers.push((
-                group(r"^(cls_token|pos_embed|patch_embed\.)".into())?,
+                group(format!(r"^({})(\.|$)", stem_params().join("|")))?,
                 layer_decay(0, depth, finetune.layer_decay),
             ));
             for i in 0..depth {
@@ -331,13 +333,18 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(5);
         let depth = 3;
+        // Every kind of prefix token and norm_pre: each is layer 0, with the patch embedding.
         let config = VitConfig::new()
             .with_image_size(8)
             .with_patch_size(4)
             .with_embed_dim(8)
             .with_num_heads(2)
             .with_depth(depth)
-            .with_num_classes(3);
+            .with_num_classes(3)
+            .with_distilled(Some(true))
+            .with_reg_tokens(Some(2))
+            .with_pre_norm(Some(true))
+            .with_init_values(Some(0.5));
         let mut recipe = Preset::Finetune.recipe(3);
         recipe.model = config.clone();
         recipe.weight_decay = 0.0;

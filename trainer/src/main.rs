@@ -16,6 +16,7 @@ mod eval;
 mod explain;
 mod finetune;
 mod gpu_runtime;
+mod http;
 mod hub;
 mod interrupt;
 mod loader;
@@ -75,6 +76,11 @@ enum Command {
         /// square); the page's draggable square reports the same numbers.
         #[arg(long)]
         crop: Option<Crop>,
+        /// Run the model at this input size, a multiple of its patch size (default: its own);
+        /// its position embeddings are resampled as timm does (bicubic), e.g. a DINOv2 made
+        /// for 518 px at 224.
+        #[arg(long)]
+        image_size: Option<usize>,
     },
     /// Ask the model about one image: any token's attention at any layer and head (or fused
     /// heads), either way, attention rollout, or the relevance for a class (Chefer et al.).
@@ -220,7 +226,18 @@ fn main() -> ExitCode {
             json,
             device,
             crop,
-        } => predict::run(&model, &images, top, json, device, crop),
+            image_size,
+        } => predict::run(
+            &model,
+            &images,
+            &predict::PredictOptions {
+                top,
+                json,
+                device,
+                crop,
+                image_size,
+            },
+        ),
         Command::Explain(args) => explain::run(*args),
         Command::Patches {
             image,

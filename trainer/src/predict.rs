@@ -32,17 +32,29 @@ struct Failure<'a> {
     error: &'a str,
 }
 
-pub fn run(
-    model: &ModelArg,
-    images: &[PathBuf],
-    k: usize,
-    json: bool,
-    device: DeviceArg,
-    crop: Option<Crop>,
-) -> Result<ExitCode> {
+/// `trainer predict`'s options beside the model and the images.
+pub struct PredictOptions {
+    pub top: usize,
+    pub json: bool,
+    pub device: DeviceArg,
+    pub crop: Option<Crop>,
+    /// Run the model at this input size (its position embeddings resampled).
+    pub image_size: Option<usize>,
+}
+
+pub fn run(model: &ModelArg, images: &[PathBuf], options: &PredictOptions) -> Result<ExitCode> {
+    let PredictOptions {
+        top: k,
+        json,
+        device,
+        crop,
+        image_size,
+    } = *options;
     let (device, name) = resolve(device)?;
     crate::device::check(std::slice::from_ref(&device), &name)?;
-    let (manifest, model) = model.load(&device)?;
+    let (manifest, loaded) = model.load_at(&device, image_size)?;
+    model.needs_classes(&manifest, "classify")?;
+    let model = loaded;
     let size = manifest.config.image_size;
     let mut failed = 0;
     for chunk in images.chunks(BATCH) {

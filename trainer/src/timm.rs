@@ -103,8 +103,13 @@ fn from_file(path: &Path, options: &ImportOptions) -> Result<(Manifest, VisionTr
     let file = path.file_name().unwrap_or(path.as_os_str());
     manifest.source = format!("timm import of {}", file.to_string_lossy());
     manifest.description = format!(
-        "timm ViT: {}px, patch {}, dim {}, depth {}, {} heads",
-        config.image_size, config.patch_size, config.embed_dim, config.depth, config.num_heads
+        "timm ViT: {}px, patch {}, dim {}, depth {}, {} heads, {}",
+        config.image_size,
+        config.patch_size,
+        config.embed_dim,
+        config.depth,
+        config.num_heads,
+        config.prefix_tokens().summary()
     );
     Ok((manifest, model))
 }
@@ -112,25 +117,49 @@ fn from_file(path: &Path, options: &ImportOptions) -> Result<(Manifest, VisionTr
 pub fn export(model: &Path, out: &Path) -> Result<ExitCode> {
     let (manifest, model) = load_pair(model, &Device::flex())?;
     export_timm(&model, out)?;
-    println!(
-        "wrote {} (timm VisionTransformer: img_size={}, patch_size={}, embed_dim={}, depth={}, num_heads={}, mlp_ratio={}, qkv_bias={}, global_pool='{}', num_classes={})",
-        out.display(),
-        manifest.config.image_size,
-        manifest.config.patch_size,
-        manifest.config.embed_dim,
-        manifest.config.depth,
-        manifest.config.num_heads,
-        manifest.config.mlp_ratio,
-        if manifest.config.qkv_bias {
-            "True"
-        } else {
-            "False"
-        },
-        match manifest.config.pooling {
-            vit::Pooling::Token => "token",
-            vit::Pooling::Mean => "avg",
-        },
-        manifest.config.num_classes
-    );
+    let c = &manifest.config;
+    let class = if c.prefix_tokens().distillation {
+        "VisionTransformerDistilled"
+    } else {
+        "VisionTransformer"
+    };
+    println!("wrote {} (timm {class}: {})", out.display(), timm_args(c));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The config as timm's `VisionTransformer` keyword arguments, Python's spelling; those that
+/// came with the prefix tokens only where they are not timm's defaults.
+fn timm_args(c: &vit::VitConfig) -> String {
+    let py = |b: bool| if b { "True" } else { "False" };
+    let prefix = c.prefix_tokens();
+    let mut args = vec![
+        format!("img_size={}", c.image_size),
+        format!("patch_size={}", c.patch_size),
+        format!("embed_dim={}", c.embed_dim),
+        format!("depth={}", c.depth),
+        format!("num_heads={}", c.num_heads),
+        format!("mlp_ratio={}", c.mlp_ratio),
+        format!("qkv_bias={}", py(c.qkv_bias)),
+        format!(
+            "global_pool='{}'",
+            match c.pooling {
+                vit::Pooling::Token => "token",
+                vit::Pooling::Mean => "avg",
+            }
+        ),
+        format!("num_classes={}", c.num_classes),
+    ];
+    let optional = [
+        (!prefix.class).then(|| "class_token=False".to_string()),
+        (prefix.registers > 0).then(|| format!("reg_tokens={}", prefix.registers)),
+        (!prefix.embedded).then(|| "no_embed_class=True".to_string()),
+        c.init_values.map(|v| format!("init_values={v}")),
+        c.has_norm_pre().then(|| "pre_norm=True".to_string()),
+        c.fc_norm.map(|f| format!("fc_norm={}", py(f))),
+        (c.activation() == vit::Activation::QuickGelu).then(|| "act_layer='quick_gelu'".into()),
+        (c.layer_norm_eps != 1e-6)
+            .then(|| format!("norm_layer=partial(LayerNorm, eps={})", c.layer_norm_eps)),
+    ];
+    args.extend(optional.into_iter().flatten());
+    args.join(", ")
 }

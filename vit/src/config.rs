@@ -9,6 +9,7 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VitError};
+use crate::prefix::PrefixTokens;
 
 /// How the token sequence is reduced to one vector for the classifier head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -17,8 +18,19 @@ pub enum Pooling {
     /// Use the class token, as in the paper (timm's `global_pool='token'`).
     #[default]
     Token,
-    /// Average the patch tokens (timm's `global_pool='avg'`); the class token is still present.
+    /// Average the patch tokens (timm's `global_pool='avg'`), never the prefix tokens.
     Mean,
+}
+
+/// The MLP's activation (timm's `act_layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// The exact, erf-based GELU (`nn.GELU`).
+    #[default]
+    Gelu,
+    /// OpenAI CLIP's `x * sigmoid(1.702 x)` (timm's `quick_gelu`).
+    QuickGelu,
 }
 
 #[derive(Config, Debug, PartialEq)]
@@ -57,9 +69,33 @@ pub struct VitConfig {
     /// Stochastic depth: the drop probability of the last block; earlier blocks get a linear ramp.
     #[config(default = 0.0)]
     pub drop_path_rate: f64,
-    /// LayerNorm epsilon. timm uses 1e-6 (burn's default is 1e-5).
+    /// LayerNorm epsilon. timm uses 1e-6 (burn's default is 1e-5); its CLIP models 1e-5.
     #[config(default = 1e-6)]
     pub layer_norm_eps: f64,
+    // The fields below came with timm's other ViTs. Each is optional so that a manifest written
+    // before them still reads, and `None` means the model Vitrine built then: one class token
+    // covered by the position embeddings, no layer scale, no norm before the blocks, GELU.
+    // [`VitConfig::prefix_tokens`] is what the rest of the code asks about the prefix tokens.
+    /// Whether there is a class token (timm's `class_token`); `None`: there is.
+    pub class_token: Option<bool>,
+    /// A distillation token after the class token, read by a second head `head_dist` (timm's
+    /// distilled DeiT); `None`: none.
+    pub distilled: Option<bool>,
+    /// Register tokens after the class (and distillation) token (timm's `reg_tokens`).
+    pub reg_tokens: Option<usize>,
+    /// The position embeddings cover the patches only (timm's `no_embed_class`).
+    pub no_embed_class: Option<bool>,
+    /// Layer scale: each block's two branches scaled by learned vectors `ls1` and `ls2` that
+    /// start at this value (timm's `init_values`); `None`: no layer scale.
+    pub init_values: Option<f64>,
+    /// A LayerNorm between the embeddings and the blocks, `norm_pre` (timm's `pre_norm`, as in
+    /// CLIP); the patch embedding then has no bias, as timm builds it.
+    pub pre_norm: Option<bool>,
+    /// Whether the final norm comes after pooling (timm's `fc_norm`); `None`: timm's rule,
+    /// after for mean pooling and before for the class token.
+    pub fc_norm: Option<bool>,
+    /// The MLP's activation (timm's `act_layer`); `None`: GELU.
+    pub act_layer: Option<Activation>,
 }
 
 impl VitConfig {
@@ -93,11 +129,8 @@ impl VitConfig {
                 self.in_chans
             ));
         }
-        if self.num_classes == 0 || self.depth == 0 {
-            return bad(format!(
-                "num_classes ({}) and depth ({}) must be positive",
-                self.num_classes, self.depth
-            ));
+        if self.depth == 0 {
+            return bad("depth must be positive".into());
         }
         if self.num_heads == 0 || self.embed_dim == 0 {
             return bad("embed_dim and num_heads must be positive".into());
@@ -126,6 +159,22 @@ impl VitConfig {
                 self.layer_norm_eps
             ));
         }
+        let prefix = self.prefix_tokens();
+        if self.pooling == Pooling::Token && !prefix.class {
+            return bad("class-token pooling needs a class token (class_token is false)".into());
+        }
+        if prefix.distillation && (!prefix.class || self.pooling != Pooling::Token) {
+            return bad(
+                "a distilled model's two heads read its class and distillation tokens: it needs \
+                 a class token and class-token pooling"
+                    .into(),
+            );
+        }
+        if let Some(v) = self.init_values
+            && !v.is_finite()
+        {
+            return bad(format!("init_values {v} must be a finite number"));
+        }
         if self.num_params() == usize::MAX {
             return bad("the config describes more parameters than this machine can count".into());
         }
@@ -141,9 +190,53 @@ impl VitConfig {
         self.grid_size() * self.grid_size()
     }
 
-    /// Sequence length: the class token followed by every patch.
+    /// The tokens in front of the patches: the one place that says which there are.
+    pub fn prefix_tokens(&self) -> PrefixTokens {
+        PrefixTokens {
+            class: self.class_token.unwrap_or(true),
+            distillation: self.distilled.unwrap_or(false),
+            registers: self.reg_tokens.unwrap_or(0),
+            embedded: !self.no_embed_class.unwrap_or(false),
+        }
+    }
+
+    /// Sequence length: the prefix tokens followed by every patch.
     pub fn num_tokens(&self) -> usize {
-        1 + self.num_patches()
+        self.prefix_tokens()
+            .count()
+            .saturating_add(self.num_patches())
+    }
+
+    /// Rows of `pos_embed`: the patches', after the prefix tokens' where it covers them.
+    pub fn pos_embed_len(&self) -> usize {
+        self.prefix_tokens()
+            .with_positions()
+            .saturating_add(self.num_patches())
+    }
+
+    /// Whether the final norm comes after pooling (timm's `fc_norm`, see [`Self::fc_norm`]).
+    pub fn uses_fc_norm(&self) -> bool {
+        self.fc_norm.unwrap_or(self.pooling == Pooling::Mean)
+    }
+
+    /// The MLP's activation.
+    pub fn activation(&self) -> Activation {
+        self.act_layer.unwrap_or_default()
+    }
+
+    /// Whether there is a `norm_pre` (and so no patch-embedding bias).
+    pub fn has_norm_pre(&self) -> bool {
+        self.pre_norm.unwrap_or(false)
+    }
+
+    /// Classifier heads: none without classes (a feature model, timm's `num_classes=0`), two
+    /// for a distilled model (`head` and `head_dist`), else one.
+    pub fn num_heads_out(&self) -> usize {
+        if self.num_classes == 0 {
+            0
+        } else {
+            1 + self.prefix_tokens().distillation as usize
+        }
     }
 
     pub fn head_dim(&self) -> usize {
@@ -160,13 +253,27 @@ impl VitConfig {
         let n = |v: usize| Saturating(v);
         let d = n(self.embed_dim);
         let h = n(self.mlp_hidden());
-        let tokens_count = n(self.grid_size()) * n(self.grid_size()) + n(1);
-        let patch = n(self.in_chans) * n(self.patch_size) * n(self.patch_size) * d + d;
-        let tokens = d + tokens_count * d;
+        let prefix = self.prefix_tokens();
+        let positions = n(self.grid_size()) * n(self.grid_size()) + n(prefix.with_positions());
+        let bias = if self.has_norm_pre() { n(0) } else { d };
+        let patch = n(self.in_chans) * n(self.patch_size) * n(self.patch_size) * d + bias;
+        let tokens = n(prefix.count()) * d + positions * d;
+        let norm_pre = if self.has_norm_pre() { n(2) * d } else { n(0) };
         let qkv_bias = if self.qkv_bias { n(3) * d } else { n(0) };
-        let block = n(4) * d + (d * n(3) * d + qkv_bias) + (d * d + d) + (d * h + h) + (h * d + d);
+        let layer_scale = if self.init_values.is_some() {
+            n(2) * d
+        } else {
+            n(0)
+        };
+        let block = n(4) * d
+            + (d * n(3) * d + qkv_bias)
+            + (d * d + d)
+            + (d * h + h)
+            + (h * d + d)
+            + layer_scale;
         let classes = n(self.num_classes);
-        (patch + tokens + n(self.depth) * block + n(2) * d + d * classes + classes).0
+        let heads = n(self.num_heads_out()) * (d * classes + classes);
+        (patch + tokens + norm_pre + n(self.depth) * block + n(2) * d + heads).0
     }
 
     /// Floating-point operations of one image's forward pass, counting a multiply-add as two and
@@ -182,7 +289,7 @@ impl VitConfig {
         // qkv, proj, fc1, fc2; then q·kᵀ and probabilities·v over all heads together.
         let linear = 2.0 * t * (3.0 * d * d + d * d + 2.0 * d * h);
         let attention = 2.0 * 2.0 * t * t * d;
-        let head = 2.0 * d * self.num_classes as f64;
+        let head = 2.0 * d * self.num_classes as f64 * self.num_heads_out() as f64;
         patch_embed + self.depth as f64 * (linear + attention) + head
     }
 }
@@ -231,6 +338,23 @@ mod tests {
                 .with_qkv_bias(false)
                 .with_pooling(Pooling::Mean)
                 .with_num_classes(7),
+            // Every prefix token, layer scale, norm_pre (no patch bias), two heads.
+            VitConfig::new()
+                .with_image_size(8)
+                .with_depth(2)
+                .with_distilled(Some(true))
+                .with_reg_tokens(Some(3))
+                .with_no_embed_class(Some(true))
+                .with_init_values(Some(1e-5))
+                .with_pre_norm(Some(true)),
+            // No class token, no classifier.
+            VitConfig::new()
+                .with_image_size(8)
+                .with_depth(1)
+                .with_class_token(Some(false))
+                .with_pooling(Pooling::Mean)
+                .with_fc_norm(Some(false))
+                .with_num_classes(0),
         ] {
             let model = c.init(&Device::flex()).unwrap();
             assert_eq!(c.num_params(), model.num_params(), "{c:?}");
@@ -278,6 +402,58 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("more parameters")
+        );
+        // A manifest's absurd number of registers is refused, not overflowed.
+        let registers = VitConfig::new().with_reg_tokens(Some(usize::MAX));
+        assert_eq!(registers.num_tokens(), usize::MAX);
+        assert!(
+            registers
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("more parameters")
+        );
+    }
+
+    #[test]
+    fn prefix_tokens_and_pooling_must_agree() {
+        let no_class = VitConfig::new().with_class_token(Some(false));
+        let e = no_class.validate().unwrap_err().to_string();
+        assert!(e.contains("class-token pooling needs a class token"), "{e}");
+        no_class.with_pooling(Pooling::Mean).validate().unwrap();
+        let e = VitConfig::new()
+            .with_distilled(Some(true))
+            .with_pooling(Pooling::Mean)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("distilled"), "{e}");
+        let c = VitConfig::new()
+            .with_reg_tokens(Some(4))
+            .with_no_embed_class(Some(true));
+        assert_eq!((c.num_tokens(), c.pos_embed_len()), (69, 64));
+        assert_eq!(VitConfig::new().with_num_classes(0).num_heads_out(), 0);
+    }
+
+    /// A manifest's config written before the prefix-token fields existed reads as the model
+    /// it described: one class token with a position, GELU, no layer scale.
+    #[test]
+    fn configs_without_the_new_fields_mean_todays_model() {
+        let old = r#"{"image_size":32,"patch_size":4,"in_chans":3,"num_classes":10,
+            "embed_dim":192,"depth":6,"num_heads":3,"mlp_ratio":2.0,"qkv_bias":true,
+            "pooling":"mean","drop_rate":0.0,"attn_drop_rate":0.0,"drop_path_rate":0.1,
+            "layer_norm_eps":1e-6}"#;
+        let c: VitConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(c.prefix_tokens(), PrefixTokens::CLASS);
+        assert_eq!(c.num_tokens(), 65);
+        assert!(c.uses_fc_norm());
+        assert_eq!(c.activation(), Activation::Gelu);
+        assert_eq!(
+            c,
+            VitConfig::new()
+                .with_pooling(Pooling::Mean)
+                .with_depth(6)
+                .with_drop_path_rate(0.1)
         );
     }
 

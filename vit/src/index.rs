@@ -36,7 +36,9 @@ pub struct HubEntry {
     /// A short name for the list, e.g. "DeiT-Ti/16".
     pub title: String,
     pub params: usize,
-    /// The size of its `model.safetensors`: what a first visit downloads.
+    /// The size of its `model.safetensors`: what a first visit downloads. The file's, as timm
+    /// writes it (an 8-byte length, the JSON header, then the f32 data), not `params * 4`;
+    /// a test holds each entry to the size computed for its architecture.
     pub bytes: u64,
     /// ImageNet-1k top-1 from its model card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,5 +92,90 @@ impl ModelIndex {
             .as_ref()
             .and_then(|d| self.models.iter().find(|e| &e.name == d))
             .or(self.models.first())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::{Pooling, VitConfig};
+    use crate::weights::expected_tensors;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The size of the `model.safetensors` that timm's `save_for_hf` writes for `config`: an
+    /// 8-byte header length, the header (each tensor in name order, with its dtype, shape and
+    /// byte range, as compact JSON padded with spaces to 8 bytes), then the f32 data in the
+    /// same order.
+    fn timm_file_size(config: &VitConfig) -> u64 {
+        let mut tensors: Vec<(String, Vec<usize>)> = expected_tensors(config)
+            .into_iter()
+            .map(|(name, shape)| {
+                let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
+                let name = match (config.pooling, name.strip_prefix("norm.")) {
+                    (Pooling::Mean, Some(rest)) => format!("fc_norm.{rest}"),
+                    _ => name,
+                };
+                (name, shape)
+            })
+            .collect();
+        tensors.sort();
+        let mut header = serde_json::Map::new();
+        let mut offset = 0u64;
+        for (name, shape) in tensors {
+            let bytes = 4 * shape.iter().product::<usize>() as u64;
+            header.insert(
+                name,
+                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+            );
+            offset += bytes;
+        }
+        let header = serde_json::Value::Object(header).to_string();
+        8 + header.len().next_multiple_of(8) as u64 + offset
+    }
+
+    /// `architecture` with 1000 classes, as config.json describes it.
+    fn config_of(architecture: &str) -> VitConfig {
+        let text = serde_json::json!({"architecture": architecture, "num_classes": 1000});
+        crate::hub::read_config(&text.to_string(), architecture)
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn the_size_computed_is_the_size_of_the_files_timm_wrote() {
+        // The fixture repos, written by timm's save_for_hf (tests/fixtures/make_hub_reference.py).
+        let hub = root().join("tests/fixtures/hub/timm");
+        for repo in [
+            "deit_tiny_patch16_224.fb_in1k",
+            "vit_small_patch32_384.augreg_in21k_ft_in1k",
+        ] {
+            let dir = hub.join(repo);
+            let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            let model = crate::hub::read_config(&config, repo).unwrap();
+            let file = std::fs::metadata(dir.join("model.safetensors"))
+                .unwrap()
+                .len();
+            assert_eq!(timm_file_size(&model.config), file, "{repo}");
+        }
+    }
+
+    #[test]
+    fn hub_entries_carry_the_size_of_their_weights_file() {
+        let text = std::fs::read_to_string(root().join("www/models/index.json")).unwrap();
+        let index = ModelIndex::from_json(&text, "index.json").unwrap();
+        let hub = index.hub.expect("the page's hub list");
+        assert!(!hub.models.is_empty());
+        for entry in &hub.models {
+            let name = entry.repo.split('@').next().unwrap();
+            let architecture = name.rsplit('/').next().unwrap().split('.').next().unwrap();
+            let config = config_of(architecture);
+            assert_eq!(entry.params, config.num_params(), "{}", entry.repo);
+            assert_eq!(entry.bytes, timm_file_size(&config), "{}", entry.repo);
+        }
     }
 }

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::prefix::PrefixTokens;
 use crate::rollout::AttentionMaps;
 
 /// One class of a top-k answer.
@@ -107,8 +108,20 @@ pub fn stack_attention(layers: Vec<Tensor<4>>) -> Tensor<5> {
     Tensor::stack(layers, 0)
 }
 
-/// Splits a read-back `[L, B, h, T, T]` attention stack into one [`AttentionMaps`] per image.
+/// Splits a read-back `[L, B, h, T, T]` attention stack of a model whose one prefix token is
+/// a class token (the original ViT's) into one [`AttentionMaps`] per image; any other model:
+/// [`split_attention_for`].
 pub fn split_attention(flat: &[f32], dims: [usize; 5]) -> Vec<AttentionMaps> {
+    split_attention_for(flat, dims, PrefixTokens::CLASS)
+}
+
+/// Splits a read-back `[L, B, h, T, T]` attention stack of a model with `prefix` (its
+/// [`crate::VisionTransformer::prefix`]) into one [`AttentionMaps`] per image.
+pub fn split_attention_for(
+    flat: &[f32],
+    dims: [usize; 5],
+    prefix: PrefixTokens,
+) -> Vec<AttentionMaps> {
     let [layers, batch, heads, tokens, _] = dims;
     let per_head_layer = heads * tokens * tokens;
     (0..batch)
@@ -122,6 +135,7 @@ pub fn split_attention(flat: &[f32], dims: [usize; 5]) -> Vec<AttentionMaps> {
                 layers,
                 heads,
                 tokens,
+                prefix,
                 data,
             }
         })

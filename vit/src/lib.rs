@@ -2,8 +2,11 @@
 //! native trainer and the WebAssembly page.
 //!
 //! - [`config`]: the serialisable [`VitConfig`] and its validation.
+//! - [`prefix`]: the tokens in front of the patches (class, distillation, registers), the one
+//!   place every part of the code asks about them.
 //! - [`model`]: the [`VisionTransformer`] (timm's layout and names), with a fused-attention
-//!   forward and one that also returns every layer's attention probabilities.
+//!   forward and one that also returns every layer's attention probabilities; [`init`]: other
+//!   starting points for a fresh one.
 //! - [`preprocess`]: any image bytes -> the normalised square the model sees, cut as timm's
 //!   eval transform cuts it; [`resample`]: resizing exactly as Pillow does.
 //! - [`damage`]: whether image bytes were cut off (decoders show what they could read).
@@ -35,10 +38,12 @@ pub mod gpu_runtime;
 pub mod hub;
 pub mod index;
 pub mod inference;
+pub mod init;
 pub mod kernels;
 pub mod model;
 pub mod patches;
 pub mod pos_embed;
+pub mod prefix;
 pub mod preprocess;
 pub mod resample;
 pub mod rng;
@@ -48,7 +53,8 @@ pub mod timm;
 pub mod transfer;
 pub mod weights;
 
-pub use config::{Pooling, VitConfig};
+pub use config::{Activation, Pooling, VitConfig};
 pub use error::{Result, VitError};
 pub use model::VisionTransformer;
+pub use prefix::{PrefixKind, PrefixTokens};
 pub use preprocess::Normalization;

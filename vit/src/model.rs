@@ -2,27 +2,31 @@
 //! so that parameter paths (`blocks.3.attn.qkv.weight`, ...) match timm's state dict.
 //!
 //! Shapes use: B batch, C channels, H/W image side, G patch-grid side, N = G*G patches,
-//! T = 1 + N tokens, D embed dim, h heads, d = D / h head dim.
+//! P prefix tokens ([`crate::prefix`]: class, distillation, registers), T = P + N tokens,
+//! D embed dim, h heads, d = D / h head dim, K the tokens the heads read (1, or 2 for a
+//! distilled model).
 //!
 //! One job, the network from patch embedding to head, kept in one file as timm keeps
-//! `vision_transformer.py`: its forward, its attention-maps forward and their config read top
-//! to bottom.
+//! `vision_transformer.py` (and `deit.py`'s distilled head): its forward, its attention-maps
+//! forward and their config read top to bottom. [`crate::init`] has other starting points.
 
 use burn::module::{Module, Param};
 use burn::nn::LinearConfig;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Gelu, Initializer, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::config::{Pooling, VitConfig};
+use crate::config::{Activation, Pooling, VitConfig};
 use crate::error::Result;
 use crate::kernels;
+use crate::prefix::{PrefixKind, PrefixTokens};
 
-/// timm initialises linear weights, `cls_token` and `pos_embed` from N(0, 0.02²).
-const INIT_STD: f64 = 0.02;
+/// timm initialises linear weights and `pos_embed` from N(0, 0.02²); the prefix tokens start
+/// there too.
+pub(crate) const INIT_STD: f64 = 0.02;
 
 fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
     let mut layer = LinearConfig::new(d_in, d_out)
@@ -160,18 +164,25 @@ pub struct Mlp {
     pub act: Gelu,
     pub fc2: Linear,
     pub drop: Dropout,
+    /// Which activation `act` stands for (timm's `act_layer`).
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = kernels::gelu_or(kernels::linear_or(x, &self.fc1), |x| {
-            let device = x.device();
-            if device.is_autodiff() && device.inner() != Device::flex() {
-                exact_gelu(x)
-            } else {
-                self.act.forward(x)
-            }
-        });
+        let x = kernels::linear_or(x, &self.fc1);
+        let x = match self.activation {
+            Activation::Gelu => kernels::gelu_or(x, |x| {
+                let device = x.device();
+                if device.is_autodiff() && device.inner() != Device::flex() {
+                    exact_gelu(x)
+                } else {
+                    self.act.forward(x)
+                }
+            }),
+            Activation::QuickGelu => quick_gelu(x),
+        };
         self.drop
             .forward(kernels::linear_or(self.drop.forward(x), &self.fc2))
     }
@@ -187,6 +198,35 @@ fn exact_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         .add_scalar(1.0)
         .mul_scalar(0.5);
     x * cdf
+}
+
+/// OpenAI CLIP's activation, `x * sigmoid(1.702 x)` (timm's `QuickGELU`).
+fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone() * sigmoid(x.mul_scalar(1.702))
+}
+
+/// Layer scale (Touvron et al., "Going deeper with Image Transformers", 2021): a learned
+/// factor per channel on a residual branch, timm's `LayerScale`.
+#[derive(Module, Debug)]
+pub struct LayerScale {
+    /// `[D]`
+    pub gamma: Param<Tensor<1>>,
+}
+
+impl LayerScale {
+    /// `[B, T, D]` scaled channel by channel.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [d] = self.gamma.dims();
+        x * self.gamma.val().reshape([1, 1, d])
+    }
+}
+
+/// `x` through `ls`, where the block has layer scale.
+fn scale(ls: &Option<LayerScale>, x: Tensor<3>) -> Tensor<3> {
+    match ls {
+        Some(ls) => ls.forward(x),
+        None => x,
+    }
 }
 
 /// Stochastic depth: during training, drops a whole residual branch per sample.
@@ -209,13 +249,16 @@ impl DropPath {
     }
 }
 
-/// A pre-norm transformer block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`.
+/// A pre-norm transformer block: `x + ls1(attn(norm1(x)))`, then `x + ls2(mlp(norm2(x)))`,
+/// the layer scales only where the model has them.
 #[derive(Module, Debug)]
 pub struct Block {
     pub norm1: LayerNorm,
     pub attn: Attention,
+    pub ls1: Option<LayerScale>,
     pub norm2: LayerNorm,
     pub mlp: Mlp,
+    pub ls2: Option<LayerScale>,
     pub drop_path: DropPath,
     /// Both norms' epsilon, which burn's `LayerNorm` keeps private and the CPU kernel needs.
     #[module(skip)]
@@ -224,14 +267,14 @@ pub struct Block {
 
 impl Block {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .drop_path
-                .forward(self.attn.forward(self.norm(&self.norm1, x)));
-        x.clone()
-            + self
-                .drop_path
-                .forward(self.mlp.forward(self.norm(&self.norm2, x)))
+        let a = self.attn.forward(self.norm(&self.norm1, x.clone()));
+        self.mlp_residual(x + self.drop_path.forward(scale(&self.ls1, a)))
+    }
+
+    /// `x + ls2(mlp(norm2(x)))`, the block's second half.
+    fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
+        let m = self.mlp.forward(self.norm(&self.norm2, x.clone()));
+        x + self.drop_path.forward(scale(&self.ls2, m))
     }
 
     /// `norm1` or `norm2`, through the CPU kernel where it applies.
@@ -254,28 +297,42 @@ impl Block {
         attend: impl FnOnce(&Attention, Tensor<3>) -> (Tensor<3>, Tensor<4>),
     ) -> (Tensor<3>, Tensor<4>) {
         let (a, probs) = attend(&self.attn, self.norm(&self.norm1, x.clone()));
-        let x = x + self.drop_path.forward(a);
-        let x = x.clone()
-            + self
-                .drop_path
-                .forward(self.mlp.forward(self.norm(&self.norm2, x)));
-        (x, probs)
+        let x = x + self.drop_path.forward(scale(&self.ls1, a));
+        (self.mlp_residual(x), probs)
     }
 }
 
 #[derive(Module, Debug)]
 pub struct VisionTransformer {
     pub patch_embed: PatchEmbed,
-    /// `[1, 1, D]`
-    pub cls_token: Param<Tensor<3>>,
-    /// `[1, T, D]`, learned, covering the class token and every patch.
+    /// `[1, 1, D]`, where the model has a class token.
+    pub cls_token: Option<Param<Tensor<3>>>,
+    /// `[1, 1, D]`: a distilled DeiT's distillation token.
+    pub dist_token: Option<Param<Tensor<3>>>,
+    /// `[1, R, D]`: the register tokens.
+    pub reg_token: Option<Param<Tensor<3>>>,
+    /// `[1, P + N, D]`, learned: a row for every prefix token and every patch; `[1, N, D]`
+    /// where the prefix tokens have no position (`no_embed_class`).
     pub pos_embed: Param<Tensor<3>>,
     pub pos_drop: Dropout,
+    /// A LayerNorm before the blocks (CLIP's `pre_norm`).
+    pub norm_pre: Option<LayerNorm>,
     pub blocks: Vec<Block>,
+    /// The final norm, before pooling or after it (timm's `norm` or `fc_norm`, see
+    /// [`Self::fc_norm`]); timm has one or the other, never both.
     pub norm: LayerNorm,
-    pub head: Linear,
+    /// The classifier; none in a feature model (timm's `num_classes=0`).
+    pub head: Option<Linear>,
+    /// A distilled model's second classifier, on the distillation token.
+    pub head_dist: Option<Linear>,
     #[module(skip)]
     pub pooling: Pooling,
+    /// Whether `norm` comes after pooling (timm's `fc_norm`).
+    #[module(skip)]
+    pub fc_norm: bool,
+    /// The tokens in front of the patches, and whether `pos_embed` covers them.
+    #[module(skip)]
+    pub prefix: PrefixTokens,
     /// The final norm's epsilon (see [`Block::norm_eps`]).
     #[module(skip)]
     pub norm_eps: f64,
@@ -300,6 +357,11 @@ impl VitConfig {
                 device,
             ))
         };
+        let layer_scale = || {
+            self.init_values.map(|v| LayerScale {
+                gamma: Param::from_tensor(Tensor::full([d], v, device)),
+            })
+        };
         let blocks = (0..self.depth)
             .map(|i| {
                 // Linear ramp of drop-path rates from 0 (first block) to drop_path_rate (last).
@@ -310,6 +372,7 @@ impl VitConfig {
                 };
                 Block {
                     norm1: norm(),
+                    ls1: layer_scale(),
                     attn: Attention {
                         qkv: linear(d, 3 * d, self.qkv_bias, device),
                         proj: linear(d, d, true, device),
@@ -318,11 +381,13 @@ impl VitConfig {
                         num_heads: self.num_heads,
                     },
                     norm2: norm(),
+                    ls2: layer_scale(),
                     mlp: Mlp {
                         fc1: linear(d, self.mlp_hidden(), true, device),
                         act: Gelu::new(),
                         fc2: linear(self.mlp_hidden(), d, true, device),
                         drop: dropout(self.drop_rate),
+                        activation: self.activation(),
                     },
                     drop_path: DropPath {
                         drop: dropout(rate),
@@ -331,130 +396,152 @@ impl VitConfig {
                 }
             })
             .collect();
+        let prefix = self.prefix_tokens();
+        let tokens =
+            |kind: PrefixKind| (prefix.of(kind) > 0).then(|| normal([1, prefix.of(kind), d]));
+        let classes = self.num_classes;
         Ok(VisionTransformer {
             patch_embed: PatchEmbed {
                 proj: Conv2dConfig::new([self.in_chans, d], [p, p])
                     .with_stride([p, p])
+                    .with_bias(!self.has_norm_pre())
                     .init(device),
             },
-            cls_token: normal([1, 1, d]),
-            pos_embed: normal([1, self.num_tokens(), d]),
+            cls_token: tokens(PrefixKind::Class),
+            dist_token: tokens(PrefixKind::Distillation),
+            reg_token: tokens(PrefixKind::Register),
+            pos_embed: normal([1, self.pos_embed_len(), d]),
             pos_drop: dropout(self.drop_rate),
+            norm_pre: self.has_norm_pre().then(norm),
             blocks,
             norm: norm(),
-            head: linear(d, self.num_classes, true, device),
+            head: (classes > 0).then(|| linear(d, classes, true, device)),
+            head_dist: (classes > 0 && prefix.distillation)
+                .then(|| linear(d, classes, true, device)),
             pooling: self.pooling,
+            fc_norm: self.uses_fc_norm(),
+            prefix,
             norm_eps: self.layer_norm_eps,
         })
     }
 }
 
 impl VisionTransformer {
-    /// Re-initialises every attention layer "mimetically" (Trockman & Kolter, ICML 2023): as
-    /// in trained ViTs, each head's `W_q W_k^T` starts close to `+I` (a token attends to tokens
-    /// that look like it) and `W_v W_proj` close to `-I`. On small datasets this gives attention
-    /// a prior from the first step. In our 10-epoch CIFAR-10 runs it led early, and the timm-init
-    /// run caught up by epochs 3-5 (see docs/default-model.md).
-    ///
-    /// The paper factors `alpha Z + beta I` by SVD. Here each product comes straight from one
-    /// Gaussian matrix with `N(0, 1/D)` entries, since `G G^T` is the identity plus noise of
-    /// size `1/sqrt(D)`: head `h` gets `W_q = W_k = sqrt(beta_qk) G_h` (`G_h` its `d` columns
-    /// of `G`, so its product is a rank-`d` share of `beta_qk I`), and `W_v = sqrt(beta_vo) H`,
-    /// `W_proj = -sqrt(beta_vo) H^T`. Uses the device's RNG, so a seeded device repeats it.
-    pub fn mimetic_attention(mut self) -> Self {
-        /// The paper's betas for vision (its alphas are the noise that `G G^T` brings here).
-        const BETA_QK: f64 = 0.7;
-        const BETA_VO: f64 = 0.4;
-        for block in &mut self.blocks {
-            let attn = &mut block.attn;
-            let w = attn.qkv.weight.val(); // [D, 3D]
-            let device = w.device();
-            let [d, _] = w.dims();
-            let gaussian = || {
-                Tensor::<2>::random(
-                    [d, d],
-                    burn::tensor::Distribution::Normal(0.0, (d as f64).powf(-0.5)),
-                    &device,
-                )
-            };
-            // A little independent noise so that queries and keys are not exactly tied.
-            let jitter = || {
-                Tensor::<2>::random(
-                    [d, d],
-                    burn::tensor::Distribution::Normal(0.0, INIT_STD),
-                    &device,
-                )
-            };
-            let g = gaussian() * BETA_QK.sqrt(); // columns h*d_h.. are head h's W_q = W_k
-            let h = gaussian() * BETA_VO.sqrt();
-            let qkv = Tensor::cat(vec![g.clone() + jitter(), g + jitter(), h.clone()], 1); // [D, 3D]
-            attn.qkv.weight = Param::from_tensor(qkv);
-            attn.proj.weight = Param::from_tensor(h.transpose().neg()); // [D, D]
+    /// The parameter holding the prefix tokens of `kind`, `[1, n, D]`, if the model has them.
+    pub fn prefix_param(&self, kind: PrefixKind) -> Option<&Param<Tensor<3>>> {
+        match kind {
+            PrefixKind::Class => self.cls_token.as_ref(),
+            PrefixKind::Distillation => self.dist_token.as_ref(),
+            PrefixKind::Register => self.reg_token.as_ref(),
         }
-        self
+        .filter(|t| t.dims()[1] > 0)
     }
 
-    /// Starts `pos_embed` at 2-D sine-cosine codes (as MAE and Beyer et al. 2022, "Better plain
-    /// ViT baselines", fix them) instead of noise; it stays a learned parameter, so timm's layout
-    /// is unchanged. A quarter of the width codes the column with sines, one with cosines, and
-    /// the same for the row; the class token's position is zero. Nearby patches get similar
-    /// codes, so with mimetic attention (`q·k ≈ x·x`) every head starts by looking around its
-    /// patch, the way a convolution does, instead of having to learn where patches are.
-    pub fn sincos_positions(mut self) -> Self {
-        let [_, tokens, d] = self.pos_embed.dims();
-        let quarter = d / 4;
-        let Some(grid) = crate::patches::grid_side(tokens).filter(|_| quarter > 0) else {
-            return self; // not a square grid: nothing sensible to code
-        };
-        let frequencies: Vec<f64> = (0..quarter)
-            .map(|i| 10_000f64.powf(-(i as f64) / quarter as f64))
-            .collect();
-        let mut codes = vec![0f32; tokens * d]; // [T, D], token 0 (class) stays zero
-        for row in 0..grid {
-            for col in 0..grid {
-                let token = 1 + row * grid + col;
-                for (half, pos) in [(0, col), (1, row)] {
-                    let base = token * d + half * 2 * quarter;
-                    for (i, frequency) in frequencies.iter().enumerate() {
-                        let angle = pos as f64 * frequency;
-                        codes[base + i] = angle.sin() as f32;
-                        codes[base + quarter + i] = angle.cos() as f32;
-                    }
-                }
-            }
+    /// The field that holds the prefix tokens of `kind`, to change them (freeze, replace).
+    pub fn prefix_param_mut(&mut self, kind: PrefixKind) -> &mut Option<Param<Tensor<3>>> {
+        match kind {
+            PrefixKind::Class => &mut self.cls_token,
+            PrefixKind::Distillation => &mut self.dist_token,
+            PrefixKind::Register => &mut self.reg_token,
         }
-        let old = self.pos_embed.val();
-        let pos = Tensor::<3>::from_data(TensorData::new(codes, [1, tokens, d]), &old.device())
-            .cast(old.dtype());
-        self.pos_embed = Param::from_tensor(pos);
-        self
     }
 
-    /// `[B, C, H, W]` -> `[B, T, D]`: patch tokens with the class token in front, plus positions.
+    /// Tokens `T` of the model's own input: its prefix tokens and patches.
+    pub fn num_tokens(&self) -> usize {
+        let patches = self.pos_embed.dims()[1] - self.prefix.with_positions();
+        self.prefix.count() + patches
+    }
+
+    /// Tokens the heads read (`K`): the class token, with a distilled model's distillation
+    /// token; or the patches' mean.
+    pub fn num_pooled(&self) -> usize {
+        match self.pooling {
+            Pooling::Token => 1 + self.prefix.distillation as usize,
+            Pooling::Mean => 1,
+        }
+    }
+
+    /// Classes the heads tell apart; 0 for a feature model.
+    pub fn num_classes(&self) -> usize {
+        self.head.as_ref().map_or(0, |h| h.weight.dims()[1])
+    }
+
+    /// `[B, C, H, W]` -> `[B, T, D]`: the prefix tokens in front of the patch tokens, the
+    /// positions added to all of them or (`no_embed_class`) to the patches alone, then
+    /// `norm_pre` where there is one.
     fn embed(&self, images: Tensor<4>) -> Tensor<3> {
         let x = self.patch_embed.forward(images); // [B, N, D]
         let [b, _, d] = x.dims();
-        let cls = self.cls_token.val().expand([b, 1, d]);
-        let x = Tensor::cat(vec![cls, x], 1); // [B, T, D]
-        self.pos_drop.forward(x + self.pos_embed.val())
+        let mut tokens: Vec<Tensor<3>> = PrefixKind::ALL
+            .iter()
+            .filter_map(|&kind| self.prefix_param(kind))
+            .map(|t| t.val().expand([b, t.dims()[1], d])) // [B, n, D] each
+            .collect();
+        let pos = self.pos_embed.val();
+        let x = if self.prefix.embedded {
+            tokens.push(x);
+            Tensor::cat(tokens, 1) + pos // [B, T, D]
+        } else {
+            tokens.push(x + pos);
+            Tensor::cat(tokens, 1) // [B, T, D]
+        };
+        let x = self.pos_drop.forward(x);
+        match &self.norm_pre {
+            Some(norm) => kernels::layer_norm_or(x, norm, self.norm_eps),
+            None => x,
+        }
     }
 
-    /// Final norm and pooling: `[B, T, D]` -> `[B, D]`, the vector the head reads.
+    /// `[B, T, D]` through the final norm.
+    fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        kernels::layer_norm_or(x, &self.norm, self.norm_eps)
+    }
+
+    /// Final norm and pooling: `[B, T, D]` -> `[B, K, D]`, what the heads read.
     ///
-    /// As in timm: class-token pooling norms every token, then takes token 0; mean pooling
-    /// averages the patch tokens first and norms the mean (timm calls that norm `fc_norm`).
+    /// As in timm: class-token pooling takes token 0 (and a distilled model's token 1 for
+    /// `head_dist`), normed; mean pooling averages the patch tokens (never the prefix tokens),
+    /// then norms the mean (`fc_norm`), or norms every token before (`fc_norm=False`).
+    pub fn pooled(&self, x: Tensor<3>) -> Tensor<3> {
+        let [_, t, _] = x.dims();
+        let p = self.prefix.count();
+        match self.pooling {
+            // A LayerNorm works token by token: norming the tokens read is norming them all.
+            Pooling::Token => self.final_norm(x.narrow(1, 0, self.num_pooled())),
+            Pooling::Mean if self.fc_norm => self.final_norm(x.narrow(1, p, t - p).mean_dim(1)),
+            Pooling::Mean => self.final_norm(x.narrow(1, p, t - p)).mean_dim(1),
+        }
+    }
+
+    /// Final norm and pooling: `[B, T, D]` -> `[B, D]`, timm's `pre_logits` (for a distilled
+    /// model the mean of its two tokens).
     pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
-        let [b, t, d] = x.dims();
-        let pooled = match self.pooling {
-            Pooling::Token => x.narrow(1, 0, 1),
-            Pooling::Mean => x.narrow(1, 1, t - 1).mean_dim(1),
-        }; // [B, 1, D]
-        kernels::layer_norm_or(pooled, &self.norm, self.norm_eps).reshape([b, d])
+        let pooled = self.pooled(x);
+        let [b, _, d] = pooled.dims();
+        pooled.mean_dim(1).reshape([b, d])
+    }
+
+    /// The heads on what they read, `[B, K, D]` -> logits `[B, classes]`: a distilled model's
+    /// two heads averaged, as timm does in eval. A model without a classifier answers its
+    /// features `[B, D]` (timm's identity head).
+    pub fn heads(&self, pooled: Tensor<3>) -> Tensor<2> {
+        let [b, k, d] = pooled.dims();
+        let Some(head) = &self.head else {
+            return pooled.mean_dim(1).reshape([b, d]);
+        };
+        let token = |i: usize| pooled.clone().narrow(1, i, 1).reshape([b, d]);
+        let logits = kernels::linear_or(token(0), head);
+        match &self.head_dist {
+            Some(head_dist) if k == 2 => {
+                (logits + kernels::linear_or(token(1), head_dist)).div_scalar(2.0)
+            }
+            _ => logits,
+        }
     }
 
     /// Final norm, pooling and classifier: `[B, T, D]` -> `[B, classes]`.
     fn classify(&self, x: Tensor<3>) -> Tensor<2> {
-        kernels::linear_or(self.pool(x), &self.head)
+        self.heads(self.pooled(x))
     }
 
     /// The tokens `[B, T, D]` after the embedding and the first `blocks` blocks (fused
@@ -477,7 +564,8 @@ impl VisionTransformer {
         self.classify(x)
     }
 
-    /// Logits `[B, classes]` through the fused attention kernel.
+    /// Logits `[B, classes]` through the fused attention kernel (features `[B, D]` for a model
+    /// without a classifier).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.classify(self.tokens(images, self.blocks.len()))
     }
@@ -509,90 +597,5 @@ impl VisionTransformer {
             maps.push(probs);
         }
         (self.classify(x), maps)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Mean of the diagonal and root mean square of the off-diagonal of a square matrix.
-    fn diag_and_noise(m: Tensor<2>) -> (f32, f32) {
-        let [n, _] = m.dims();
-        let v = m.into_data().try_to_vec::<f32>().unwrap();
-        let (mut diag, mut off) = (0.0, 0.0);
-        for i in 0..n {
-            for j in 0..n {
-                let x = v[i * n + j];
-                if i == j {
-                    diag += x;
-                } else {
-                    off += x * x;
-                }
-            }
-        }
-        (diag / n as f32, (off / (n * n - n) as f32).sqrt())
-    }
-
-    #[test]
-    fn sincos_positions_make_neighbours_alike() {
-        let device = Device::flex();
-        let model = VitConfig::new()
-            .with_patch_size(4)
-            .with_embed_dim(64)
-            .with_num_heads(2)
-            .with_depth(1)
-            .init(&device)
-            .unwrap()
-            .sincos_positions();
-        let [_, t, d] = model.pos_embed.dims();
-        let p = model
-            .pos_embed
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let dot = |a: usize, b: usize| -> f32 { (0..d).map(|k| p[a * d + k] * p[b * d + k]).sum() };
-        assert_eq!(t, 65);
-        assert!(
-            p[..d].iter().all(|&v| v == 0.0),
-            "the class token has no position"
-        );
-        // Token 1 + 8r + c sits at row r, column c of the 8x8 grid.
-        let (centre, right, below, far) =
-            (1 + 8 * 3 + 3, 1 + 8 * 3 + 4, 1 + 8 * 4 + 3, 1 + 8 * 7 + 7);
-        assert!(dot(centre, right) > dot(centre, far) + 1.0);
-        assert!(dot(centre, below) > dot(centre, far) + 1.0);
-        assert!(
-            (dot(right, right) - dot(far, far)).abs() < 1e-3,
-            "every code has one norm"
-        );
-    }
-
-    #[test]
-    fn mimetic_attention_starts_with_identity_like_products() {
-        let device = Device::flex();
-        device.seed(7);
-        let config = VitConfig::new()
-            .with_embed_dim(192)
-            .with_num_heads(3)
-            .with_depth(2);
-        let model = config.init(&device).unwrap().mimetic_attention();
-        let (d, k) = (192, 64);
-        for block in &model.blocks {
-            let w = block.attn.qkv.weight.val(); // [D, 3D]
-            for head in 0..3 {
-                let wq = w.clone().narrow(1, head * k, k);
-                let wk = w.clone().narrow(1, d + head * k, k);
-                let (diag, noise) = diag_and_noise(wq.matmul(wk.transpose()));
-                // A rank-k share of 0.7 I: 0.7 * k / D on the diagonal.
-                assert!((diag - 0.7 * k as f32 / d as f32).abs() < 0.05, "{diag}");
-                assert!(noise < diag / 4.0, "{noise} vs {diag}");
-            }
-            let wv = w.narrow(1, 2 * d, d);
-            let (diag, noise) = diag_and_noise(wv.matmul(block.attn.proj.weight.val()));
-            assert!((diag + 0.4).abs() < 0.05, "{diag}");
-            assert!(noise < 0.1, "{noise}");
-        }
     }
 }

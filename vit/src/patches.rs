@@ -1,24 +1,26 @@
 //! Where every patch is, for drawing. The trainer's PNGs and the page's animation both draw from
 //! here, so the picture always matches the token order the model uses (row-major, as the
-//! patch-embedding convolution flattens its output).
+//! patch-embedding convolution flattens its output, after the prefix tokens of
+//! [`crate::prefix`]).
 
 use image::RgbImage;
 
 use crate::config::VitConfig;
+use crate::prefix::PrefixTokens;
 use crate::preprocess::CropBox;
 
-/// The side of the square patch grid behind a sequence of `tokens` (one class token, then the
-/// patches row by row), or `None` when the patches do not form a square.
+/// The side of the square patch grid behind a sequence of `tokens` of a model whose one prefix
+/// token is a class token (the original ViT's layout), or `None` when the patches do not form
+/// a square. Any other model: [`PrefixTokens::grid_side`].
 pub fn grid_side(tokens: usize) -> Option<usize> {
-    let patches = tokens.checked_sub(1)?;
-    let side = (patches as f64).sqrt().round() as usize;
-    (side * side == patches).then_some(side)
+    PrefixTokens::CLASS.grid_side(tokens)
 }
 
 /// One patch: its token position and rectangle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PatchRect {
-    /// Position in the patch sequence (token index minus one: the class token is token 0).
+    /// Position in the patch sequence, from 0: its token is
+    /// [`PrefixTokens::token_of_patch`] of it.
     pub index: usize,
     pub row: usize,
     pub col: usize,

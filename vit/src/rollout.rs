@@ -1,16 +1,21 @@
 //! Attention rollout (Abnar & Zuidema, 2020): where the class token's information came from,
-//! traced through every layer.
+//! traced through every layer; in a model without a class token, the patches' mean's.
 //!
 //! Per layer: fuse the heads, optionally zero the weakest weights, add the identity for the
 //! residual path, and re-normalise each *row* (each query's attention sums to one). jacobgil's
 //! vit-explain divides by `a.sum(dim=-1)` without `keepdim`, which broadcasts over columns; that
-//! bug is not repeated here. The layers are multiplied through, and the class token's row over
-//! the patches, reshaped to the patch grid, is the map.
+//! bug is not repeated here. The layers are multiplied through, and the starting token's row
+//! over the patches, reshaped to the patch grid, is the map. The maps know the model's prefix
+//! tokens ([`AttentionMaps::prefix`]), so the class token, the registers and the patches are
+//! where [`crate::prefix`] says.
 //!
 //! It runs on plain `f32` slices for one image: the page already has them after its asynchronous
-//! read, and a 65 x 65 product per layer costs microseconds.
+//! read. Only the starting row is carried through the layers (a vector times each layer's
+//! matrix), so a DINOv2 at 518 px (1374 tokens) costs milliseconds per layer, not seconds.
 
 use serde::{Deserialize, Serialize};
+
+use crate::prefix::PrefixTokens;
 
 /// How one layer's heads become one matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -40,6 +45,8 @@ pub struct AttentionMaps {
     pub layers: usize,
     pub heads: usize,
     pub tokens: usize,
+    /// The model's prefix tokens: the first `prefix.count()` rows and columns are theirs.
+    pub prefix: PrefixTokens,
     pub data: Vec<f32>,
 }
 
@@ -77,48 +84,63 @@ impl AttentionMaps {
         &self.data[start..start + t2]
     }
 
+    /// The patch grid's side.
     pub(crate) fn grid(&self) -> usize {
-        ((self.tokens - 1) as f64).sqrt().round() as usize
+        let patches = self.tokens.saturating_sub(self.prefix.count());
+        (patches as f64).sqrt().round() as usize
     }
 
-    /// The attention rollout of the class token over the patches.
+    /// Weights over the tokens of where rollout starts: the class token, or the patches'
+    /// mean in a model without one ([`crate::explain::Token::start`]).
+    pub fn start(&self) -> Vec<f32> {
+        let mut w = vec![0.0; self.tokens];
+        if self.prefix.class {
+            w[0] = 1.0;
+        } else {
+            let first = self.prefix.count().min(self.tokens);
+            let n = (self.tokens - first).max(1) as f32;
+            w[first..].iter_mut().for_each(|v| *v = 1.0 / n);
+        }
+        w
+    }
+
+    /// The values of the patches, of a vector over every token, on their grid.
+    pub(crate) fn patch_map(&self, values: &[f32]) -> Heatmap {
+        Heatmap {
+            grid: self.grid(),
+            values: values
+                .get(self.prefix.count()..)
+                .unwrap_or_default()
+                .to_vec(),
+        }
+    }
+
+    /// The attention rollout from the class token (the patches' mean without one) over the
+    /// patches.
     ///
     /// `discard_ratio` in [0, 1) zeroes that fraction of each fused layer's smallest weights
     /// (never the class token's attention to itself) before the identity is added.
     pub fn rollout(&self, fusion: HeadFusion, discard_ratio: f32) -> Heatmap {
         let t = self.tokens;
-        let result = self.rollout_matrix(fusion, discard_ratio);
-        Heatmap {
-            grid: self.grid(),
-            values: result[1..t].to_vec(),
-        }
+        let spare = self.prefix.class.then_some(0); // the class token's row and column
+        let factors: Vec<Vec<f32>> = (0..self.layers)
+            .map(|layer| {
+                let mut fused = self.fuse(layer, fusion);
+                discard_weakest(&mut fused, discard_ratio, spare);
+                renormalised(fused, t)
+            })
+            .collect();
+        self.patch_map(&row_through(&self.start(), &factors, t))
     }
 
-    /// The whole `tokens x tokens` product of the layers' re-normalised matrices.
-    fn rollout_matrix(&self, fusion: HeadFusion, discard_ratio: f32) -> Vec<f32> {
-        let t = self.tokens;
-        let mut result = identity(t);
-        for layer in 0..self.layers {
-            let mut fused = self.fuse(layer, fusion);
-            discard_weakest(&mut fused, discard_ratio);
-            for i in 0..t {
-                fused[i * t + i] += 1.0;
-            }
-            for row in fused.chunks_mut(t) {
-                let sum: f32 = row.iter().sum();
-                row.iter_mut().for_each(|v| *v /= sum);
-            }
-            result = matmul(&fused, &result, t);
-        }
-        result
-    }
-
-    /// The last layer's class-token attention over the patches, one map per head.
+    /// The last layer's attention from the class token (the patches' mean without one) over
+    /// the patches, one map per head.
     pub fn last_layer_cls_maps(&self) -> Vec<Heatmap> {
+        let start = self.start();
         (0..self.heads)
-            .map(|h| Heatmap {
-                grid: self.grid(),
-                values: self.matrix(self.layers - 1, h)[1..self.tokens].to_vec(),
+            .map(|h| {
+                let row = vec_mat(&start, self.matrix(self.layers - 1, h), self.tokens);
+                self.patch_map(&row)
             })
             .collect()
     }
@@ -147,19 +169,69 @@ pub(crate) fn identity(t: usize) -> Vec<f32> {
     m
 }
 
-/// Zeroes the `ratio` smallest entries of the flattened matrix, sparing entry 0 (cls -> cls).
-fn discard_weakest(m: &mut [f32], ratio: f32) {
+/// `a + I` with each row divided by its sum: one layer's rollout factor.
+pub(crate) fn renormalised(mut a: Vec<f32>, t: usize) -> Vec<f32> {
+    for i in 0..t {
+        a[i * t + i] += 1.0;
+    }
+    for row in a.chunks_mut(t) {
+        let sum: f32 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+    a
+}
+
+/// `wᵀ·F_n·…·F_1` for the factors `[F_1, …, F_n]`: the rows `w` weighs, of the product that
+/// rollout forms (`R ← F·R` layer by layer), without forming it.
+pub(crate) fn row_through(w: &[f32], factors: &[Vec<f32>], t: usize) -> Vec<f32> {
+    factors
+        .iter()
+        .rev()
+        .fold(w.to_vec(), |v, f| vec_mat(&v, f, t))
+}
+
+/// `F_n·…·F_1·w`: the columns `w` weighs, of the same product.
+pub(crate) fn column_through(w: &[f32], factors: &[Vec<f32>], t: usize) -> Vec<f32> {
+    factors.iter().fold(w.to_vec(), |u, f| mat_vec(f, &u, t))
+}
+
+/// Zeroes the `ratio` smallest entries of the flattened matrix, sparing the diagonal entry of
+/// token `spare` (the class token's attention to itself, vit-explain's flat index 0).
+fn discard_weakest(m: &mut [f32], ratio: f32, spare: Option<usize>) {
     let count = (m.len() as f32 * ratio) as usize;
     if count == 0 {
         return;
     }
+    let t = (m.len() as f64).sqrt().round() as usize;
+    let spared = spare.map(|i| i * t + i);
     let mut order: Vec<usize> = (0..m.len()).collect();
     order.sort_by(|&a, &b| m[a].total_cmp(&m[b]).then(a.cmp(&b)));
     for &i in order.iter().take(count) {
-        if i != 0 {
+        if Some(i) != spared {
             m[i] = 0.0;
         }
     }
+}
+
+/// `vᵀ·m` for a `t x t` row-major `m`.
+pub(crate) fn vec_mat(v: &[f32], m: &[f32], t: usize) -> Vec<f32> {
+    let mut out = vec![0.0; t];
+    for (k, &vk) in v.iter().enumerate() {
+        if vk == 0.0 {
+            continue;
+        }
+        out.iter_mut()
+            .zip(&m[k * t..(k + 1) * t])
+            .for_each(|(o, &x)| *o += vk * x);
+    }
+    out
+}
+
+/// `m·v` for a `t x t` row-major `m`.
+pub(crate) fn mat_vec(m: &[f32], v: &[f32], t: usize) -> Vec<f32> {
+    m.chunks_exact(t)
+        .map(|row| row.iter().zip(v).map(|(a, b)| a * b).sum())
+        .collect()
 }
 
 /// `a · b` for `t x t` row-major matrices.
@@ -182,6 +254,19 @@ pub(crate) fn matmul(a: &[f32], b: &[f32], t: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    impl AttentionMaps {
+        /// The whole `tokens x tokens` product of the layers' factors, for the tests to read
+        /// rows of.
+        fn rollout_matrix(&self, fusion: HeadFusion, discard_ratio: f32) -> Vec<f32> {
+            let t = self.tokens;
+            (0..self.layers).fold(identity(t), |result, layer| {
+                let mut fused = self.fuse(layer, fusion);
+                discard_weakest(&mut fused, discard_ratio, Some(0));
+                matmul(&renormalised(fused, t), &result, t)
+            })
+        }
+    }
+
     /// 1 layer, 1 head, 5 tokens, every query attending only to patch 2 (token 3).
     fn focused() -> AttentionMaps {
         let t = 5;
@@ -191,6 +276,7 @@ mod tests {
             layers: 1,
             heads: 1,
             tokens: t,
+            prefix: PrefixTokens::CLASS,
             data,
         }
     }
@@ -218,6 +304,7 @@ mod tests {
             layers: 1,
             heads: 2,
             tokens: 3,
+            prefix: PrefixTokens::CLASS,
             data,
         }
     }
@@ -236,6 +323,10 @@ mod tests {
         let right = [1.5 / 2.35, 0.6 / 2.35, 0.25 / 2.35];
         let vit_explain = [1.5 / 2.35, 0.6 / 2.5, 0.25 / 2.7];
         assert_close(&m[..3], &right);
+        assert_close(
+            &two_heads().rollout(HeadFusion::Max, 0.0).values,
+            &right[1..],
+        );
         assert!(
             (m[2] - vit_explain[2]).abs() > 0.01,
             "the two must differ here"
@@ -269,6 +360,7 @@ mod tests {
             layers: 1,
             heads: 2,
             tokens: t,
+            prefix: PrefixTokens::CLASS,
             data: vec![0.2, 0.8, 0.5, 0.5, 0.6, 0.4, 0.5, 0.5],
         };
         assert_eq!(maps.fuse(0, HeadFusion::Max)[..2], [0.6, 0.8]);
@@ -281,7 +373,54 @@ mod tests {
     #[test]
     fn discard_spares_the_class_token() {
         let mut m = vec![0.0, 0.3, 0.1, 0.6];
-        discard_weakest(&mut m, 0.75);
+        discard_weakest(&mut m, 0.75, Some(0));
         assert_eq!(m, vec![0.0, 0.0, 0.0, 0.6]);
+        let mut m = vec![0.0, 0.3, 0.1, 0.6];
+        discard_weakest(&mut m, 0.75, None);
+        assert_eq!(m, vec![0.0, 0.0, 0.0, 0.6], "zero stays zero");
+        let mut m = vec![0.2, 0.3, 0.1, 0.6];
+        discard_weakest(&mut m, 0.5, Some(1));
+        assert_eq!(m, vec![0.0, 0.3, 0.0, 0.6], "token 1's own weight spared");
+    }
+
+    /// A register in front of the patches and no class token: rollout starts from the mean of
+    /// the patches' rows, and the map leaves the register out.
+    #[test]
+    fn without_a_class_token_rollout_starts_from_the_patches() {
+        // 1 register + 4 patches; patch rows attend to the register or to patch 3 (token 3).
+        let t = 5;
+        let mut data = vec![0.0; t * t];
+        data[0] = 1.0; // the register attends to itself
+        for q in 1..t {
+            data[q * t + if q % 2 == 0 { 0 } else { 3 }] = 1.0;
+        }
+        let maps = AttentionMaps {
+            layers: 1,
+            heads: 1,
+            tokens: t,
+            prefix: PrefixTokens {
+                class: false,
+                registers: 1,
+                embedded: false,
+                distillation: false,
+            },
+            data,
+        };
+        let start = maps.start();
+        assert_eq!(start, vec![0.0, 0.25, 0.25, 0.25, 0.25]);
+        let map = maps.rollout(HeadFusion::Mean, 0.0);
+        assert_eq!(map.grid, 2);
+        // Each patch row of (A + I) / 2: 0.5 on itself, 0.5 on the register or on token 3;
+        // their mean over the patches (the register's column left out of the map).
+        assert_eq!(map.values, vec![0.125, 0.125, 0.125 + 0.25, 0.125]);
+        let full = maps.rollout_matrix(HeadFusion::Mean, 0.0);
+        let mean: Vec<f32> = (1..t)
+            .map(|j| (1..t).map(|i| full[i * t + j]).sum::<f32>() / 4.0)
+            .collect();
+        assert_close(&map.values, &mean);
+        assert_eq!(
+            maps.last_layer_cls_maps()[0].values,
+            vec![0.0, 0.0, 0.5, 0.0]
+        );
     }
 }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::VitConfig;
 use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
+use crate::prefix::PrefixKind;
 use crate::preprocess::{Normalization, Preprocess, Resize};
 
 /// Written into every manifest so a stray JSON file is not mistaken for a model.
@@ -233,15 +234,27 @@ pub fn burnpack_shapes(weights: &[u8]) -> Result<BTreeMap<String, Vec<usize>>> {
 /// `[in, out]`, LayerNorm has `gamma`/`beta`), worked out without building it.
 pub fn expected_tensors(config: &VitConfig) -> Vec<(String, Vec<usize>)> {
     let (d, h, p) = (config.embed_dim, config.mlp_hidden(), config.patch_size);
-    let mut t: Vec<(String, Vec<usize>)> = vec![
-        (
-            "patch_embed.proj.weight".into(),
-            vec![d, config.in_chans, p, p],
-        ),
-        ("patch_embed.proj.bias".into(), vec![d]),
-        ("cls_token".into(), vec![1, 1, d]),
-        ("pos_embed".into(), vec![1, config.num_tokens(), d]),
-    ];
+    let prefix = config.prefix_tokens();
+    let mut t: Vec<(String, Vec<usize>)> = vec![(
+        "patch_embed.proj.weight".into(),
+        vec![d, config.in_chans, p, p],
+    )];
+    if !config.has_norm_pre() {
+        t.push(("patch_embed.proj.bias".into(), vec![d]));
+    }
+    for kind in PrefixKind::ALL {
+        if prefix.of(kind) > 0 {
+            t.push((kind.param().into(), vec![1, prefix.of(kind), d]));
+        }
+    }
+    t.push(("pos_embed".into(), vec![1, config.pos_embed_len(), d]));
+    if config.has_norm_pre() {
+        t.extend([
+            ("norm_pre.gamma".into(), vec![d]),
+            ("norm_pre.beta".into(), vec![d]),
+        ]);
+    }
+    let layer_scale = config.init_values.is_some();
     for i in 0..config.depth {
         let b = |rest: &str| format!("blocks.{i}.{rest}");
         t.extend([
@@ -262,20 +275,38 @@ pub fn expected_tensors(config: &VitConfig) -> Vec<(String, Vec<usize>)> {
             (b("mlp.fc2.weight"), vec![h, d]),
             (b("mlp.fc2.bias"), vec![d]),
         ]);
+        if layer_scale {
+            t.extend([(b("ls1.gamma"), vec![d]), (b("ls2.gamma"), vec![d])]);
+        }
     }
     t.extend([
         ("norm.gamma".into(), vec![d]),
         ("norm.beta".into(), vec![d]),
-        ("head.weight".into(), vec![d, config.num_classes]),
-        ("head.bias".into(), vec![config.num_classes]),
     ]);
+    let c = config.num_classes;
+    for head in ["head", "head_dist"].iter().take(config.num_heads_out()) {
+        t.extend([
+            (format!("{head}.weight"), vec![d, c]),
+            (format!("{head}.bias"), vec![c]),
+        ]);
+    }
     t
 }
 
 /// How many tensors [`expected_tensors`] lists, without listing them.
 fn expected_tensor_count(config: &VitConfig) -> usize {
-    let per_block = 11 + config.qkv_bias as usize;
-    config.depth.saturating_mul(per_block).saturating_add(8)
+    let per_block = 11 + config.qkv_bias as usize + 2 * config.init_values.is_some() as usize;
+    let prefix = config.prefix_tokens();
+    let outside = 2 // patch_embed.proj.weight, pos_embed
+        + !config.has_norm_pre() as usize
+        + 2 * config.has_norm_pre() as usize
+        + PrefixKind::ALL.iter().filter(|&&k| prefix.of(k) > 0).count()
+        + 2 // norm
+        + 2 * config.num_heads_out();
+    config
+        .depth
+        .saturating_mul(per_block)
+        .saturating_add(outside)
 }
 
 /// A mismatch report lists at most this many tensors, then says how many more there are.
@@ -345,7 +376,7 @@ pub fn check_fits(config: &VitConfig, shapes: &BTreeMap<String, Vec<usize>>) -> 
 pub fn apply_burnpack(model: &mut VisionTransformer, weights: &[u8]) -> Result<()> {
     // Weights are stored in f32; a model built in bf16 or f16 (trainer --precision) takes them
     // in its own type.
-    let dtype = model.head.weight.val().dtype();
+    let dtype = model.pos_embed.val().dtype();
     let mut store =
         BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(weights.to_vec())))
             .with_from_adapter(FloatCastAdapter::to(dtype))
@@ -458,4 +489,31 @@ pub fn load_pair(manifest_path: &Path, device: &Device) -> Result<(Manifest, Vis
     let weights = std::fs::read(&weights_path).map_err(|e| VitError::io(&weights_path, e))?;
     let model = load_model(&manifest, &weights, device)?;
     Ok((manifest, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tensor_count_is_the_lists_length() {
+        let base = VitConfig::new().with_depth(3);
+        for config in [
+            base.clone(),
+            base.clone().with_qkv_bias(false).with_num_classes(0),
+            base.clone()
+                .with_distilled(Some(true))
+                .with_reg_tokens(Some(4))
+                .with_init_values(Some(1e-6))
+                .with_pre_norm(Some(true)),
+            base.with_class_token(Some(false))
+                .with_pooling(crate::config::Pooling::Mean),
+        ] {
+            assert_eq!(
+                expected_tensor_count(&config),
+                expected_tensors(&config).len(),
+                "{config:?}"
+            );
+        }
+    }
 }

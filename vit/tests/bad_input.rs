@@ -239,9 +239,31 @@ fn expected_tensors_are_what_a_built_model_saves() {
             .with_qkv_bias(false)
             .with_pooling(vit::Pooling::Mean)
             .with_num_classes(7),
+        // A distilled DeiT with registers, layer scale and norm_pre: every optional tensor.
+        VitConfig::new()
+            .with_image_size(8)
+            .with_embed_dim(8)
+            .with_depth(2)
+            .with_num_heads(2)
+            .with_distilled(Some(true))
+            .with_reg_tokens(Some(2))
+            .with_no_embed_class(Some(true))
+            .with_init_values(Some(1e-5))
+            .with_pre_norm(Some(true)),
+        // No class token and no classifier.
+        VitConfig::new()
+            .with_image_size(8)
+            .with_embed_dim(8)
+            .with_depth(1)
+            .with_num_heads(2)
+            .with_class_token(Some(false))
+            .with_pooling(vit::Pooling::Mean)
+            .with_num_classes(0),
     ] {
         let model = config.init(&Device::flex()).unwrap();
         let saved = burnpack_shapes(&model_to_bytes(&model).unwrap()).unwrap();
+        // The counts alone (what check_fits compares first) agree with the list.
+        vit::weights::check_fits(&config, &saved).unwrap();
         let expected: std::collections::BTreeMap<_, _> =
             expected_tensors(&config).into_iter().collect();
         assert_eq!(saved, expected, "{config:?}");

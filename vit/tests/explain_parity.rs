@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use close::{Tolerance, assert_close, assert_differ};
 use vit::explain::{Heads, Method, Query, Relevance, Token, explain, gradient_weighted_attention};
-use vit::inference::{split_attention, stack_attention};
+use vit::inference::{split_attention_for, stack_attention};
 use vit::rollout::AttentionMaps;
 use vit::timm::{import_timm, infer_timm_config, safetensors_shapes};
 use vit::{Pooling, VisionTransformer};
@@ -99,7 +99,7 @@ fn our_attention(
     let stacked = stack_attention(attention);
     let dims = stacked.dims();
     let flat = stacked.into_data().try_to_vec::<f32>().unwrap();
-    (split_attention(&flat, dims), input)
+    (split_attention_for(&flat, dims, model.prefix), input)
 }
 
 fn check_maps(name: &str, heads: usize, pooling: Pooling) {
@@ -166,7 +166,7 @@ fn check_relevance(name: &str, heads: usize, pooling: Pooling, device: Device) {
         let map = explain(&maps[b], Some(&relevance), pooling, &query).unwrap();
         let rows: Vec<usize> = match pooling {
             Pooling::Token => vec![0],
-            Pooling::Mean => (1..t).collect(),
+            Pooling::Mean => (model.prefix.count()..t).collect(),
         };
         let want_row: Vec<f32> = (0..t)
             .map(|j| {
@@ -203,10 +203,26 @@ fn maps_of_any_layer_head_and_token_match_timm() {
     check_maps("tiny_avg", 3, Pooling::Mean);
 }
 
+/// A class token and four registers (DINOv2's layout): the registers are tokens the maps can
+/// be asked about (`reg1`), and the patches' maps leave them out.
+#[test]
+fn maps_of_a_model_with_registers_match_timm() {
+    check_maps("tiny_reg", 2, Pooling::Token);
+}
+
+/// No class token: the maps from the patches' mean (`patches`, and `output` for its average
+/// pooling) and from any token.
+#[test]
+fn maps_of_a_model_without_a_class_token_match_timm() {
+    check_maps("tiny_gap", 3, Pooling::Mean);
+}
+
 #[test]
 fn relevance_matches_pytorch_on_flex() {
     check_relevance("tiny_token", 2, Pooling::Token, Device::flex());
     check_relevance("tiny_avg", 3, Pooling::Mean, Device::flex());
+    check_relevance("tiny_reg", 2, Pooling::Token, Device::flex());
+    check_relevance("tiny_gap", 3, Pooling::Mean, Device::flex());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use close::Tolerance;
-use vit::inference::split_attention;
+use vit::inference::split_attention_for;
 use vit::rollout::HeadFusion;
 use vit::timm::{export_timm, import_timm, infer_timm_config, safetensors_shapes};
 use vit::weights::model_to_bytes;
@@ -89,7 +89,7 @@ fn check_model(model_name: &str, heads: usize, device: Device) {
     assert_close("attention probabilities", &ours, &want_attn);
 
     let dims: [usize; 5] = attn_shape.try_into().unwrap();
-    let maps = split_attention(&ours, dims);
+    let maps = split_attention_for(&ours, dims, model.prefix);
     for (fusion, name) in [
         (HeadFusion::Mean, "mean"),
         (HeadFusion::Max, "max"),
@@ -116,10 +116,30 @@ fn mean_pooling_model_without_qkv_bias_matches_timm() {
     check_model("tiny_avg", 3, Device::flex());
 }
 
+/// A class token and four registers, layer scale, positions for the patches only (DINOv2's
+/// layout): rollout from the class token over the patches, the registers left out.
+#[test]
+fn register_model_matches_timm() {
+    check_model("tiny_reg", 2, Device::flex());
+}
+
+/// No class token, one register, average pooling after the final norm (timm's `_reg1_gap`):
+/// rollout from the patches' mean.
+#[test]
+fn model_without_a_class_token_matches_timm() {
+    check_model("tiny_gap", 3, Device::flex());
+}
+
 #[test]
 fn burns_own_attention_matches_timm_too() {
-    check_model("tiny_token", 2, Device::flex().autodiff());
-    check_model("tiny_avg", 3, Device::flex().autodiff());
+    for (name, heads) in [
+        ("tiny_token", 2),
+        ("tiny_avg", 3),
+        ("tiny_reg", 2),
+        ("tiny_gap", 3),
+    ] {
+        check_model(name, heads, Device::flex().autodiff());
+    }
 }
 
 #[test]
@@ -149,12 +169,28 @@ fn config_is_inferred_from_shapes() {
     );
     let e = infer_timm_config(&shapes, 5).unwrap_err();
     assert!(e.to_string().contains("num_heads 5"), "{e}");
+    // The prefix tokens and where the positions are, from the shapes alone.
+    let shapes = safetensors_shapes(&fixture("timm_tiny_reg.safetensors")).unwrap();
+    let c = infer_timm_config(&shapes, 2).unwrap();
+    let p = c.prefix_tokens();
+    assert_eq!((p.class, p.registers, p.embedded), (true, 4, false));
+    assert_eq!((c.image_size, c.init_values.is_some()), (16, true));
+    let shapes = safetensors_shapes(&fixture("timm_tiny_gap.safetensors")).unwrap();
+    let c = infer_timm_config(&shapes, 3).unwrap();
+    let p = c.prefix_tokens();
+    assert_eq!((p.class, p.registers, p.embedded), (false, 1, true));
+    assert_eq!((c.pooling, c.uses_fc_norm()), (Pooling::Mean, false));
 }
 
 #[test]
 fn export_then_import_round_trips_bit_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, heads) in [("tiny_token", 2), ("tiny_avg", 3)] {
+    for (name, heads) in [
+        ("tiny_token", 2),
+        ("tiny_avg", 3),
+        ("tiny_reg", 2),
+        ("tiny_gap", 3),
+    ] {
         let original_path = fixture(&format!("timm_{name}.safetensors"));
         let model = import(name, heads);
         let out = dir.path().join(format!("{name}.safetensors"));

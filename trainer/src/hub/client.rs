@@ -1,33 +1,91 @@
-//! The hub's HTTP protocol, on ureq: a HEAD names a file's commit, content and size
-//! ([`Metadata`]), a GET streams its body into a partial file beside the cache, checked against
-//! its size and SHA-256, and the hub's refusals become one line that says what to do.
+//! The hub's HTTP protocol, as huggingface_hub's `file_download.py` speaks it: a HEAD names a
+//! file's commit, content and size ([`Metadata`]); a GET streams its body into a partial file
+//! in the repo's `blobs/`, checked against its size and SHA-256; a refusal becomes
+//! [`Failure`], whose line of advice comes from `vit::hub::answer` (the page gives the same).
+//!
+//! Redirects are followed here, not by ureq, because each hop decides where the token goes:
+//! - relative ones always (the hub's small files come through a 307 to
+//!   `/api/resolve-cache/...`, a renamed repo through another);
+//! - absolute ones from a HEAD only to the hub's own hosts: the endpoint's origin, and
+//!   huggingface.co over https (a mirror in `HF_ENDPOINT` may answer 308 to it); any other
+//!   host is the CDN, whose 302 is itself the answer that carries the file's metadata;
+//! - a GET follows any redirect to its body;
+//! - the token is sent to the hub's own hosts only, never to the CDN or anywhere else.
 
-use std::fs;
-use std::time::Duration;
-
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use vit::hub::HubName;
+use ureq3::http::Uri;
+use vit::hub::{Answer, HubName};
 
-use super::cache::{Partial, sweep_stale_partials};
+use super::cache::Partial;
 use super::env::HubEnv;
-use crate::download::{Cut, Progress, stream};
-use crate::interrupt;
+use crate::http::{self, Cut, Progress, Timeouts, stream};
+
+/// More hops than this is a loop (huggingface_hub stops at 10 too).
+const MAX_REDIRECTS: usize = 10;
+
+/// The hub's own hosts besides the endpoint's, trusted over https only (huggingface_hub's
+/// production and staging hubs).
+const HUB_HOSTS: [&str; 2] = ["huggingface.co", "hub-ci.huggingface.co"];
 
 /// What the hub says of a file before its body is fetched.
 pub(super) struct Metadata {
     pub(super) commit: String,
     pub(super) etag: String,
+    /// `X-Linked-Size`, or a direct answer's `Content-Length` (never a redirect's: that is the
+    /// size of the redirect's own body).
     pub(super) size: Option<u64>,
-    /// Where the body is: a CDN for a large file, the same URL for a small one.
+    /// Where the body is: the CDN for a large file, the URL the redirects ended at for a small
+    /// one.
     location: String,
 }
 
 pub(super) struct Client<'a> {
     pub(super) env: &'a HubEnv,
-    /// Follows no redirects: the HEAD's own answer carries the file's metadata.
-    head: ureq::Agent,
-    get: ureq::Agent,
+    head: ureq3::Agent,
+    get: ureq3::Agent,
+    head_timeouts: Timeouts,
+    get_timeouts: Timeouts,
+}
+
+/// Why the hub's metadata for a file could not be had.
+pub(super) enum Failure {
+    /// No answer at all: why, with the variable that sets the wait if it timed out.
+    Unreachable(String),
+    /// An answer without the hub's headers: a captive portal, a proxy's error page, or an
+    /// `HF_ENDPOINT` that is not a hub (huggingface_hub falls back to the cache on it too).
+    NotAHub(String),
+    /// The hub said no.
+    Refused {
+        /// The line of advice.
+        message: String,
+        /// `HTTP 503` and the like, for the warning when the cache serves instead.
+        summary: String,
+        cache_may_serve: bool,
+    },
+}
+
+impl Failure {
+    /// Whether a copy in the cache may stand in, as huggingface_hub lets one.
+    pub(super) fn cache_may_serve(&self) -> bool {
+        match self {
+            Failure::Unreachable(_) | Failure::NotAHub(_) => true,
+            Failure::Refused {
+                cache_may_serve, ..
+            } => *cache_may_serve,
+        }
+    }
+
+    /// What the warning says when the cache serves instead.
+    pub(super) fn summary(&self, endpoint: &str) -> String {
+        match self {
+            Failure::Unreachable(why) => {
+                format!("the hub at {endpoint} could not be reached ({why})")
+            }
+            Failure::NotAHub(why) => why.clone(),
+            Failure::Refused { summary, .. } => summary.clone(),
+        }
+    }
 }
 
 pub(super) fn is_commit(revision: &str) -> bool {
@@ -42,126 +100,227 @@ fn normalise_etag(tag: &str) -> String {
         .to_owned()
 }
 
+/// `scheme://host:port` of a URL, lower-cased, with the scheme's default port spelt out.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, host, port))
+}
+
+/// Where `location` (a `Location` header) points from `base`: an absolute URL, one on the same
+/// host (`/path`, `//host/path`), or one relative to `base`'s folder.
+fn resolve(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.contains("://") {
+        return Some(location.to_owned());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    if let Some(other_host) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{other_host}"));
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let path = base.split(['?', '#']).next()?;
+    let folder = &path[..path.rfind('/')? + 1];
+    Some(format!("{folder}{location}"))
+}
+
+fn header(response: &ureq3::http::Response<ureq3::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
 impl<'a> Client<'a> {
     pub(super) fn new(env: &'a HubEnv) -> Self {
-        let agent = |redirects| {
-            ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(30))
-                // A stalled server should fail the download, not hang it forever.
-                .timeout_read(Duration::from_secs(60))
-                .redirects(redirects)
-                .user_agent(concat!("vitrine/", env!("CARGO_PKG_VERSION")))
-                .build()
+        let connect = std::time::Duration::from_secs(30).max(env.etag_timeout);
+        let head_timeouts = Timeouts {
+            connect,
+            read: env.etag_timeout,
+        };
+        let get_timeouts = Timeouts {
+            connect,
+            read: env.download_timeout,
         };
         Self {
             env,
-            head: agent(0),
-            get: agent(5),
+            head: http::agent(head_timeouts, 0),
+            get: http::agent(get_timeouts, 0),
+            head_timeouts,
+            get_timeouts,
         }
     }
 
-    fn authorised(&self, request: ureq::Request) -> ureq::Request {
-        match &self.env.token {
-            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
-            None => request,
+    /// Whether `url` is on one of the hub's own hosts: the endpoint's origin, or huggingface.co
+    /// over https. Only these see the token, and only their absolute redirects are followed
+    /// for a file's metadata.
+    fn trusted(&self, url: &str) -> bool {
+        let Some(target) = origin(url) else {
+            return false;
+        };
+        origin(&self.env.endpoint).as_ref() == Some(&target)
+            || (target.0 == "https" && HUB_HOSTS.contains(&target.1.as_str()))
+    }
+
+    /// The token, if there is one and `url` may see it.
+    fn token_for(&self, url: &str) -> Option<&str> {
+        self.env.token.as_deref().filter(|_| self.trusted(url))
+    }
+
+    fn send(
+        &self,
+        agent: &ureq3::Agent,
+        head: bool,
+        url: &str,
+    ) -> Result<(ureq3::http::Response<ureq3::Body>, bool), ureq3::Error> {
+        let token = self.token_for(url);
+        let mut request = if head {
+            agent.head(url)
+        } else {
+            agent.get(url)
+        };
+        // The body as stored: its size and checksum are what the hub announces.
+        request = request.header("Accept-Encoding", "identity");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.call()?;
+        Ok((response, token.is_some()))
+    }
+
+    /// Why a request got no answer, naming the variable that sets the wait if it timed out.
+    fn unreachable(e: &ureq3::Error, url: &str, timeouts: Timeouts, knob: &str) -> String {
+        let why = http::describe(e, url, timeouts);
+        if matches!(e, ureq3::Error::Timeout(_)) {
+            format!("{why}; {knob} sets the wait")
+        } else {
+            why
         }
     }
 
-    pub(super) fn metadata(
+    /// The hub's no, read as huggingface_hub reads it.
+    fn refused(
         &self,
         name: &HubName,
         file: &str,
-        url: &str,
-    ) -> Result<Metadata, Failure> {
-        let mut url = url.to_owned();
-        // Relative redirects (a renamed repo) are the hub's own; follow a few.
-        for _ in 0..5 {
-            let request = self
-                .authorised(self.head.head(&url))
-                .set("Accept-Encoding", "identity");
-            let response = match request.call() {
-                Ok(r) => r,
-                Err(ureq::Error::Status(code, r)) => {
-                    return Err(Failure::Refused(refusal(self.env, name, file, code, &r)));
-                }
-                Err(ureq::Error::Transport(t)) => {
-                    return Err(Failure::Unreachable(format!(
-                        "cannot reach the hub at {}: {}",
-                        self.env.endpoint,
-                        one_line(&t.to_string())
-                    )));
-                }
-            };
-            let header = |h: &str| response.header(h).map(str::to_owned);
-            let location = header("Location");
-            if (300..400).contains(&response.status()) {
-                match &location {
-                    Some(to) if to.starts_with('/') => {
-                        url = format!("{}{to}", self.env.endpoint.trim_end_matches('/'));
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => {
-                        return Err(Failure::Refused(anyhow!(
-                            "{name}: the hub answered {} for {file} without saying where to",
-                            response.status()
-                        )));
-                    }
-                }
-            }
-            let missing = |what: &str| {
-                Failure::Refused(anyhow!(
-                    "{name}: the hub's answer for {file} has no {what} (is {} a Hugging Face hub?)",
-                    self.env.endpoint
-                ))
-            };
-            let commit = header("X-Repo-Commit").ok_or_else(|| missing("X-Repo-Commit"))?;
-            let etag = header("X-Linked-Etag")
-                .or_else(|| header("ETag"))
-                .map(|t| normalise_etag(&t))
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| missing("ETag"))?;
-            if !is_commit(&commit) || !etag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return Err(Failure::Refused(anyhow!(
-                    "{name}: the hub's answer for {file} names commit '{commit}' and etag '{etag}', which are not hashes"
-                )));
-            }
-            let size = header("X-Linked-Size")
-                .or_else(|| header("Content-Length"))
-                .and_then(|s| s.trim().parse().ok());
-            return Ok(Metadata {
-                commit,
-                etag,
-                size,
-                location: match location {
-                    Some(to) if (300..400).contains(&response.status()) => to,
-                    _ => url,
-                },
-            });
+        response: &ureq3::http::Response<ureq3::Body>,
+        token_sent: bool,
+    ) -> Failure {
+        let status = response.status().as_u16();
+        let code = header(response, "X-Error-Code");
+        let retry_after = header(response, "Retry-After");
+        let answer = Answer {
+            status,
+            error_code: code.as_deref(),
+            token_sent,
+            retry_after: retry_after.as_deref(),
+        };
+        let message =
+            answer
+                .refusal()
+                .message(name, &self.env.endpoint, file, vit::hub::Client::Trainer);
+        let summary = format!(
+            "the hub at {} answered HTTP {status}{}",
+            self.env.endpoint,
+            code.as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        );
+        Failure::Refused {
+            message,
+            summary,
+            cache_may_serve: answer.cache_may_serve(),
         }
-        Err(Failure::Refused(anyhow!(
-            "{name}: the hub redirected {file} too many times"
+    }
+
+    /// What the hub says of `file`: a HEAD, through the hub's own redirects.
+    pub(super) fn metadata(&self, name: &HubName, file: &str) -> Result<Metadata, Failure> {
+        let mut url = name.file_url(&self.env.endpoint, file);
+        for _ in 0..MAX_REDIRECTS {
+            let (response, token_sent) = self.send(&self.head, true, &url).map_err(|e| {
+                Failure::Unreachable(Self::unreachable(
+                    &e,
+                    &url,
+                    self.head_timeouts,
+                    "HF_HUB_ETAG_TIMEOUT",
+                ))
+            })?;
+            let status = response.status().as_u16();
+            if status >= 400 {
+                return Err(self.refused(name, file, &response, token_sent));
+            }
+            let redirect = (300..400).contains(&status);
+            let location = header(&response, "Location");
+            if redirect {
+                let Some(to) = location.as_deref().and_then(|l| resolve(&url, l)) else {
+                    return Err(Failure::NotAHub(format!(
+                        "{name}: the hub answered {status} for {file} without saying where to"
+                    )));
+                };
+                if self.trusted(&to) {
+                    url = to;
+                    continue;
+                }
+                // The CDN: this redirect carries the file's metadata, and `to` its body.
+                return self.read_metadata(name, file, &response, to);
+            }
+            return self.read_metadata(name, file, &response, url);
+        }
+        Err(Failure::NotAHub(format!(
+            "{name}: the hub redirected {file} more than {MAX_REDIRECTS} times"
         )))
     }
 
-    fn temp_file(&self) -> Result<Partial> {
-        fs::create_dir_all(&self.env.cache)
-            .with_context(|| format!("creating the cache {}", self.env.cache.display()))?;
-        sweep_stale_partials(&self.env.cache);
-        let file = tempfile::Builder::new()
-            .prefix(".vitrine-")
-            .suffix(".incomplete")
-            .tempfile_in(&self.env.cache)
-            .with_context(|| format!("creating a file in {}", self.env.cache.display()))?;
-        let doomed = interrupt::remove_on_interrupt(file.path());
-        Ok(Partial {
-            file,
-            _doomed: doomed,
+    fn read_metadata(
+        &self,
+        name: &HubName,
+        file: &str,
+        response: &ureq3::http::Response<ureq3::Body>,
+        location: String,
+    ) -> Result<Metadata, Failure> {
+        let missing = |what: &str| {
+            Failure::NotAHub(format!(
+                "{name}: the answer for {file} has no {what}, so it is not a Hugging Face hub's: is {} a hub, or did a proxy or firewall answer instead?",
+                self.env.endpoint
+            ))
+        };
+        let commit = header(response, "X-Repo-Commit").ok_or_else(|| missing("X-Repo-Commit"))?;
+        let etag = header(response, "X-Linked-Etag")
+            .or_else(|| header(response, "ETag"))
+            .map(|t| normalise_etag(&t))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| missing("ETag"))?;
+        if !is_commit(&commit) || !etag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Failure::NotAHub(format!(
+                "{name}: the hub's answer for {file} names commit '{commit}' and etag '{etag}', which are not hashes"
+            )));
+        }
+        let redirect = response.status().is_redirection();
+        let size = header(response, "X-Linked-Size")
+            .or_else(|| {
+                (!redirect)
+                    .then(|| header(response, "Content-Length"))
+                    .flatten()
+            })
+            .and_then(|s| s.parse().ok());
+        Ok(Metadata {
+            commit,
+            etag,
+            size,
+            location,
         })
     }
 
-    /// Streams the body into a temporary file beside the cache, checking its size as it comes
-    /// and its SHA-256 at the end (when the etag is one: large files' are).
+    /// Streams the body into a partial file in the repo's `blobs/`, checking its size as it
+    /// comes and its SHA-256 at the end (when the etag is one: large files' are).
     pub(super) fn download(
         &self,
         name: &HubName,
@@ -170,29 +329,41 @@ impl<'a> Client<'a> {
         max_bytes: u64,
     ) -> Result<Partial> {
         let what = format!("{name}: {file}");
-        // The CDN's signed URL carries its own authorisation.
-        let request = if meta.location.starts_with(&self.env.endpoint) {
-            self.authorised(self.get.get(&meta.location))
-        } else {
-            self.get.get(&meta.location)
-        };
-        let response = request.call().map_err(|e| match e {
-            ureq::Error::Status(code, r) => refusal(self.env, name, file, code, &r),
-            ureq::Error::Transport(t) => {
-                anyhow!("{what}: download failed: {}", one_line(&t.to_string()))
+        let mut url = meta.location.clone();
+        let mut hops = 0;
+        let response = loop {
+            let (response, token_sent) = self.send(&self.get, false, &url).map_err(|e| {
+                let why = Self::unreachable(&e, &url, self.get_timeouts, "HF_HUB_DOWNLOAD_TIMEOUT");
+                anyhow::anyhow!("{what}: the download failed ({why}); nothing was kept")
+            })?;
+            let status = response.status().as_u16();
+            if response.status().is_redirection()
+                && hops < MAX_REDIRECTS
+                && let Some(to) = header(&response, "Location").and_then(|l| resolve(&url, &l))
+            {
+                url = to;
+                hops += 1;
+                continue;
             }
-        })?;
-        let expected = meta.size.or_else(|| {
-            response
-                .header("Content-Length")
-                .and_then(|s| s.trim().parse().ok())
-        });
-        let mut temp = self.temp_file()?;
-        let mut body = response.into_reader();
+            if status >= 300 {
+                let message = match self.refused(name, file, &response, token_sent) {
+                    Failure::Refused { message, .. } => message,
+                    other => other.summary(&self.env.endpoint),
+                };
+                bail!("{message}");
+            }
+            break response;
+        };
+        let expected = meta
+            .size
+            .or_else(|| header(&response, "Content-Length").and_then(|s| s.parse().ok()));
+        let repo = self.env.repo_dir(name);
+        let mut temp = Partial::create(&self.env.cache, &repo, &meta.etag)?;
+        let mut body = response.into_body().into_reader();
         let mut hasher = Sha256::new();
         // A bar (or, in a log, a line) for the weights; config.json comes and goes unannounced.
         let mut progress = Progress::new(&what, expected);
-        if expected.is_some_and(|t| t < 1 << 20) {
+        if self.env.quiet || expected.is_some_and(|t| t < 1 << 20) {
             progress.quiet();
         }
         let limit = expected.unwrap_or(max_bytes).min(max_bytes);
@@ -201,10 +372,17 @@ impl<'a> Client<'a> {
             hasher.update(c)
         }) {
             Ok(got) => got,
-            Err(Cut::Read(e)) => bail!(
-                "{what}: the connection broke after {} of {} bytes ({e}); nothing was kept, run again to retry",
+            Err(Cut::Read(e)) if http::timed_out(&e) => bail!(
+                "{what}: the hub sent nothing for {} s after {} of {} bytes (HF_HUB_DOWNLOAD_TIMEOUT sets the wait); nothing was kept, run again to retry",
+                self.get_timeouts.read.as_secs_f32(),
                 progress.got(),
                 expected.map_or("?".into(), |t| t.to_string())
+            ),
+            Err(Cut::Read(e)) => bail!(
+                "{what}: the connection broke after {} of {} bytes ({}); nothing was kept, run again to retry",
+                progress.got(),
+                expected.map_or("?".into(), |t| t.to_string()),
+                http::one_line(&e.to_string())
             ),
             Err(Cut::Write(e)) => {
                 return Err(e).with_context(|| format!("writing {}", temp.file.path().display()));
@@ -236,64 +414,85 @@ impl<'a> Client<'a> {
     }
 }
 
-pub(super) enum Failure {
-    /// The hub could not be reached at all: a cached copy may serve.
-    Unreachable(String),
-    /// The hub answered no.
-    Refused(anyhow::Error),
-}
-
-/// The hub's no, in one line that says what to do.
-fn refusal(
-    env: &HubEnv,
-    name: &HubName,
-    file: &str,
-    code: u16,
-    r: &ureq::Response,
-) -> anyhow::Error {
-    let error_code = r.header("X-Error-Code").unwrap_or("");
-    let page = format!("{}/{}", env.endpoint.trim_end_matches('/'), name.repo_id());
-    match (code, error_code) {
-        (401 | 403, "GatedRepo") if env.token.is_none() => anyhow!(
-            "{name} is gated: accept its terms at {page}, then set HF_TOKEN to a token of that account"
-        ),
-        (401 | 403, "GatedRepo") => anyhow!(
-            "{name} is gated and HF_TOKEN's account has no access yet: accept its terms at {page}"
-        ),
-        (_, "RevisionNotFound") => anyhow!("{name}: the repo has no revision '{}'", name.revision),
-        (_, "EntryNotFound") => anyhow!("{name}: the repo has no {file}: not a timm model"),
-        (404, _) | (401, "RepoNotFound") if env.token.is_none() => anyhow!(
-            "{name} was not found on {}: check the name, or set HF_TOKEN if it is private",
-            env.endpoint
-        ),
-        (404, _) | (401, "RepoNotFound") => {
-            anyhow!(
-                "{name} was not found on {}, or HF_TOKEN cannot see it",
-                env.endpoint
-            )
-        }
-        (401, _) if env.token.is_none() => {
-            anyhow!("{name} needs a login (HTTP 401): set HF_TOKEN to a token that can read it")
-        }
-        (401 | 403, _) => anyhow!("{name}: HF_TOKEN is not allowed to read it (HTTP {code})"),
-        _ => anyhow!(
-            "{name}: the hub answered HTTP {code} {} for {file}",
-            r.status_text()
-        ),
-    }
-}
-
-pub(super) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
     use super::*;
+
+    fn env(endpoint: &str, token: Option<&str>) -> HubEnv {
+        HubEnv {
+            endpoint: endpoint.into(),
+            cache: PathBuf::from("/nowhere"),
+            token: token.map(str::to_owned),
+            offline: false,
+            quiet: true,
+            etag_timeout: Duration::from_secs(1),
+            download_timeout: Duration::from_secs(1),
+        }
+    }
 
     #[test]
     fn etags_lose_quotes_and_weak_markers() {
         assert_eq!(normalise_etag("W/\"abc\""), "abc");
         assert_eq!(normalise_etag("\"0123\""), "0123");
+    }
+
+    #[test]
+    fn locations_resolve_against_the_url_they_answer() {
+        let base = "https://huggingface.co/timm/x/resolve/main/config.json?a=1";
+        assert_eq!(
+            resolve(
+                base,
+                "/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
+            )
+            .as_deref(),
+            Some(
+                "https://huggingface.co/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
+            )
+        );
+        assert_eq!(
+            resolve(base, "https://cdn-lfs.hf.co/repos/a/b?sig=1").as_deref(),
+            Some("https://cdn-lfs.hf.co/repos/a/b?sig=1")
+        );
+        assert_eq!(
+            resolve(base, "//cdn.example/x").as_deref(),
+            Some("https://cdn.example/x")
+        );
+        assert_eq!(
+            resolve(base, "model.safetensors").as_deref(),
+            Some("https://huggingface.co/timm/x/resolve/main/model.safetensors")
+        );
+    }
+
+    #[test]
+    fn the_token_goes_to_the_hubs_own_hosts_only() {
+        let mirror = env("https://hf-mirror.com/", Some("hf_secret"));
+        let c = Client::new(&mirror);
+        for url in [
+            "https://hf-mirror.com/timm/x/resolve/main/config.json",
+            "https://HF-MIRROR.com:443/api/models/timm/x",
+            // A mirror answering 308 to the hub itself.
+            "https://huggingface.co/timm/x/resolve/main/config.json",
+        ] {
+            assert_eq!(c.token_for(url), Some("hf_secret"), "{url}");
+        }
+        for url in [
+            "https://cdn-lfs.hf.co/repos/aa/bb",
+            "https://cas-bridge.xethub.hf.co/x",
+            // Not over plain http, and not to a look-alike.
+            "http://huggingface.co/timm/x",
+            "https://huggingface.co.evil.example/timm/x",
+            "http://hf-mirror.com/timm/x",
+            "https://hf-mirror.com:8443/timm/x",
+            "not a url",
+        ] {
+            assert_eq!(c.token_for(url), None, "{url}");
+        }
+        let local = env("http://127.0.0.1:8080", Some("t"));
+        let c = Client::new(&local);
+        assert!(c.trusted("http://127.0.0.1:8080/a"));
+        assert!(!c.trusted("http://127.0.0.1:8081/cdn/a"));
     }
 }

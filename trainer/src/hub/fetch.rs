@@ -1,6 +1,13 @@
-//! A file of a hub repo, from the cache when the hub's commit is there (or the hub is offline
-//! or unreachable), else downloaded and held until it is kept.
+//! A file of a hub repo, from the cache or downloaded and held until it is kept, deciding as
+//! huggingface_hub's `hf_hub_download` does:
+//! - a revision given as a commit hash whose file is in the cache needs no request at all;
+//! - `HF_HUB_OFFLINE` reads the cache alone;
+//! - otherwise the hub is asked which commit the revision is; when it cannot answer (no
+//!   network, a timeout, 5xx, 429, a refused token: 401 or 403, or an answer that is not a
+//!   hub's) a copy in the cache serves, with a one-line warning, and the model's other files
+//!   come from the cache without asking again.
 
+use std::cell::RefCell;
 use std::fs;
 
 use anyhow::{Result, anyhow, bail};
@@ -9,22 +16,44 @@ use vit::hub::{CONFIG_FILE, HubModel, HubName, MAX_CONFIG_BYTES};
 use super::cache::{Fetched, State, write_ref};
 use super::client::{Client, Failure, is_commit};
 
-impl Client<'_> {
+/// A client for one model's files, remembering whether the hub failed it already.
+pub(super) struct Fetcher<'a> {
+    client: Client<'a>,
+    /// Set once a file came from the cache because the hub could not be used: the next
+    /// files are not asked for again (each would wait out the same timeout or outage).
+    hub_failed: RefCell<bool>,
+}
+
+impl<'a> Fetcher<'a> {
+    pub(super) fn new(client: Client<'a>) -> Self {
+        Self {
+            client,
+            hub_failed: RefCell::new(false),
+        }
+    }
+
     /// The commit a revision names in the cache, if it was fetched before.
     fn cached_commit(&self, name: &HubName) -> Option<String> {
         if is_commit(&name.revision) {
-            return Some(name.revision.clone());
+            return Some(name.revision.to_ascii_lowercase());
         }
-        let file = self.env.repo_dir(name).join("refs").join(&name.revision);
+        let file = self
+            .client
+            .env
+            .repo_dir(name)
+            .join("refs")
+            .join(&name.revision);
         fs::read_to_string(file)
             .ok()
             .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty())
+            .filter(|c| is_commit(c))
     }
 
+    /// `file` of `name` as the cache holds it (written by us or by Python).
     fn cached(&self, name: &HubName, file: &str) -> Option<Fetched> {
         let commit = self.cached_commit(name)?;
         let path = self
+            .client
             .env
             .repo_dir(name)
             .join("snapshots")
@@ -45,33 +74,49 @@ impl Client<'_> {
         Ok((config, hub))
     }
 
-    /// `file` of `name`: from the cache when the hub's commit is there (or offline), else
-    /// downloaded, checked against its size and checksum, and held until [`Fetched::keep`].
+    /// `file` of `name`: from the cache when the hub's commit is there (or the hub cannot be
+    /// used), else downloaded, checked against its size and checksum, and held until
+    /// [`Fetched::keep`].
     pub(super) fn fetch(&self, name: &HubName, file: &str, max_bytes: u64) -> Result<Fetched> {
-        if self.env.offline {
+        let env = self.client.env;
+        if is_commit(&name.revision)
+            && let Some(found) = self.cached(name, file)
+        {
+            return Ok(found);
+        }
+        if env.offline {
             return self.cached(name, file).ok_or_else(|| {
                 anyhow!(
                     "{name}: {file} is not in the cache ({}) and HF_HUB_OFFLINE is set, so nothing is downloaded; run once with the network (and HF_HUB_OFFLINE unset)",
-                    self.env.cache.display()
+                    env.cache.display()
                 )
             });
         }
-        let url = name.file_url(&self.env.endpoint, file);
-        let meta = match self.metadata(name, file, &url) {
+        if *self.hub_failed.borrow()
+            && let Some(found) = self.cached(name, file)
+        {
+            return Ok(found);
+        }
+        let meta = match self.client.metadata(name, file) {
             Ok(meta) => meta,
-            // Unreachable hub, but the file is cached: use it, as huggingface_hub does.
-            Err(Failure::Unreachable(why)) => {
+            Err(failure) if failure.cache_may_serve() => {
                 return match self.cached(name, file) {
                     Some(found) => {
-                        eprintln!("warning: {why}; using the cached copy of {name}: {file}");
+                        if !self.hub_failed.replace(true) {
+                            eprintln!(
+                                "warning: {}; using the cached copy of {name} (commit {})",
+                                failure.summary(&env.endpoint),
+                                &found.commit[..7]
+                            );
+                        }
                         Ok(found)
                     }
-                    None => Err(anyhow!("{why}; {name} is not in the cache either")),
+                    None => Err(anyhow!("{}", not_cached(name, &env.endpoint, failure))),
                 };
             }
-            Err(Failure::Refused(e)) => return Err(e),
+            Err(failure) => return Err(anyhow!("{}", not_cached(name, &env.endpoint, failure))),
         };
-        let repo = self.env.repo_dir(name);
+        let repo = env.repo_dir(name);
         let pointer = repo.join("snapshots").join(&meta.commit).join(file);
         let reference = (name.revision != meta.commit)
             .then(|| (repo.join("refs").join(&name.revision), meta.commit.clone()));
@@ -94,7 +139,7 @@ impl Client<'_> {
         let temp = if blob.is_file() {
             None
         } else {
-            Some(self.download(name, file, &meta, max_bytes)?)
+            Some(self.client.download(name, file, &meta, max_bytes)?)
         };
         Ok(Fetched {
             commit: meta.commit,
@@ -105,5 +150,17 @@ impl Client<'_> {
                 reference,
             },
         })
+    }
+}
+
+/// The failure's line, for a file the cache does not hold either.
+fn not_cached(name: &HubName, endpoint: &str, failure: Failure) -> String {
+    match failure {
+        Failure::Refused { message, .. } => message,
+        Failure::Unreachable(why) => format!(
+            "{}, but {name} is not in the cache yet",
+            vit::hub::answer::unreachable(name, endpoint, &why, vit::hub::Client::Trainer)
+        ),
+        Failure::NotAHub(why) => why,
     }
 }

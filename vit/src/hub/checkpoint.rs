@@ -1,5 +1,7 @@
 //! A checkpoint against the model its config.json describes: every tensor's shape checked,
-//! each difference named, and then the weights read into a model.
+//! each difference named, and then the weights read into a model. Only the patch grid may
+//! differ: a model asked to run at another size ([`HubModel::with_image_size`]) gets the
+//! checkpoint's position embeddings resampled, as timm's `checkpoint_filter_fn` does.
 
 use std::collections::BTreeMap;
 
@@ -28,15 +30,23 @@ pub fn check_checkpoint(
         ))
     })?;
     // What a checkpoint's shapes say, against what config.json says.
-    let fields: [Field; 8] = [
-        ("image size", |c| c.image_size.to_string()),
+    let fields: [Field; 11] = [
         ("patch size", |c| c.patch_size.to_string()),
         ("embed_dim", |c| c.embed_dim.to_string()),
         ("depth", |c| c.depth.to_string()),
         ("MLP width", |c| c.mlp_hidden().to_string()),
         ("classes", |c| c.num_classes.to_string()),
         ("qkv bias", |c| c.qkv_bias.to_string()),
-        ("pooling", |c| format!("{:?}", c.pooling).to_lowercase()),
+        ("prefix tokens", |c| c.prefix_tokens().summary()),
+        ("positions for the prefix tokens", |c| {
+            let p = c.prefix_tokens();
+            (p.count() > 0 && p.embedded).to_string()
+        }),
+        ("layer scale", |c| c.init_values.is_some().to_string()),
+        ("norm_pre", |c| c.has_norm_pre().to_string()),
+        ("norm after pooling (fc_norm)", |c| {
+            c.uses_fc_norm().to_string()
+        }),
     ];
     let mut diffs: Vec<String> = fields
         .iter()
@@ -73,9 +83,21 @@ pub fn check_checkpoint(
 /// A config field by name, as a string to compare and print.
 type Field = (&'static str, fn(&VitConfig) -> String);
 
-/// Our tensor name in timm's spelling (burn's LayerNorm says gamma/beta for weight/bias).
+/// Our tensor name in timm's spelling: burn's LayerNorm says gamma/beta for weight/bias (a
+/// layer scale's `gamma` is timm's own name).
 fn timm_name(ours: &str) -> String {
-    ours.replace(".gamma", ".weight").replace(".beta", ".bias")
+    let Some((module, param)) = ours.rsplit_once('.') else {
+        return ours.to_string();
+    };
+    let is_norm = module
+        .rsplit('.')
+        .next()
+        .is_some_and(|m| m.contains("norm"));
+    match param {
+        "gamma" if is_norm => format!("{module}.weight"),
+        "beta" if is_norm => format!("{module}.bias"),
+        _ => ours.to_string(),
+    }
 }
 
 impl HubModel {
@@ -91,6 +113,8 @@ impl HubModel {
             VitError::Hub(format!("{origin} is not a readable safetensors file: {e}"))
         })?;
         check_checkpoint(self, &shapes, origin)?;
+        // A checkpoint for another grid (this model asked to run at another size) is
+        // resampled as it is read.
         import_timm_bytes(bytes, &self.config, device, origin)
     }
 }

@@ -1,18 +1,17 @@
 //! What a timm repo's `config.json` says (architecture, `model_args`, `pretrained_cfg`,
 //! labels), read as Vitrine's [`VitConfig`], timm's eval preprocessing and class names; or a
-//! one-line refusal naming what is supported, before any weights are fetched.
+//! one-line refusal naming what is supported, before any weights are fetched. The architecture
+//! names themselves are [`super::architecture`]'s.
 
 use serde_json::{Map, Value};
 
-use crate::config::{Pooling, VitConfig};
+use crate::config::{Activation, Pooling, VitConfig};
 use crate::error::{Result, VitError};
 use crate::preprocess::{CropMode, Normalization, Resize};
 use crate::resample::Interpolation;
 
+use super::architecture::{SUPPORTED, architecture};
 use super::model::{HubModel, LabelSource};
-
-/// What Vitrine builds from the hub, said in every refusal.
-pub const SUPPORTED: &str = "supported: timm's vit_{tiny,small,base,large}_patch{8,14,16,32}_{SIZE} and deit_{tiny,small,base}_patch16_{SIZE} (one class token, class-token or average pooling, any number of classes)";
 
 /// ImageNet-1k's class names in timm's order, short and readable (`vit/data/imagenet-1k.txt`,
 /// made by `vit/data/make_imagenet_classes.py`).
@@ -21,76 +20,6 @@ pub fn imagenet_1k() -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// The widths timm's ViT names stand for: (embed_dim, depth, num_heads).
-fn size_table(size: &str) -> Option<(usize, usize, usize)> {
-    Some(match size {
-        "tiny" => (192, 12, 3),
-        "small" => (384, 12, 6),
-        "base" => (768, 12, 12),
-        "large" => (1024, 24, 16),
-        _ => return None,
-    })
-}
-
-/// The model an architecture name builds, or why it is refused.
-fn architecture_defaults(arch: &str) -> std::result::Result<VitConfig, String> {
-    let parts: Vec<&str> = arch.split('_').collect();
-    let family = parts[0];
-    if !matches!(family, "vit" | "deit") {
-        return Err(if family.starts_with("vit") || family.starts_with("deit") {
-            format!("architecture '{arch}' is a ViT variant Vitrine does not build")
-        } else {
-            format!("architecture '{arch}' is not a ViT (Vitrine runs Vision Transformers only)")
-        });
-    }
-    if arch.contains("distilled") {
-        return Err(format!(
-            "architecture '{arch}' is a distilled DeiT, whose extra distillation token Vitrine's ViT does not have"
-        ));
-    }
-    if parts.iter().any(|p| {
-        p.strip_prefix("reg")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    }) {
-        return Err(format!(
-            "architecture '{arch}' has register tokens, which Vitrine's ViT does not have"
-        ));
-    }
-    if parts.iter().any(|p| matches!(*p, "gap" | "map" | "siglip")) {
-        return Err(format!(
-            "architecture '{arch}' has no class token (it pools the patches otherwise), which Vitrine's ViT needs"
-        ));
-    }
-    let parsed = match parts.as_slice() {
-        [_, size, patch, img] => size_table(size).and_then(|dims| {
-            let patch: usize = patch.strip_prefix("patch")?.parse().ok()?;
-            let img: usize = img.parse().ok()?;
-            let patch_ok = if family == "deit" {
-                patch == 16 && size != &"large"
-            } else {
-                matches!(patch, 8 | 14 | 16 | 32)
-            };
-            patch_ok.then_some((dims, patch, img))
-        }),
-        _ => None,
-    };
-    let Some(((embed_dim, depth, num_heads), patch, img)) = parsed else {
-        return Err(format!(
-            "architecture '{arch}' is a ViT variant Vitrine does not build"
-        ));
-    };
-    Ok(VitConfig::new()
-        .with_image_size(img)
-        .with_patch_size(patch)
-        .with_embed_dim(embed_dim)
-        .with_depth(depth)
-        .with_num_heads(num_heads)
-        .with_mlp_ratio(4.0)
-        .with_qkv_bias(true)
-        .with_pooling(Pooling::Token)
-        .with_num_classes(1000))
 }
 
 fn as_usize(v: &Value) -> Option<usize> {
@@ -119,57 +48,68 @@ fn rgb(v: &Value) -> Option<[f32; 3]> {
     values.iter().all(|v| v.is_finite()).then_some(values)
 }
 
-/// Applies `model_args` (timm's `VisionTransformer` keyword arguments) to `config`.
+/// Applies `model_args` (timm's `VisionTransformer` keyword arguments) to `config`; says
+/// whether they set the input size.
 fn apply_model_args(
     config: &mut VitConfig,
     args: &Map<String, Value>,
-) -> std::result::Result<Option<bool>, String> {
-    let mut fc_norm = None;
+) -> std::result::Result<bool, String> {
+    let mut sized = false;
     for (key, v) in args {
         let bad = || format!("model_args has {key} = {v}, which Vitrine's ViT cannot build");
         let int = || as_usize(v).ok_or_else(bad);
+        let flag = || v.as_bool().ok_or_else(bad);
         match key.as_str() {
-            "img_size" => config.image_size = square_side(v).ok_or_else(bad)?,
+            "img_size" => {
+                config.image_size = square_side(v).ok_or_else(bad)?;
+                sized = true;
+            }
             "patch_size" => config.patch_size = square_side(v).ok_or_else(bad)?,
             "embed_dim" => config.embed_dim = int()?,
             "depth" => config.depth = int()?,
             "num_heads" => config.num_heads = int()?,
             "num_classes" => config.num_classes = int()?,
             "mlp_ratio" => config.mlp_ratio = v.as_f64().ok_or_else(bad)?,
-            "qkv_bias" => config.qkv_bias = v.as_bool().ok_or_else(bad)?,
+            "qkv_bias" => config.qkv_bias = flag()?,
             "global_pool" => {
                 config.pooling = match v.as_str() {
                     Some("token") => Pooling::Token,
                     Some("avg") => Pooling::Mean,
+                    Some("map") => {
+                        return Err(format!(
+                            "model_args has global_pool = {v}: attention pooling, which Vitrine's ViT does not build"
+                        ));
+                    }
                     _ => return Err(bad()),
                 }
             }
-            "fc_norm" => {
-                fc_norm = if v.is_null() {
-                    None
-                } else {
-                    Some(v.as_bool().ok_or_else(bad)?)
+            "fc_norm" => config.fc_norm = if v.is_null() { None } else { Some(flag()?) },
+            "class_token" => config.class_token = Some(flag()?),
+            "reg_tokens" => config.reg_tokens = Some(int()?),
+            "no_embed_class" => config.no_embed_class = Some(flag()?),
+            "pre_norm" => config.pre_norm = Some(flag()?),
+            "init_values" if v.is_null() => config.init_values = None,
+            "init_values" => config.init_values = Some(v.as_f64().ok_or_else(bad)?),
+            "act_layer" if v.is_null() => {}
+            "act_layer" => {
+                config.act_layer = match v.as_str() {
+                    Some("gelu") => Some(Activation::Gelu),
+                    Some("quick_gelu") => Some(Activation::QuickGelu),
+                    _ => return Err(bad()),
                 }
             }
             "in_chans" if as_usize(v) == Some(3) => {}
-            "class_token" if v.as_bool() == Some(true) => {}
-            "class_token" => {
-                return Err(
-                    "model_args has class_token = false: no class token, which Vitrine's ViT needs"
-                        .into(),
-                );
-            }
-            "reg_tokens" if as_usize(v) == Some(0) => {}
-            "reg_tokens" => {
-                return Err(format!(
-                    "model_args has reg_tokens = {v}: register tokens, which Vitrine's ViT does not have"
-                ));
-            }
-            "no_embed_class" | "pre_norm" | "qk_norm" | "dynamic_img_pad"
+            "qk_norm"
+            | "dynamic_img_pad"
+            | "scale_attn_norm"
+            | "scale_mlp_norm"
+            | "pool_include_prefix"
                 if v.as_bool() == Some(false) => {}
-            "init_values" | "norm_layer" | "act_layer" | "embed_layer" if v.is_null() => {}
-            "act_layer" if v.as_str() == Some("gelu") => {}
-            "proj_bias" | "strict_img_size" if v.as_bool() == Some(true) => {}
+            "norm_layer" | "embed_layer" | "embed_norm_layer" | "block_fn" | "mlp_layer"
+            | "attn_layer"
+                if v.is_null() => {}
+            "proj_bias" | "strict_img_size" | "final_norm" if v.as_bool() == Some(true) => {}
+            "pos_embed" if v.as_str() == Some("learn") => {}
             // Only how the model adapts to other sizes or trains; the weights are the same.
             "dynamic_img_size" | "drop_rate" | "pos_drop_rate" | "patch_drop_rate"
             | "proj_drop_rate" | "attn_drop_rate" | "drop_path_rate" | "weight_init"
@@ -177,7 +117,7 @@ fn apply_model_args(
             _ => return Err(bad()),
         }
     }
-    Ok(fc_norm)
+    Ok(sized)
 }
 
 /// Reads a timm hub repo's `config.json` (`origin` names it in messages): the model Vitrine
@@ -205,54 +145,50 @@ pub fn read_config(text: &str, origin: &str) -> Result<HubModel> {
         Some(_) => return Err(fail("pretrained_cfg is not an object".into())),
         None => root,
     };
-    let Some(architecture) = root.get("architecture").and_then(Value::as_str) else {
+    let Some(architecture_name) = root.get("architecture").and_then(Value::as_str) else {
         return Err(fail(format!(
             "it has no \"architecture\": not a timm model's config.json ({SUPPORTED})"
         )));
     };
     let refuse = |why: String| fail(format!("{why}; {SUPPORTED}"));
-    let mut config = architecture_defaults(architecture).map_err(refuse)?;
+    let named = architecture(architecture_name).map_err(refuse)?;
+    let mut config = named.config;
     let empty = Map::new();
     let args = match root.get("model_args") {
         Some(Value::Object(a)) => a,
         None | Some(Value::Null) => &empty,
         Some(_) => return Err(fail("model_args is not an object".into())),
     };
-    let fc_norm = apply_model_args(&mut config, args).map_err(refuse)?;
-    // timm's rule: a mean-pooled ViT normalises after pooling (fc_norm), a class-token one
-    // before; the other two combinations are different models.
-    match (config.pooling, fc_norm) {
-        (Pooling::Token, Some(true)) => {
-            return Err(refuse(
-                "class-token pooling with fc_norm is a variant Vitrine does not build".into(),
-            ));
-        }
-        (Pooling::Mean, Some(false)) => {
-            return Err(refuse(
-                "average pooling without fc_norm is a variant Vitrine does not build".into(),
-            ));
-        }
-        _ => {}
-    }
+    let sized = apply_model_args(&mut config, args).map_err(refuse)?;
     let num_classes = root
         .get("num_classes")
         .or_else(|| pretrained.get("num_classes"))
         .or_else(|| args.get("num_classes"));
     if let Some(n) = num_classes {
         config.num_classes = as_usize(n)
-            .filter(|&n| (1..=1_000_000).contains(&n))
+            .filter(|&n| n <= 1_000_000)
             .ok_or_else(|| fail(format!("num_classes {n} is not a number of classes")))?;
+    }
+    // Preprocessing: timm's resolve_data_config defaults where the config is silent.
+    let input = match pretrained.get("input_size") {
+        Some(v) => Some(
+            square_side(v)
+                .ok_or_else(|| fail(format!("input_size {v} is not a square RGB input")))?,
+        ),
+        None => None,
+    };
+    // The size timm builds at: model_args' img_size, else (for a fixed input size, timm's
+    // default) the pretrained config's input_size, else the architecture's default.
+    if !sized {
+        let fixed = pretrained.get("fixed_input_size").and_then(Value::as_bool);
+        if let Some(input) = input.filter(|_| fixed != Some(false)) {
+            config.image_size = input;
+        }
     }
     config
         .validate()
-        .map_err(|e| fail(format!("{architecture}: {e}")))?;
-
-    // Preprocessing: timm's resolve_data_config defaults where the config is silent.
-    let input = match pretrained.get("input_size") {
-        Some(v) => square_side(v)
-            .ok_or_else(|| fail(format!("input_size {v} is not a square RGB input")))?,
-        None => config.image_size,
-    };
+        .map_err(|e| fail(format!("{architecture_name}: {e}")))?;
+    let input = input.unwrap_or(config.image_size);
     if input != config.image_size {
         return Err(fail(format!(
             "input_size is {input} px but the model is built for {} px; Vitrine runs a ViT at its own size",
@@ -299,7 +235,7 @@ pub fn read_config(text: &str, origin: &str) -> Result<HubModel> {
 
     let (labels, label_source) = labels(root, pretrained, config.num_classes);
     Ok(HubModel {
-        architecture: architecture.into(),
+        architecture: architecture_name.into(),
         config,
         resize,
         norm: Normalization { mean, std },
@@ -396,6 +332,64 @@ mod tests {
         assert_eq!(m.labels[207], "golden retriever");
     }
 
+    /// Every architecture timm registers that Vitrine does not build is refused from its
+    /// config.json alone, in one line saying what it has that Vitrine's blocks do not compute;
+    /// every one it builds is read.
+    #[test]
+    fn every_architecture_of_timms_is_read_or_refused_in_one_line() {
+        let table: Value =
+            serde_json::from_str(include_str!("../../data/timm-architectures.json")).unwrap();
+        let config = |arch: &str| serde_json::json!({ "architecture": arch }).to_string();
+        let refused = table["refused"].as_object().unwrap();
+        assert!(refused.len() >= 50, "{}", refused.len());
+        for (arch, why) in refused {
+            let e = read_config(&config(arch), "timm/x")
+                .unwrap_err()
+                .to_string();
+            let why = why.as_str().unwrap();
+            assert!(
+                e.contains(why) && e.contains("supported:") && !e.contains('\n'),
+                "{arch}: {e}"
+            );
+        }
+        for (arch, built) in table["built"].as_object().unwrap() {
+            let m = read_config(&config(arch), "timm/x").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                m.config.image_size as u64,
+                built["img_size"].as_u64().unwrap()
+            );
+            assert_eq!(
+                m.config.num_heads as u64,
+                built["num_heads"].as_u64().unwrap()
+            );
+            assert_eq!(
+                m.config.prefix_tokens().count() as u64,
+                built["class_token"].as_bool().unwrap() as u64
+                    + built["distilled"].as_bool().unwrap() as u64
+                    + built["reg_tokens"].as_u64().unwrap(),
+                "{arch}"
+            );
+        }
+    }
+
+    /// DINOv2 with registers as its hub repo describes it: no size in its name, 518 px from
+    /// its pretrained config, no classifier.
+    #[test]
+    fn a_feature_model_has_no_classes_and_the_size_of_its_pretrained_config() {
+        let text = serde_json::json!({
+            "architecture": "vit_small_patch14_reg4_dinov2",
+            "num_classes": 0,
+            "pretrained_cfg": {"input_size": [3, 518, 518], "crop_pct": 1.0, "num_classes": 0}
+        })
+        .to_string();
+        let m = read_config(&text, "c").unwrap();
+        assert_eq!((m.config.image_size, m.config.grid_size()), (518, 37));
+        assert_eq!(m.config.num_classes, 0);
+        assert!(m.labels.is_empty());
+        assert_eq!(m.config.num_tokens(), 5 + 37 * 37);
+        assert_eq!(m.config.pos_embed_len(), 37 * 37);
+    }
+
     #[test]
     fn model_args_and_labels_from_the_config_win() {
         let text = serde_json::json!({
@@ -425,44 +419,54 @@ mod tests {
         };
         for (text, says) in [
             (
-                with("deit_tiny_distilled_patch16_224", Value::Null),
-                "distill",
-            ),
-            (
-                with("vit_base_patch16_reg4_gap_256", Value::Null),
-                "register",
-            ),
-            (
                 with("vit_base_patch16_siglip_224", Value::Null),
-                "class token",
+                "attention pooling",
+            ),
+            (
+                with("vit_base_patch16_rope_reg1_gap_256", Value::Null),
+                "RoPE",
+            ),
+            (with("vit_giant_patch14_reg4_dinov2", Value::Null), "SwiGLU"),
+            (
+                with(
+                    "vit_tiny_patch16_224",
+                    serde_json::json!({"global_pool": "map"}),
+                ),
+                "attention pooling",
+            ),
+            (
+                with("vit_tiny_patch16_224", serde_json::json!({"qk_norm": true})),
+                "qk_norm",
             ),
             (
                 with(
                     "vit_tiny_patch16_224",
-                    serde_json::json!({"class_token": false}),
+                    serde_json::json!({"act_layer": "gelu_tanh"}),
                 ),
-                "class token",
-            ),
-            (
-                with("vit_tiny_patch16_224", serde_json::json!({"reg_tokens": 4})),
-                "register",
-            ),
-            (
-                with(
-                    "vit_tiny_patch16_224",
-                    serde_json::json!({"init_values": 1e-5}),
-                ),
-                "init_values",
+                "act_layer",
             ),
             (with("resnet50", Value::Null), "not a ViT"),
-            (with("vit_base_patch16_clip_224", Value::Null), "variant"),
-            (with("deit3_small_patch16_224", Value::Null), "variant"),
+            (
+                with("vit_small_patch16_18x2_224", Value::Null),
+                "blocks of another kind",
+            ),
         ] {
             let e = read_config(&text, "timm/x").unwrap_err().to_string();
             assert!(e.contains(says), "{text}: {e}");
             assert!(e.contains("supported:"), "{e}");
             assert!(!e.contains('\n'), "{e}");
         }
+        // Arguments that contradict each other are refused by the model's own rules.
+        let e = read_config(
+            &with(
+                "vit_tiny_patch16_224",
+                serde_json::json!({"class_token": false}),
+            ),
+            "timm/x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("class-token pooling needs a class token"), "{e}");
         let html = "<!DOCTYPE html><html><body>Not found</body></html>";
         let e = read_config(html, "timm/x").unwrap_err().to_string();
         assert!(e.contains("HTML page"), "{e}");

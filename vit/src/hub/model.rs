@@ -2,6 +2,7 @@
 //! names, and the model pair's manifest it becomes.
 
 use crate::config::VitConfig;
+use crate::error::{Result, VitError};
 use crate::preprocess::{Normalization, Resize};
 use crate::weights::Manifest;
 
@@ -38,6 +39,18 @@ pub struct HubModel {
 }
 
 impl HubModel {
+    /// The same model run at `image_size` pixels (a multiple of its patch size): the same
+    /// preprocessing to that size, and its position embeddings resampled from the
+    /// checkpoint's grid when the weights are read (bicubic, antialiased, as timm's
+    /// `resample_abs_pos_embed` at load), so that a DINOv2 made for 518 px runs at 224.
+    pub fn with_image_size(mut self, image_size: usize) -> Result<Self> {
+        self.config.image_size = image_size;
+        self.config
+            .validate()
+            .map_err(|e| VitError::Hub(format!("{} at {image_size} px: {e}", self.architecture)))?;
+        Ok(self)
+    }
+
     /// The model pair's manifest for this model of `name` at `commit` (its weights entry is
     /// filled when it is saved): the trainer's `import-timm` and the page describe it alike.
     pub fn manifest(&self, name: &HubName, commit: &str) -> Manifest {
@@ -46,9 +59,16 @@ impl HubModel {
             Manifest::new(&name.pair_name(), c.clone(), self.labels.clone(), self.norm);
         manifest.resize = self.resize;
         manifest.source = format!("{}/{}@{commit} (Hugging Face hub)", name.org, name.name);
+        let classes = match c.num_classes {
+            0 => "no classifier".to_string(),
+            n => format!("{n} classes"),
+        };
         manifest.description = format!(
-            "{} from the Hugging Face hub: {}px, patch {}, {} classes",
-            self.architecture, c.image_size, c.patch_size, c.num_classes
+            "{} from the Hugging Face hub: {}px, patch {}, {}, {classes}",
+            self.architecture,
+            c.image_size,
+            c.patch_size,
+            c.prefix_tokens().summary()
         );
         manifest
     }

@@ -34,23 +34,24 @@ pub fn views(square: &[u8], side: usize, count: usize, pad: usize, rng: &mut Rng
         .collect()
 }
 
-/// What the trained part of `mode` reads, from the frozen part: `[B, 1, D]`, the pooled token
-/// the head reads, for [`Mode::Head`]; `[B, T, D]`, the tokens entering the last block, for
-/// [`Mode::LastBlock`].
+/// What the trained part of `mode` reads, from the frozen part: `[B, K, D]`, what the heads
+/// read (the pooled token; a distilled model's class and distillation tokens), for
+/// [`Mode::Head`]; `[B, T, D]`, the tokens entering the last block (prefix tokens and
+/// patches), for [`Mode::LastBlock`].
 pub fn features(model: &VisionTransformer, mode: Mode, images: Tensor<4>) -> Tensor<3> {
     let tokens = model.tokens(images, mode.frozen_blocks(model.blocks.len()));
     match mode {
-        Mode::Head => model.pool(tokens).unsqueeze_dim(1),
+        Mode::Head => model.pooled(tokens),
         Mode::LastBlock => tokens,
     }
 }
 
 /// Bytes of features `views` views take in `mode` (f32 on the device).
 pub fn feature_bytes(model: &VisionTransformer, mode: Mode, views: usize) -> usize {
-    let [_, tokens, dim] = model.pos_embed.dims();
+    let dim = model.pos_embed.dims()[2];
     let per_view = match mode {
-        Mode::Head => dim,
-        Mode::LastBlock => tokens * dim,
+        Mode::Head => model.num_pooled() * dim,
+        Mode::LastBlock => model.num_tokens() * dim,
     };
     views * per_view * 4
 }

@@ -54,8 +54,9 @@ fn loss_and_hits(logits: Tensor<2>, labels: &[usize], smoothing: f64) -> (Tensor
 
 impl Teacher {
     /// Starts teaching `base` (on the features' device, without autodiff) the classes of
-    /// `train`: a new head for `classes` classes, and in [`Mode::LastBlock`] the last block
-    /// and final norm learning too; everything else frozen.
+    /// `train`: a new head for `classes` classes (two for a distilled model), and in
+    /// [`Mode::LastBlock`] the last block and final norm learning too; everything else,
+    /// the prefix tokens included, frozen. `base` may have no classifier (a feature model).
     pub fn new(
         base: &VisionTransformer,
         classes: usize,
@@ -108,10 +109,7 @@ impl Teacher {
 
     fn logits(&self, model: &VisionTransformer, features: Tensor<3>) -> Tensor<2> {
         match self.config.mode {
-            Mode::Head => {
-                let [b, _, d] = features.dims();
-                model.head.forward(features.reshape([b, d]))
-            }
+            Mode::Head => model.heads(features),
             Mode::LastBlock => model.forward_from(features, model.blocks.len() - 1),
         }
     }

@@ -83,18 +83,25 @@ fn views_are_the_photo_its_mirror_and_shifted_crops() {
 /// Photos as the page gives them: class, id, RGB square.
 type Photos = Vec<(usize, u64, Vec<u8>)>;
 
-fn tiny_setup(mode: Mode) -> (VisionTransformer, TeachConfig, Photos) {
-    let device = Device::flex();
-    device.seed(11);
-    let model = VitConfig::new()
+/// The tiny base model's config: 8 px, patch 4, 16 wide, 10 classes.
+fn tiny() -> VitConfig {
+    VitConfig::new()
         .with_image_size(8)
         .with_patch_size(4)
         .with_embed_dim(16)
         .with_depth(2)
         .with_num_heads(2)
         .with_num_classes(10)
-        .init(&device)
-        .unwrap();
+}
+
+fn tiny_setup(mode: Mode) -> (VisionTransformer, TeachConfig, Photos) {
+    tiny_setup_with(mode, &tiny())
+}
+
+fn tiny_setup_with(mode: Mode, base: &VitConfig) -> (VisionTransformer, TeachConfig, Photos) {
+    let device = Device::flex();
+    device.seed(11);
+    let model = base.init(&device).unwrap();
     let mut rng = Rng::new(5);
     let photos = (0..30u64)
         .map(|i| {
@@ -114,15 +121,21 @@ fn tiny_setup(mode: Mode) -> (VisionTransformer, TeachConfig, Photos) {
     (model, config, photos)
 }
 
-fn teach(
-    mode: Mode,
-) -> (
+/// The base, the taught model, the held-out photos (as the model's input) and their classes.
+type Taught = (
     VisionTransformer,
     VisionTransformer,
     Vec<Vec<f32>>,
     Vec<usize>,
-) {
-    let (base, config, photos) = tiny_setup(mode);
+);
+
+fn teach(mode: Mode) -> Taught {
+    teach_with(mode, &tiny(), 60)
+}
+
+fn teach_with(mode: Mode, base_config: &VitConfig, steps: usize) -> Taught {
+    let (base, mut config, photos) = tiny_setup_with(mode, base_config);
+    config.steps = steps;
     let device = Device::flex();
     let counts = [10, 10, 10];
     let split = Split::new(&counts, config.holdout, config.seed);
@@ -158,7 +171,8 @@ fn teach(
     let last = teacher.step().into_data().try_to_vec::<f32>().unwrap();
     assert!(
         last[0] < first[0] * 0.7,
-        "{mode:?}: loss {} -> {}",
+        "{mode:?} {:?}: loss {} -> {}",
+        base.prefix,
         first[0],
         last[0]
     );
@@ -170,7 +184,8 @@ fn teach(
         .unwrap();
     assert!(
         eval[1] >= 5.0 / 6.0,
-        "{mode:?}: held-out accuracy {}",
+        "{mode:?} {:?}: held-out accuracy {}",
+        base.prefix,
         eval[1]
     );
     // The held-out photos through the whole taught model, as the page and the CLI run it.
@@ -249,6 +264,52 @@ fn teaching_learns_new_classes_and_leaves_the_frozen_part_alone() {
                 "{mode:?}: {path} moved: {}",
                 value != *old
             );
+        }
+    }
+}
+
+/// Teaching on each kind of prefix token: a distilled model (both heads taught), registers with
+/// positions for the patches only and layer scale, no class token (the patches averaged), and
+/// a feature model without a classifier. The taught model keeps its base's prefix tokens and
+/// tells the held-out photos apart through its own forward pass.
+#[test]
+fn teaching_works_on_every_kind_of_prefix_token() {
+    let distilled = tiny().with_distilled(Some(true));
+    let registers = tiny()
+        .with_reg_tokens(Some(4))
+        .with_no_embed_class(Some(true))
+        .with_init_values(Some(0.5));
+    let no_class = tiny()
+        .with_class_token(Some(false))
+        .with_reg_tokens(Some(1))
+        .with_pooling(crate::config::Pooling::Mean)
+        .with_fc_norm(Some(false));
+    let features = registers.clone().with_num_classes(0);
+    for config in [distilled, registers, no_class, features] {
+        for mode in [Mode::Head, Mode::LastBlock] {
+            // The random features of these tiny models tell the colours apart less plainly
+            // than the plain ViT's: more steps.
+            let (base, taught, chw, labels) = teach_with(mode, &config, 150);
+            assert_eq!(taught.prefix, config.prefix_tokens());
+            assert_eq!(taught.num_classes(), 3);
+            assert_eq!(
+                taught.head_dist.is_some(),
+                config.prefix_tokens().distillation
+            );
+            let l = logits(&taught, &chw);
+            let right = labels
+                .iter()
+                .enumerate()
+                .filter(|&(i, &c)| (0..3).all(|k| l[i * 3 + c] >= l[i * 3 + k]))
+                .count();
+            assert!(right >= 5, "{mode:?} {config:?}: {right} of 6 right");
+            for kind in crate::prefix::PrefixKind::ALL {
+                let value = |m: &VisionTransformer| {
+                    m.prefix_param(kind)
+                        .map(|t| t.val().into_data().try_to_vec::<f32>().unwrap())
+                };
+                assert_eq!(value(&taught), value(&base), "{kind:?} stays frozen");
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use vit::VisionTransformer;
 use vit::explain::{Relevance, gradient_weighted_attention};
-use vit::inference::{softmax, split_attention, stack_attention};
+use vit::inference::{softmax, split_attention_for, stack_attention};
 use vit::preprocess::batch_tensor;
 use vit::rollout::AttentionMaps;
 use vit::weights::{Manifest, load_model};
@@ -163,7 +163,7 @@ pub async fn infer(
     let logits = read(logits, backend).await?;
     let flat = read(stacked, backend).await?;
     let ms = now() - start;
-    let attention = split_attention(&flat, dims)
+    let attention = split_attention_for(&flat, dims, vit.prefix)
         .into_iter()
         .next()
         .ok_or("the model returned no attention")?;

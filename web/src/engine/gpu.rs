@@ -129,6 +129,7 @@ impl GpuLane {
                 layers,
                 heads,
                 tokens,
+                prefix: model.manifest.config.prefix_tokens(),
                 data,
             },
             ms,

@@ -244,28 +244,29 @@ async fn hub_text(url: &str, name: &HubName, what: &str) -> Result<String, Strin
     net::read_text(response, url).await
 }
 
-/// One line a visitor can act on, for a hub request that failed.
+/// One line a visitor can act on, for a hub request that failed: `vit::hub::answer`'s
+/// advice, the trainer's, for a client that sends no token.
 fn explain(failure: &Failure, name: &HubName, what: &str) -> String {
-    let repo = name.repo_id();
+    use vit::hub::answer::{Answer, Client, endpoint_of, unreachable};
     match failure {
-        Failure::Network { why, .. } => format!(
-            "the hub could not be reached for {what} ({why}); models kept from an earlier visit still load without it"
-        ),
-        Failure::Status { status, code, .. } => match (code.as_deref(), status) {
-            (Some("GatedRepo"), _) | (None, 401 | 403) => format!(
-                "{repo} is gated or private: the hub wants a login, which this page does not send (accept its terms on the hub and use `trainer predict --model {name}` with HF_TOKEN)"
-            ),
-            (Some("RepoNotFound"), _) | (None, 404) if what == CONFIG_FILE => format!(
-                "there is no model {repo} on the hub (or it is private): check the name, written ORG/NAME, e.g. timm/deit_tiny_patch16_224.fb_in1k"
-            ),
-            (Some("RevisionNotFound"), _) => {
-                format!("{repo} has no revision '{}'", name.revision)
-            }
-            (Some("EntryNotFound"), _) => {
-                format!("{repo} has no {what}: is it a timm model?")
-            }
-            _ => format!("the hub answered {failure}"),
-        },
+        Failure::Network { url, why } => {
+            unreachable(name, endpoint_of(url, name), why, Client::Page)
+        }
+        Failure::Status {
+            url, status, code, ..
+        } => {
+            let answer = Answer {
+                status: *status,
+                error_code: code.as_deref(),
+                token_sent: false,
+                // The page's fetch does not keep the header; the advice then says "a few
+                // minutes".
+                retry_after: None,
+            };
+            answer
+                .refusal()
+                .message(name, endpoint_of(url, name), what, Client::Page)
+        }
     }
 }
 
@@ -276,24 +277,36 @@ mod tests {
     #[test]
     fn each_refusal_says_what_to_do() {
         let name = HubName::parse("timm/deit").unwrap();
-        let status = |status: u16, code: Option<&str>| Failure::Status {
-            url: "u".into(),
+        let url = Urls::of(&name, "http://127.0.0.1:9").config;
+        let status_of = |status: u16, code: Option<&str>| Failure::Status {
+            url: url.clone(),
             status,
             text: String::new(),
             code: code.map(str::to_owned),
         };
-        let gated = explain(&status(401, Some("GatedRepo")), &name, CONFIG_FILE);
-        assert!(gated.contains("gated"), "{gated}");
-        let missing = explain(&status(401, Some("RepoNotFound")), &name, CONFIG_FILE);
-        assert!(missing.contains("no model timm/deit"), "{missing}");
+        let typo = explain(&status_of(401, None), &name, CONFIG_FILE);
+        assert!(
+            typo.contains("timm/deit was not found") && typo.contains("check the name"),
+            "{typo}"
+        );
+        let gated = explain(&status_of(401, Some("GatedRepo")), &name, CONFIG_FILE);
+        assert!(
+            gated.contains("is gated") && gated.contains("http://127.0.0.1:9/timm/deit"),
+            "{gated}"
+        );
+        let down = explain(&status_of(503, None), &name, CONFIG_FILE);
+        assert!(down.contains("down or overloaded (HTTP 503)"), "{down}");
         let offline = explain(
             &Failure::Network {
-                url: "u".into(),
+                url: url.clone(),
                 why: "Failed to fetch".into(),
             },
             &name,
             CONFIG_FILE,
         );
-        assert!(offline.contains("could not be reached"), "{offline}");
+        assert!(
+            offline.contains("could not be reached") && offline.contains("http://127.0.0.1:9"),
+            "{offline}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! `vit::explain`, the same numbers `trainer explain --json` prints), the photo's square, the
 //! model's input and the token strip under it, the controls' ranges and the caption.
 
-use vit::explain::{Heads, Method, Query, Token, TokenMap};
+use vit::explain::{Query, TokenMap};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::app::state::App;
@@ -33,23 +33,13 @@ pub fn question(a: &mut App) -> Option<(AnswerId, Question)> {
     Some((s.answer, words(&asked.query(), class)))
 }
 
-/// `vit::explain`'s query in the words that cross to the engine.
+/// `vit::explain`'s query in the words that cross to the engine (`trainer explain`'s).
 pub fn words(q: &Query, class: Option<usize>) -> Question {
-    let method = match q.method {
-        Method::Attention => "attention",
-        Method::Rollout => "rollout",
-        Method::Relevance => "relevance",
-    };
-    let token = match q.token {
-        Token::Index(i) => i.to_string(),
-        Token::Output => "output".to_string(),
-    };
-    let heads: Heads = q.heads;
     Question {
-        method: method.to_string(),
+        method: q.method.to_string(),
         layer: q.layer,
-        heads: heads.to_string(),
-        token,
+        heads: q.heads.to_string(),
+        token: q.token.to_string(),
         reverse: q.reverse,
         class,
     }
@@ -92,6 +82,7 @@ pub fn render(a: &mut App) {
     let map = match &ex.answered {
         Some(m) if m.answer == answer && m.question == words => TokenMap {
             values: m.values.clone(),
+            prefix: model.manifest.config.prefix_tokens(),
         },
         _ => {
             if matches!(asked.view, View::Relevance(_)) {
