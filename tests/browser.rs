@@ -52,6 +52,8 @@ mod engine;
 mod hub;
 #[path = "support/hub.rs"]
 mod hub_support;
+#[path = "browser/prefix.rs"]
+mod prefix;
 #[path = "browser/server.rs"]
 mod server;
 #[path = "browser/teach.rs"]

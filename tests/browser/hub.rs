@@ -199,11 +199,28 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
         )
         .unwrap();
     let listed = listed.as_array().expect("the hub group");
-    assert_eq!(listed.len(), 4, "four ready hub models: {listed:?}");
-    for entry in listed {
-        let (value, text) = (entry[0].as_str().unwrap(), entry[1].as_str().unwrap());
-        assert!(value.starts_with("hf-hub:timm/"), "{value}");
-        assert!(text.contains("% top-1") && text.contains(" MB"), "{text}");
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("www/models/index.json")).unwrap(),
+    )
+    .unwrap();
+    let entries = index["hub"]["models"]
+        .as_array()
+        .expect("index.json's hub list");
+    assert_eq!(
+        listed.len(),
+        entries.len(),
+        "every ready hub model: {listed:?}"
+    );
+    for (entry, listed) in entries.iter().zip(listed) {
+        let (value, text) = (listed[0].as_str().unwrap(), listed[1].as_str().unwrap());
+        assert_eq!(value, format!("hf-hub:{}", entry["repo"].as_str().unwrap()));
+        assert!(text.contains(" MB"), "its download size: {text}");
+        // Its top-1, or what stands for it (a model without classes has none).
+        match (entry["top1"].as_f64(), entry["note"].as_str()) {
+            (Some(_), _) => assert!(text.contains("% top-1"), "{text}"),
+            (None, Some(note)) => assert!(text.contains(note), "{text}"),
+            (None, None) => panic!("{value}: neither a top-1 nor a note in index.json"),
+        }
     }
     assert_eq!(hub_state(s)["endpoint"], hub.url.as_str());
     s.eval(

@@ -43,6 +43,15 @@ pub struct HubEntry {
     /// ImageNet-1k top-1 from its model card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top1: Option<f64>,
+    /// The input size the page runs it at, when smaller than its checkpoint's (a DINOv2 made
+    /// for 518 px runs at 224: its position embeddings resampled as the weights are read, as
+    /// `trainer --image-size` does). Absent: its checkpoint's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// A few words the list shows after the title, for a model whose top-1 says nothing
+    /// (one without classes, kept as a backbone to teach on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +102,13 @@ impl ModelIndex {
             .and_then(|d| self.models.iter().find(|e| &e.name == d))
             .or(self.models.first())
     }
+
+    /// The hub list's entry for the hub model `name` (`ORG/NAME[@REVISION]`, with or without
+    /// `hf-hub:`).
+    pub fn hub_entry(&self, name: &str) -> Option<&HubEntry> {
+        let bare = name.strip_prefix(crate::hub::PREFIX).unwrap_or(name);
+        self.hub.as_ref()?.models.iter().find(|e| e.repo == bare)
+    }
 }
 
 #[cfg(test)]
@@ -115,9 +131,19 @@ mod tests {
         let mut tensors: Vec<(String, Vec<usize>)> = expected_tensors(config)
             .into_iter()
             .map(|(name, shape)| {
-                let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
-                let name = match (config.pooling, name.strip_prefix("norm.")) {
-                    (Pooling::Mean, Some(rest)) => format!("fc_norm.{rest}"),
+                // A LayerNorm's gamma and beta are timm's weight and bias; layer scale's
+                // `ls1.gamma` keeps its name.
+                let name = match name.rsplit_once('.') {
+                    Some((module, "gamma"))
+                        if !module.ends_with(".ls1") && !module.ends_with(".ls2") =>
+                    {
+                        format!("{module}.weight")
+                    }
+                    Some((module, "beta")) => format!("{module}.bias"),
+                    _ => name,
+                };
+                let name = match (config.uses_fc_norm(), name.strip_prefix("norm.")) {
+                    (true, Some(rest)) => format!("fc_norm.{rest}"),
                     _ => name,
                 };
                 (name, shape)
@@ -138,9 +164,10 @@ mod tests {
         8 + header.len().next_multiple_of(8) as u64 + offset
     }
 
-    /// `architecture` with 1000 classes, as config.json describes it.
+    /// `architecture` as config.json describes it, with timm's default classes (1000, or none
+    /// for a DINOv2).
     fn config_of(architecture: &str) -> VitConfig {
-        let text = serde_json::json!({"architecture": architecture, "num_classes": 1000});
+        let text = serde_json::json!({"architecture": architecture});
         crate::hub::read_config(&text.to_string(), architecture)
             .unwrap()
             .config
@@ -153,6 +180,10 @@ mod tests {
         for repo in [
             "deit_tiny_patch16_224.fb_in1k",
             "vit_small_patch32_384.augreg_in21k_ft_in1k",
+            "deit3_small_patch16_224.fb_in22k_ft_in1k",
+            "vit_small_patch14_reg4_dinov2.lvd142m",
+            "deit_tiny_distilled_patch16_224.fb_in1k",
+            "vit_medium_patch16_gap_256.sw_in12k_ft_in1k",
         ] {
             let dir = hub.join(repo);
             let config = std::fs::read_to_string(dir.join("config.json")).unwrap();

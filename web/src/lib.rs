@@ -158,9 +158,14 @@ async fn run() {
     events::page::wire(&app);
     let loading = app.clone();
     app::state::spawn_task(&app, "Loading", async move {
-        let names = actions::startup::sample_names().await;
-        let buttons = loading.borrow().ui.add_sample_buttons(&names);
-        events::page::wire_samples(&loading, &names, &buttons);
-        actions::startup::startup(loading, names.into_iter().next()).await
+        let samples = actions::startup::samples().await;
+        let first = samples.cifar.first().cloned();
+        {
+            let mut a = loading.borrow_mut();
+            a.ui.show_samples("cifar", &samples.cifar, None);
+            a.samples = samples;
+        }
+        events::page::wire_samples(&loading);
+        actions::startup::startup(loading, first).await
     });
 }

@@ -82,7 +82,12 @@ pub enum Request {
     /// after the engine restarted).
     LoadPair { manifest: String, weights: Attached },
     /// A hub model by name, fetched or found kept.
-    LoadHub { name: String, endpoint: String },
+    /// A hub model by name; `image_size`: run it at that size, not its checkpoint's.
+    LoadHub {
+        name: String,
+        endpoint: String,
+        image_size: Option<usize>,
+    },
     /// A model whose weights another engine checked already (the threaded engine giving its
     /// WebGPU lane a model): burnpack bytes, no checksum asked.
     LoadChecked {

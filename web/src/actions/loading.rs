@@ -75,10 +75,14 @@ pub async fn load_source(app: &Shared, source: Source) -> Result<Rc<Model>, Stri
             weights: out.value(bpk.clone().into()),
             weights_name: bpk.name(),
         },
-        Source::Hub(name) => Request::LoadHub {
-            name: name.clone(),
-            endpoint: app.borrow().hub.endpoint.clone(),
-        },
+        Source::Hub(name) => {
+            let a = app.borrow();
+            Request::LoadHub {
+                name: name.clone(),
+                endpoint: a.hub.endpoint.clone(),
+                image_size: a.index.hub_entry(name).and_then(|e| e.image_size),
+            }
+        }
         Source::Pair(manifest, bpk) => Request::LoadPair {
             manifest: manifest.clone(),
             weights: out.bytes(bpk),

@@ -4,15 +4,27 @@
 use vit::index::ModelIndex;
 
 use crate::actions::{hub, images, loading};
-use crate::app::state::Shared;
+use crate::app::state::{Samples, Shared};
 use crate::platform::net;
 
-/// The sample images' file names (none when the list is missing: the page works without).
-pub async fn sample_names() -> Vec<String> {
-    match net::text("samples/index.json").await {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+/// The sample images' file names, CIFAR's and the photos (none of a set whose list is
+/// missing: the page works without).
+pub async fn samples() -> Samples {
+    Samples {
+        cifar: names("samples/index.json", "").await,
+        photos: names("samples/photos/index.json", "photos/").await,
+    }
+}
+
+async fn names(list: &str, folder: &str) -> Vec<String> {
+    match net::text(list).await {
+        Ok(text) => serde_json::from_str::<Vec<String>>(&text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| format!("{folder}{name}"))
+            .collect(),
         Err(e) => {
-            web_sys::console::warn_1(&format!("no samples: {e}").into());
+            web_sys::console::warn_1(&format!("no samples in {list}: {e}").into());
             Vec::new()
         }
     }

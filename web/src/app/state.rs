@@ -281,6 +281,30 @@ pub struct App {
     pub explorer: crate::explorer::state::Explorer,
     /// The Teach panel: classes, photos, the run, the taught pair.
     pub teach: crate::teach::state::Teach,
+    pub samples: Samples,
+}
+
+/// The sample images: CIFAR-10's for models of CIFAR's size, photos for the rest.
+#[derive(Debug, Default)]
+pub struct Samples {
+    /// `samples/index.json`: one 32 px CIFAR-10 test image per class.
+    pub cifar: Vec<String>,
+    /// `samples/photos/index.json`, as `photos/NAME`: ordinary photos (LICENSES.md there).
+    pub photos: Vec<String>,
+}
+
+/// From this input size on, a model is offered photos rather than CIFAR's 32 px images.
+const PHOTO_INPUT: usize = 96;
+
+impl Samples {
+    /// The set that fits a model of `image_size` pixels: its name and its files.
+    pub fn fitting(&self, image_size: usize) -> (&'static str, &[String]) {
+        if image_size >= PHOTO_INPUT && !self.photos.is_empty() {
+            ("photos", &self.photos)
+        } else {
+            ("cifar", &self.cifar)
+        }
+    }
 }
 
 impl App {
@@ -324,6 +348,7 @@ impl App {
             crop_job: false,
             explorer: crate::explorer::state::Explorer::find(),
             teach: crate::teach::state::Teach::find(),
+            samples: Samples::default(),
         }
     }
 

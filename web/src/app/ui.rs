@@ -173,13 +173,16 @@ impl Ui {
             .set_disabled(groups.iter().all(|(_, o)| o.is_empty()));
     }
 
-    /// One button per sample image, its thumbnail inside; `events::page::wire_samples` makes them
-    /// load. Returns them in the order of `names`.
-    pub fn add_sample_buttons(&self, names: &[String]) -> Vec<HtmlButtonElement> {
+    /// One button per sample image of the set `set`, its thumbnail inside (a click on one is
+    /// `events::page::wire_samples`'s); nothing changes when that set is already shown.
+    pub fn show_samples(&self, set: &str, names: &[String], current: Option<&str>) {
+        if self.samples.get_attribute("data-set").as_deref() == Some(set) {
+            return;
+        }
+        set_attr(&self.samples, "data-set", set);
         self.samples.set_inner_html("");
-        let buttons = names
-            .iter()
-            .map(|name| {
+        for name in names {
+            {
                 let button: HtmlButtonElement = create("button");
                 button.set_type("button");
                 button.set_class_name("sample");
@@ -194,15 +197,16 @@ impl Ui {
                 img.set_alt("");
                 let _ = button.append_child(&img);
                 let _ = self.samples.append_child(&button);
-                button
-            })
-            .collect();
-        if names.is_empty()
-            && let Some(parent) = self.samples.parent_element()
-        {
-            let _ = parent.set_attribute("hidden", "");
+            }
         }
-        buttons
+        if let Some(parent) = self.samples.parent_element() {
+            parent
+                .toggle_attribute_with_force("hidden", names.is_empty())
+                .ok();
+        }
+        if let Some(name) = current {
+            self.mark_sample(name);
+        }
     }
 
     /// Marks the sample button for the current image, if it is a sample.
@@ -242,6 +246,14 @@ impl Ui {
     /// The classes a model knows, in words ("ten for the default model").
     pub fn show_classes(&self, labels: &[String]) {
         const LISTED: usize = 20;
+        if labels.is_empty() {
+            set_text(
+                &self.model_classes,
+                "It knows no classes: a feature model, to explore and to teach classes of your own.",
+            );
+            set_attr(&self.model_classes, "title", "");
+            return;
+        }
         let mut text = format!("It knows {} classes: ", labels.len());
         text += &labels
             .iter()

@@ -140,6 +140,16 @@ pub struct Output {
     pub backend: Backend,
 }
 
+/// The classes' probabilities from a pass's logits; none for a model without classes (a
+/// feature model such as DINOv2 answers its features, which are no classes).
+pub fn probabilities(logits: &[f32], model: &Model) -> Vec<f32> {
+    if model.manifest.config.num_classes == 0 {
+        Vec::new()
+    } else {
+        softmax(logits)
+    }
+}
+
 /// Runs the model on one normalised `[3, S, S]` image with attention kept, and reads logits
 /// and the stacked attention back asynchronously (one transfer each).
 pub async fn infer(
@@ -168,7 +178,7 @@ pub async fn infer(
         .next()
         .ok_or("the model returned no attention")?;
     Ok(Output {
-        probs: softmax(&logits),
+        probs: probabilities(&logits, model),
         logits,
         attention,
         ms,

@@ -123,7 +123,7 @@ impl GpuLane {
             return Err(format!("{NAME} sent attention maps of the wrong size"));
         }
         Ok(Output {
-            probs: vit::inference::softmax(&logits),
+            probs: crate::engine::devices::probabilities(&logits, model),
             logits,
             attention: AttentionMaps {
                 layers,

@@ -49,23 +49,26 @@ pub struct Fetched {
     pub kept: bool,
 }
 
-/// Fetches (or finds kept) the hub model `name` and loads it; `say` hears the steps and the
-/// download's progress.
+/// Fetches (or finds kept) the hub model `name` and loads it, at `image_size` when given;
+/// `say` hears the steps and the download's progress.
 pub async fn load(
     name: &HubName,
     endpoint: &str,
+    image_size: Option<usize>,
     devices: &Devices,
     say: &dyn Fn(Event),
 ) -> Result<Fetched, String> {
     let urls = Urls::of(name, endpoint);
-    if let Some(fetched) = from_kept(name, &urls, devices, say).await {
+    if let Some(fetched) = from_kept(name, &urls, image_size, devices, say).await {
         return Ok(fetched);
     }
     let step = |text: String| say(Event::Step(text));
     let mut clock = Clock::start();
     step(format!("Fetching {name}: config.json"));
     let config = hub_text(&urls.config, name, CONFIG_FILE).await?;
-    let hub = read_config(&config, &format!("{name}: config.json")).map_err(|e| e.to_string())?;
+    let hub = read_config(&config, &format!("{name}: config.json"))
+        .and_then(|hub| at_size(hub, image_size))
+        .map_err(|e| e.to_string())?;
     step(format!("Fetching {name}: the weights' checksum"));
     let revision_text = hub_text(&urls.revision, name, "its description").await?;
     let revision = read_revision(&revision_text, &format!("{name}: the hub's API"))
@@ -172,6 +175,7 @@ async fn keep_all(name: &HubName, pending: [(&String, Result<Pending, String>); 
 async fn from_kept(
     name: &HubName,
     urls: &Urls,
+    image_size: Option<usize>,
     devices: &Devices,
     say: &dyn Fn(Event),
 ) -> Option<Fetched> {
@@ -185,7 +189,9 @@ async fn from_kept(
         "Reading {name}, kept from an earlier visit"
     )));
     yield_now().await;
-    let hub = read_config(&config, "kept config.json").ok()?;
+    let hub = read_config(&config, "kept config.json")
+        .and_then(|hub| at_size(hub, image_size))
+        .ok()?;
     let revision = read_revision(&revision, "kept revision").ok()?;
     if sha256_hex(&weights).await != revision.weights_sha256 {
         return None;
@@ -227,6 +233,15 @@ impl Clock {
 }
 
 /// The model's manifest, naming the weights the page checked.
+/// `hub` to run at `image_size` when given (its position embeddings resampled as its weights
+/// are read).
+fn at_size(hub: HubModel, image_size: Option<usize>) -> vit::Result<HubModel> {
+    match image_size {
+        Some(size) if size != hub.config.image_size => hub.with_image_size(size),
+        _ => Ok(hub),
+    }
+}
+
 fn manifest(hub: &HubModel, name: &HubName, revision: &Revision) -> Manifest {
     let mut manifest = hub.manifest(name, &revision.commit);
     manifest.weights = WeightsFile {

@@ -266,9 +266,13 @@ async fn handle(
                 false,
             ))))
         }
-        Request::LoadHub { name, endpoint } => {
+        Request::LoadHub {
+            name,
+            endpoint,
+            image_size,
+        } => {
             let name = HubName::parse(&name).map_err(|e| e.to_string())?;
-            let fetched = hub::load(&name, &endpoint, &engine.devices, &say).await?;
+            let fetched = hub::load(&name, &endpoint, image_size, &engine.devices, &say).await?;
             Ok(Reply::Loaded(Box::new(engine.add(
                 fetched.model,
                 fetched.steps,

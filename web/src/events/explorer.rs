@@ -3,7 +3,8 @@
 //! heads select and the reverse box change the question; a click on a class's bar asks for its
 //! relevance. `events::page::wire` calls [`wire`].
 
-use vit::explain::Heads;
+use vit::explain::{Heads, Token};
+use vit::prefix::PrefixTokens;
 use vit::rollout::HeadFusion;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, KeyboardEvent, MouseEvent, PointerEvent};
@@ -58,7 +59,7 @@ pub fn wire(app: &Shared) {
         on(&canvas, "click", move |e: MouseEvent| {
             if let Some(t) = token_at(&app, e.offset_x() as f64, e.offset_y() as f64) {
                 let mut a = app.borrow_mut();
-                a.explorer.ask.token = t;
+                a.explorer.ask.token = Token::Index(t);
                 if matches!(a.explorer.ask.view, View::Relevance(_)) {
                     a.explorer.ask.view = View::Rollout;
                 }
@@ -71,9 +72,15 @@ pub fn wire(app: &Shared) {
         on(&canvas, "keydown", move |e: KeyboardEvent| {
             let used = {
                 let mut a = app.borrow_mut();
-                let grid = a.explorer.drawn.as_ref().map_or(0, |d| d.layout.grid);
+                let (grid, prefix) = a
+                    .explorer
+                    .drawn
+                    .as_ref()
+                    .map_or((0, PrefixTokens::CLASS), |d| {
+                        (d.layout.grid, d.layout.prefix)
+                    });
                 a.explorer.hover = None;
-                a.explorer.ask.key(&e.key(), grid)
+                a.explorer.ask.key(&e.key(), grid, prefix)
             };
             if used {
                 e.prevent_default();

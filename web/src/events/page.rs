@@ -9,8 +9,7 @@ use std::rc::Rc;
 use vit::preprocess::Crop;
 use vit::rollout::HeadFusion;
 use web_sys::{
-    ClipboardEvent, DragEvent, Event, File, FileList, HtmlButtonElement, KeyboardEvent,
-    PointerEvent,
+    ClipboardEvent, DragEvent, Event, File, FileList, KeyboardEvent, MouseEvent, PointerEvent,
 };
 
 use crate::actions::{hub, images, inference, loading, picture};
@@ -137,19 +136,25 @@ pub fn wire(app: &Shared) {
     });
 }
 
-/// Makes each sample button (made by `Ui::add_sample_buttons` from `names`) load its image.
-pub fn wire_samples(app: &Shared, names: &[String], buttons: &[HtmlButtonElement]) {
-    for (name, button) in names.iter().zip(buttons) {
-        let app = app.clone();
-        let name = name.clone();
-        on(button, "click", move |_: Event| {
+/// Makes a click on a sample button (`Ui::show_samples` makes them, and remakes them when the
+/// model asks for another set) load its image.
+pub fn wire_samples(app: &Shared) {
+    let container = app.borrow().ui.samples.clone();
+    let app = app.clone();
+    on(&container, "click", move |e: MouseEvent| {
+        let name = e
+            .target()
+            .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+            .and_then(|t| t.closest("button[data-name]").ok().flatten())
+            .and_then(|b| b.get_attribute("data-name"));
+        if let Some(name) = name {
             spawn_task(
                 &app,
                 &format!("Loading {name}"),
-                images::load_sample(app.clone(), name.clone()),
+                images::load_sample(app.clone(), name),
             );
-        });
-    }
+        }
+    });
 }
 
 fn list(files: &FileList) -> Vec<File> {

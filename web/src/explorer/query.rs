@@ -1,9 +1,11 @@
 //! The token explorer's question and geometry, pure: which token, which layer (or rollout, or a
 //! class's relevance), which heads, which way; where the photo, the model's input and the token
 //! strip sit on the explorer's canvas, and which token a point is on. `view::explorer` draws
-//! them, `events::explorer` wires them; `vit::explain` answers.
+//! them, `events::explorer` wires them; `vit::explain` answers. Which tokens come before the
+//! patches (class, distillation, registers, or none) is the model's [`PrefixTokens`].
 
 use vit::explain::{Heads, Method, Query, Token};
+use vit::prefix::{PrefixKind, PrefixTokens};
 use vit::rollout::HeadFusion;
 
 /// What the map shows.
@@ -20,8 +22,10 @@ pub enum View {
 /// The question the explorer asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ask {
-    /// The selected token: 0 is the class token, `k` patch `k`.
-    pub token: usize,
+    /// The selected token: one of the sequence (`Token::Index`), the mean of the patches
+    /// (`Token::Patches`, where a model without a class token starts), or `Token::Class` for
+    /// "where the model starts", which [`Ask::fit`] resolves.
+    pub token: Token,
     pub view: View,
     pub heads: Heads,
     pub reverse: bool,
@@ -30,7 +34,7 @@ pub struct Ask {
 impl Default for Ask {
     fn default() -> Self {
         Self {
-            token: 0,
+            token: Token::Class,
             view: View::Rollout,
             heads: Heads::Fused(HeadFusion::Mean),
             reverse: false,
@@ -54,14 +58,14 @@ impl Ask {
                 method: Method::Attention,
                 layer: Some(l),
                 heads: self.heads,
-                token: Token::Index(self.token),
+                token: self.token,
                 reverse: self.reverse,
             },
             View::Rollout => Query {
                 method: Method::Rollout,
                 layer: None,
                 heads: self.heads,
-                token: Token::Index(self.token),
+                token: self.token,
                 reverse: self.reverse,
             },
         }
@@ -83,11 +87,26 @@ impl Ask {
         };
     }
 
-    /// Keeps the question valid for a model of this shape (another model was loaded).
-    pub fn fit(&mut self, depth: usize, heads: usize, tokens: usize, classes: usize) {
-        if self.token >= tokens {
-            self.token = 0;
+    /// The selected token's place in the sequence; `None` for the mean of the patches.
+    pub fn selected(&self) -> Option<usize> {
+        match self.token {
+            Token::Index(i) => Some(i),
+            _ => None,
         }
+    }
+
+    /// Keeps the question valid for a model of this shape (another model was loaded): a token
+    /// the model lacks becomes where it starts.
+    pub fn fit(&mut self, shape: Shape, classes: usize) {
+        let kept = match self.token {
+            Token::Index(i) => i < shape.tokens,
+            Token::Patches => true,
+            _ => false,
+        };
+        if !kept {
+            self.token = start(shape.prefix);
+        }
+        let (depth, heads) = (shape.layers, shape.heads);
         match self.view {
             View::Layer(l) if l > depth || l == 0 => self.view = View::Rollout,
             View::Relevance(c) if c >= classes => self.view = View::Rollout,
@@ -100,14 +119,15 @@ impl Ask {
         }
     }
 
-    /// Arrow keys move the selected patch on its grid (from the class token they start at the
-    /// first patch); Home selects the class token. Returns whether the key was used.
-    pub fn key(&mut self, key: &str, grid: usize) -> bool {
+    /// Arrow keys move the selected patch on its grid (from a prefix token they start at the
+    /// first patch); Home selects where the model starts (its class token, or the mean of the
+    /// patches). Returns whether the key was used.
+    pub fn key(&mut self, key: &str, grid: usize, prefix: PrefixTokens) -> bool {
         if grid == 0 {
             return false;
         }
         if key == "Home" {
-            self.token = 0;
+            self.token = start(prefix);
             return true;
         }
         let (dr, dc): (isize, isize) = match key {
@@ -117,25 +137,24 @@ impl Ask {
             "ArrowDown" => (1, 0),
             _ => return false,
         };
-        if self.token == 0 {
-            self.token = 1;
+        let Some(p) = self.selected().and_then(|t| prefix.patch(t)) else {
+            self.token = Token::Index(prefix.token_of_patch(0));
             return true;
-        }
-        let p = self.token - 1;
+        };
         let clamp = |v: isize| v.clamp(0, grid as isize - 1) as usize;
         let (row, col) = (
             clamp((p / grid) as isize + dr),
             clamp((p % grid) as isize + dc),
         );
-        self.token = 1 + row * grid + col;
+        self.token = Token::Index(prefix.token_of_patch(row * grid + col));
         true
     }
 
     /// The question in words, for the caption and screen readers.
-    pub fn describe(&self, class: Option<&str>) -> String {
+    pub fn describe(&self, prefix: PrefixTokens, class: Option<&str>) -> String {
         let token = match self.token {
-            0 => "the class token".to_string(),
-            k => format!("patch {k}"),
+            Token::Index(i) => prefix.describe(i),
+            _ => "the mean of the patches".to_string(),
         };
         let heads = match self.heads {
             Heads::One(h) => format!("head {h}"),
@@ -148,13 +167,43 @@ impl Ask {
         };
         match self.view {
             View::Layer(l) => format!("Layer {l}, {heads}: {way}."),
+            View::Rollout if !prefix.class && self.token == Token::Patches => format!(
+                "Rollout through every layer, {heads}: {way} (this model has no class token)."
+            ),
             View::Rollout => format!("Rollout through every layer, {heads}: {way}."),
             View::Relevance(c) => format!(
-                "Relevance for {} (Chefer et al. 2021): the patches that made the model say it.",
-                class.map_or_else(|| format!("class {c}"), str::to_string)
+                "Relevance for {} (Chefer et al. 2021): the patches that made the model say it{}.",
+                class.map_or_else(|| format!("class {c}"), str::to_string),
+                read_from(prefix)
             ),
         }
     }
+}
+
+/// Where the model starts: its class token, or the mean of the patches where it has none.
+pub fn start(prefix: PrefixTokens) -> Token {
+    match prefix.index(PrefixKind::Class, 1) {
+        Some(i) => Token::Index(i),
+        None => Token::Patches,
+    }
+}
+
+/// What the classifier reads, when it is not the class token alone.
+fn read_from(prefix: PrefixTokens) -> &'static str {
+    match (prefix.class, prefix.distillation) {
+        (false, _) => ", read from the mean of the patches (this model has no class token)",
+        (true, true) => ", through the class and distillation tokens its two heads read",
+        (true, false) => "",
+    }
+}
+
+/// What the explorer needs of a result's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub layers: usize,
+    pub heads: usize,
+    pub tokens: usize,
+    pub prefix: PrefixTokens,
 }
 
 /// A square panel: left, top, side, in CSS pixels of the canvas.
@@ -198,12 +247,13 @@ pub struct Layout {
     pub photo: Square,
     /// The model's input under the map, one block per patch.
     pub input: Square,
-    /// The token strip: the class token, then the patches in order, `cols` a row.
+    /// The token strip: the prefix tokens, then the patches in order, `cols` a row.
     pub strip_y: f64,
     pub pitch: f64,
     pub cols: usize,
     pub tokens: usize,
     pub grid: usize,
+    pub prefix: PrefixTokens,
 }
 
 const GAP: f64 = 16.0;
@@ -211,8 +261,8 @@ const GAP: f64 = 16.0;
 pub const LABEL: f64 = 20.0;
 
 impl Layout {
-    pub fn new(width: f64, tokens: usize) -> Self {
-        let grid = vit::patches::grid_side(tokens).unwrap_or(0);
+    pub fn new(width: f64, tokens: usize, prefix: PrefixTokens) -> Self {
+        let grid = prefix.grid_side(tokens).unwrap_or(0);
         let side = ((width - GAP) / 2.0).clamp(40.0, 300.0).floor();
         let photo = Square {
             x: 0.0,
@@ -239,6 +289,7 @@ impl Layout {
             cols,
             tokens,
             grid,
+            prefix,
         }
     }
 
@@ -260,7 +311,7 @@ impl Layout {
             .patch_at(x, y, self.grid)
             .or_else(|| self.input.patch_at(x, y, self.grid))
         {
-            return Some(p + 1);
+            return Some(self.prefix.token_of_patch(p));
         }
         if y < self.strip_y || x < 0.0 {
             return None;
@@ -281,7 +332,7 @@ mod tests {
     #[test]
     fn each_view_asks_its_question() {
         let mut ask = Ask {
-            token: 7,
+            token: Token::Index(7),
             heads: Heads::One(2),
             reverse: true,
             ..Ask::default()
@@ -313,57 +364,156 @@ mod tests {
             )
         );
         assert_eq!(ask.slider(6), 7);
-        assert!(ask.describe(Some("cat")).starts_with("Relevance for cat"));
+        let class = PrefixTokens::CLASS;
+        assert!(
+            ask.describe(class, Some("cat"))
+                .starts_with("Relevance for cat")
+        );
+        let gap = PrefixTokens {
+            class: false,
+            ..class
+        };
+        assert!(
+            ask.describe(gap, Some("cat"))
+                .contains("mean of the patches (this model has no class token)")
+        );
+    }
+
+    fn registers(n: usize) -> PrefixTokens {
+        PrefixTokens {
+            registers: n,
+            embedded: false,
+            ..PrefixTokens::CLASS
+        }
+    }
+
+    #[test]
+    fn tokens_are_named_by_their_kind() {
+        let reg = registers(4);
+        let mut ask = Ask {
+            token: Token::Index(3),
+            view: View::Layer(2),
+            ..Ask::default()
+        };
+        assert_eq!(
+            ask.describe(reg, None),
+            "Layer 2, the mean of the heads: where register 3 attends."
+        );
+        ask.token = Token::Index(5);
+        assert!(ask.describe(reg, None).contains("where patch 1 attends"));
+        ask.token = Token::Patches;
+        ask.view = View::Rollout;
+        let gap = PrefixTokens {
+            class: false,
+            ..PrefixTokens::CLASS
+        };
+        assert!(
+            ask.describe(gap, None)
+                .contains("where the mean of the patches attends (this model has no class token)")
+        );
     }
 
     #[test]
     fn arrows_walk_the_grid_and_stop_at_its_edges() {
+        let class = PrefixTokens::CLASS;
         let mut ask = Ask::default();
-        assert!(ask.key("ArrowRight", 4));
-        assert_eq!(ask.token, 1, "from the class token to the first patch");
-        ask.key("ArrowLeft", 4);
-        ask.key("ArrowUp", 4);
-        assert_eq!(ask.token, 1, "the top left corner stays");
-        ask.key("ArrowDown", 4);
-        ask.key("ArrowRight", 4);
-        assert_eq!(ask.token, 6, "row 2, column 2 of 4");
+        assert!(ask.key("ArrowRight", 4, class));
+        assert_eq!(
+            ask.token,
+            Token::Index(1),
+            "from the class token to the first patch"
+        );
+        ask.key("ArrowLeft", 4, class);
+        ask.key("ArrowUp", 4, class);
+        assert_eq!(ask.token, Token::Index(1), "the top left corner stays");
+        ask.key("ArrowDown", 4, class);
+        ask.key("ArrowRight", 4, class);
+        assert_eq!(ask.token, Token::Index(6), "row 2, column 2 of 4");
         for _ in 0..9 {
-            ask.key("ArrowDown", 4);
-            ask.key("ArrowRight", 4);
+            ask.key("ArrowDown", 4, class);
+            ask.key("ArrowRight", 4, class);
         }
-        assert_eq!(ask.token, 16);
-        assert!(!ask.key("a", 4));
-        assert!(ask.key("Home", 4));
-        assert_eq!(ask.token, 0);
+        assert_eq!(ask.token, Token::Index(16));
+        assert!(!ask.key("a", 4, class));
+        assert!(ask.key("Home", 4, class));
+        assert_eq!(ask.token, Token::Index(0));
+
+        // Four registers after the class token: the patches start at token 5.
+        let reg = registers(4);
+        assert!(ask.key("ArrowDown", 4, reg));
+        assert_eq!(ask.token, Token::Index(5));
+        ask.key("ArrowDown", 4, reg);
+        assert_eq!(ask.token, Token::Index(9), "one row down");
+        ask.token = Token::Index(3);
+        ask.key("ArrowRight", 4, reg);
+        assert_eq!(
+            ask.token,
+            Token::Index(5),
+            "from a register to the first patch"
+        );
+        // Without a class token, Home is the mean of the patches.
+        let gap = PrefixTokens {
+            class: false,
+            ..class
+        };
+        ask.key("Home", 4, gap);
+        assert_eq!(ask.token, Token::Patches);
+        ask.key("ArrowRight", 4, gap);
+        assert_eq!(ask.token, Token::Index(0), "patch 1 is token 0");
     }
 
     #[test]
     fn another_model_keeps_only_what_exists() {
         let mut ask = Ask {
-            token: 100,
+            token: Token::Index(100),
             view: View::Layer(9),
             heads: Heads::One(4),
             reverse: true,
         };
-        ask.fit(6, 3, 65, 10);
+        let shape = Shape {
+            layers: 6,
+            heads: 3,
+            tokens: 65,
+            prefix: PrefixTokens::CLASS,
+        };
+        ask.fit(shape, 10);
         assert_eq!(
             ask,
             Ask {
-                token: 0,
+                token: Token::Index(0),
                 view: View::Rollout,
                 heads: Heads::Fused(HeadFusion::Mean),
                 reverse: true
             }
         );
         ask.view = View::Relevance(12);
-        ask.fit(6, 3, 65, 10);
+        ask.fit(shape, 10);
         assert_eq!(ask.view, View::Rollout);
+        // A model without a class token starts from the mean of its patches, and keeps it.
+        let gap = Shape {
+            tokens: 64,
+            prefix: PrefixTokens {
+                class: false,
+                ..PrefixTokens::CLASS
+            },
+            ..shape
+        };
+        let mut fresh = Ask::default();
+        fresh.fit(gap, 10);
+        assert_eq!(fresh.token, Token::Patches);
+        assert_eq!(fresh.selected(), None);
+        fresh.fit(shape, 10);
+        assert_eq!(
+            fresh.token,
+            Token::Patches,
+            "a question every model can answer"
+        );
     }
 
     #[test]
     fn points_find_their_tokens() {
         // 17 tokens: a 4x4 grid.
-        let l = Layout::new(600.0, 17);
+        let l = Layout::new(600.0, 17, PrefixTokens::CLASS);
         assert_eq!(l.grid, 4);
         assert_eq!(l.photo.side, 292.0);
         let step = l.photo.side / 4.0;
@@ -384,11 +534,21 @@ mod tests {
         );
         assert_eq!(l.height, sy + 28.0);
         // 197 tokens (ViT-Ti/16 at 224 px) in 600 px: 12 px slots, 50 a row, 4 rows.
-        let big = Layout::new(600.0, 197);
+        let big = Layout::new(600.0, 197, PrefixTokens::CLASS);
         assert_eq!((big.grid, big.pitch, big.cols), (14, 12.0, 50));
         assert_eq!(
             big.token_at(big.slot(196).0 + 1.0, big.slot(196).1 + 1.0),
             Some(196)
+        );
+        // A class token and 4 registers before a 4x4 grid: patch 6 is token 10.
+        let reg = Layout::new(600.0, 21, registers(4));
+        assert_eq!(reg.grid, 4);
+        assert_eq!(reg.token_at(x, y), Some(10));
+        let (sx, sy, w, _) = reg.slot(4);
+        assert_eq!(
+            reg.token_at(sx + w / 2.0, sy + 2.0),
+            Some(4),
+            "register 4's slot"
         );
     }
 }

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use vit::VitConfig;
 use vit::patches::{PatchRect, model_region, patch_rects};
+use vit::prefix::{PrefixKind, PrefixTokens};
 use vit::preprocess::CropBox;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
@@ -119,7 +120,7 @@ impl Layout {
         }
     }
 
-    /// Top-left of token slot `i` (0 is the class token).
+    /// Top-left of token slot `i` (the prefix tokens first, then the patches).
     fn slot(&self, i: usize) -> (f64, f64) {
         let (row, col) = (i / self.per_row, i % self.per_row);
         (
@@ -543,20 +544,34 @@ fn draw_patch(
     ctx.restore();
 }
 
-/// Patches travelling into the sequence, their position numbers, and the class token.
+/// Patches travelling into the sequence, their position numbers, and the prefix tokens (the
+/// class token, a distilled model's distillation token, registers) in front of them.
 fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64) {
     let config = &scene.config;
     let patches = config.num_patches();
+    let prefix = config.prefix_tokens();
+    let names = prefix_names(prefix);
     // The empty sequence is there from the start, so the eye knows where the patches go.
     let appear = ease(phase(t, PHOTO.0, PHOTO.1));
     ctx.save();
     ctx.set_global_alpha(appear);
     font(ctx, 600, 12.0);
     let room = l.width - l.tokens_x;
+    let mut front = String::new();
+    for (n, kind) in [(prefix.class, "[CLS]"), (prefix.distillation, "[DIST]")] {
+        if n {
+            front += &format!("{kind} + ");
+        }
+    }
+    match prefix.registers {
+        0 => {}
+        1 => front += "1 register + ",
+        n => front += &format!("{n} registers + "),
+    }
     let caption = [
-        format!("Token sequence · [CLS] + {patches} patches, read row by row"),
-        format!("Token sequence · [CLS] + {patches} patches"),
-        format!("[CLS] + {patches} patch tokens"),
+        format!("Token sequence · {front}{patches} patches, read row by row"),
+        format!("Token sequence · {front}{patches} patches"),
+        format!("{front}{patches} patch tokens"),
     ]
     .into_iter()
     .find(|c| draw::text_width(ctx, c) <= room)
@@ -572,7 +587,12 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
     ctx.set_line_width(1.0);
     for i in 0..config.num_tokens() {
         let (x, y) = l.slot(i);
-        ctx.set_stroke_style_str(if i == 0 { "#fcd9a0" } else { palette::LINE });
+        let frame = if i < prefix.count() {
+            "#fcd9a0"
+        } else {
+            palette::LINE
+        };
+        ctx.set_stroke_style_str(frame);
         round_rect(ctx, x + 0.5, y + 0.5, l.token - 1.0, l.token - 1.0, 4.0);
         ctx.stroke();
     }
@@ -592,7 +612,7 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
         }
         let p = ease(phase(t, start, TRAVEL_LEN));
         let (x0, y0, w0) = lifted(dst, config, vb.side as f64, 1.0);
-        let (x1, y1) = l.slot(src.index + 1);
+        let (x1, y1) = l.slot(prefix.token_of_patch(src.index));
         // A gentle arc: up and over, so crossing paths read as a stream.
         let arc = (p * std::f64::consts::PI).sin() * 24.0;
         let r = (lerp(x0, x1, p), lerp(y0, y1, p) - arc, lerp(w0, l.token, p));
@@ -610,21 +630,29 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
         }
     }
 
-    // The class token drops into slot 0 once every patch has arrived.
+    // The prefix tokens drop into their slots once every patch has arrived.
     let cls = ease(phase(t, travel_end(patches), CLS_LEN));
-    if cls > 0.0 {
-        let (x, y) = l.slot(0);
+    if cls <= 0.0 {
+        return;
+    }
+    ctx.save();
+    ctx.set_global_alpha(cls);
+    for (i, name) in names.iter().enumerate() {
+        let colour = match prefix.kind(i) {
+            Some((PrefixKind::Distillation, _)) => palette::DIST,
+            Some((PrefixKind::Register, _)) => palette::REG,
+            _ => palette::CLS,
+        };
+        let (x, y) = l.slot(i);
         let y = y - (1.0 - cls) * 28.0;
-        ctx.save();
-        ctx.set_global_alpha(cls);
-        ctx.set_fill_style_str(palette::CLS);
+        ctx.set_fill_style_str(colour);
         round_rect(ctx, x, y, l.token, l.token, 5.0);
         ctx.fill();
         font(ctx, 700, (l.token * 0.3).clamp(7.0, 11.0));
         ctx.set_text_baseline("middle");
         text(
             ctx,
-            "CLS",
+            name,
             x + l.token / 2.0,
             y + l.token / 2.0 + 0.5,
             "#fff",
@@ -635,15 +663,27 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
             font(ctx, 600, number_font);
             text(
                 ctx,
-                "0",
+                &i.to_string(),
                 x + l.token / 2.0,
                 y + l.token + 11.0,
-                palette::CLS,
+                colour,
                 "center",
             );
         }
-        ctx.restore();
     }
+    ctx.restore();
+}
+
+/// The prefix tokens' labels in their slots: CLS, DIST, R1, R2…
+fn prefix_names(prefix: PrefixTokens) -> Vec<String> {
+    (0..prefix.count())
+        .map(|t| match prefix.kind(t) {
+            Some((PrefixKind::Class, _)) => "CLS".to_string(),
+            Some((PrefixKind::Distillation, _)) => "DIST".to_string(),
+            Some((PrefixKind::Register, r)) => format!("R{r}"),
+            None => String::new(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,10 @@ pub mod palette {
     pub const BG: &str = "#f5f6fa";
     pub const ACCENT: &str = "#4f46e5";
     pub const ACCENT_SOFT: &str = "#c7d2fe";
+    /// The prefix tokens' frames, by kind: class, distillation, register.
     pub const CLS: &str = "#f59e0b";
+    pub const DIST: &str = "#0d9488";
+    pub const REG: &str = "#db2777";
     pub const FONT: &str =
         "Inter, ui-sans-serif, system-ui, -apple-system, \"Segoe UI\", Roboto, Arial, sans-serif";
 }

@@ -3,11 +3,12 @@
 //! `vit::explain`, the same numbers `trainer explain --json` prints), the photo's square, the
 //! model's input and the token strip under it, the controls' ranges and the caption.
 
-use vit::explain::{Query, TokenMap};
+use vit::explain::{Query, Token, TokenMap};
+use vit::prefix::{PrefixKind, PrefixTokens};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::app::state::App;
-use crate::explorer::query::{Ask, LABEL, Layout, Square, View};
+use crate::explorer::query::{Ask, LABEL, Layout, Shape, Square, View};
 use crate::explorer::state::{Controls, Drawn};
 use crate::pictures::draw::{self, blit, font, palette, text};
 use crate::platform::dom::{create, set_attr, set_text};
@@ -18,12 +19,18 @@ use crate::protocol::{AnswerId, Question};
 /// fitted question as the selected one.
 pub fn question(a: &mut App) -> Option<(AnswerId, Question)> {
     let s = a.shown.as_ref()?;
-    let classes = a.model.as_ref()?.manifest.labels.len();
+    let manifest = &a.model.as_ref()?.manifest;
+    let shape = Shape {
+        layers: s.layers,
+        heads: s.heads_count,
+        tokens: s.tokens,
+        prefix: manifest.config.prefix_tokens(),
+    };
     let mut ask = a.explorer.ask;
-    ask.fit(s.layers, s.heads_count, s.tokens, classes);
+    ask.fit(shape, manifest.labels.len());
     a.explorer.ask = ask;
     let asked = Ask {
-        token: a.explorer.hover.unwrap_or(ask.token),
+        token: a.explorer.hover.map_or(ask.token, Token::Index),
         ..ask
     };
     let class = match asked.view {
@@ -70,25 +77,26 @@ pub fn render(a: &mut App) {
     crate::view::results::mark_explained(a, explaining);
     sync_controls(c, &ask, s.layers, s.heads_count);
     let asked = Ask {
-        token: ex.hover.unwrap_or(ask.token),
+        token: ex.hover.map_or(ask.token, Token::Index),
         ..ask
     };
+    let prefix = model.manifest.config.prefix_tokens();
     let class_name = match asked.view {
         View::Relevance(c) => model.manifest.labels.get(c).map(String::as_str),
         _ => None,
     };
     let width = draw::css_width(&c.canvas);
-    let layout = Layout::new(width, s.tokens);
+    let layout = Layout::new(width, s.tokens, prefix);
     let map = match &ex.answered {
         Some(m) if m.answer == answer && m.question == words => TokenMap {
             values: m.values.clone(),
-            prefix: model.manifest.config.prefix_tokens(),
+            prefix,
         },
         _ => {
             if matches!(asked.view, View::Relevance(_)) {
                 set_text(
                     &c.what,
-                    &format!("{} Computing…", asked.describe(class_name)),
+                    &format!("{} Computing…", asked.describe(prefix, class_name)),
                 );
             }
             return;
@@ -96,16 +104,7 @@ pub fn render(a: &mut App) {
     };
     let backend = ex.answered.as_ref().map_or(s.backend, |m| m.backend);
     let crop = (p.crop.x as f64, p.crop.y as f64, p.crop.side as f64);
-    paint(
-        &c.canvas,
-        &layout,
-        &p.photo,
-        crop,
-        &p.view,
-        &map,
-        asked.token,
-        &asked,
-    );
+    paint(&c.canvas, &layout, &p.photo, crop, &p.view, &map, &asked);
     let patches = map.patches();
     let peak = crate::pictures::heatmap::describe_peak(&patches);
     let mut chars = peak.chars();
@@ -115,7 +114,11 @@ pub fn render(a: &mut App) {
         .into_iter()
         .chain(chars)
         .collect();
-    let caption = format!("{} {peak}.", asked.describe(class_name));
+    let caption = format!(
+        "{} {peak}.{}",
+        asked.describe(prefix, class_name),
+        register_share(&asked, &map)
+    );
     set_text(&c.what, &caption);
     set_attr(&c.canvas, "aria-label", &caption);
     let drawn = Drawn {
@@ -126,6 +129,29 @@ pub fn render(a: &mut App) {
         layout,
     };
     a.explorer.drawn = Some(drawn);
+}
+
+/// What the registers hold of a token's attention, as the registers paper shows it (Darcet et
+/// al. 2024: high-norm tokens that take attention away from the patches); empty without them,
+/// or where the map is not one token's attention (relevance, or which tokens attend to it).
+fn register_share(ask: &Ask, map: &TokenMap) -> String {
+    let n = map.prefix.registers;
+    if n == 0 || ask.reverse || matches!(ask.view, View::Relevance(_)) {
+        return String::new();
+    }
+    let held: f32 = (1..=n)
+        .filter_map(|r| map.prefix.index(PrefixKind::Register, r))
+        .filter_map(|t| map.values.get(t))
+        .sum();
+    let total: f32 = map.values.iter().sum();
+    if !(total > 0.0 && held.is_finite()) {
+        return String::new();
+    }
+    let share = 100.0 * held / total;
+    match n {
+        1 => format!(" The register holds {share:.0}% of it."),
+        _ => format!(" The {n} registers hold {share:.0}% of it."),
+    }
 }
 
 /// The slider's range and the head options follow the model; both show the question.
@@ -173,7 +199,6 @@ fn paint(
     (cx, cy, cs): (f64, f64, f64),
     view: &HtmlCanvasElement,
     map: &TokenMap,
-    selected: usize,
     ask: &Ask,
 ) {
     let ctx = draw::prepare(canvas, l.width, l.height);
@@ -198,7 +223,7 @@ fn paint(
     );
     text(
         &ctx,
-        "The tokens: class token, then the patches in order",
+        &strip_label(map.prefix),
         0.0,
         l.strip_y - 6.0,
         palette::INK_2,
@@ -225,7 +250,8 @@ fn paint(
     blit(&ctx, &heat, (0.0, 0.0, g, g), (x, y, side, side), false);
     ctx.set_global_alpha(1.0);
 
-    // The strip, on the patches' scale (the class token's own value may exceed it).
+    // The strip, on the patches' scale (a prefix token's own value may exceed it); each
+    // prefix token framed in its kind's colour.
     let max = patches.values.iter().copied().fold(0.0f32, f32::max);
     for (t, &v) in map.values.iter().enumerate() {
         let (sx, sy, w, h) = l.slot(t);
@@ -233,8 +259,8 @@ fn paint(
         let [r, gg, b] = vit::colormap::magma(v);
         ctx.set_fill_style_str(&format!("rgb({r},{gg},{b})"));
         ctx.fill_rect(sx, sy, w, h);
-        if t == 0 {
-            ctx.set_stroke_style_str(palette::CLS);
+        if let Some((kind, _)) = map.prefix.kind(t) {
+            ctx.set_stroke_style_str(kind_colour(kind));
             ctx.set_line_width(2.0);
             ctx.stroke_rect(sx + 1.0, sy + 1.0, w - 2.0, h - 2.0);
         }
@@ -243,14 +269,53 @@ fn paint(
     if matches!(ask.view, View::Relevance(_)) {
         return; // relevance is about the output, not a selected token
     }
-    if selected >= 1 && l.grid > 0 {
+    let Some(selected) = ask.selected() else {
+        return; // the mean of the patches: no one token to frame
+    };
+    if let Some(p) = map.prefix.patch(selected)
+        && l.grid > 0
+    {
         for sq in [photo_sq, input_sq] {
-            let (px, py, pw, ph) = sq.patch(selected - 1, l.grid);
+            let (px, py, pw, ph) = sq.patch(p, l.grid);
             outline(&ctx, px, py, pw, ph);
         }
     }
     let (sx, sy, w, h) = l.slot(selected);
     outline(&ctx, sx, sy, w, h);
+}
+
+/// The strip's legend: its prefix tokens by kind, in their frames' colours' words.
+fn strip_label(prefix: PrefixTokens) -> String {
+    let mut kinds = Vec::new();
+    for (kind, colour) in [
+        (PrefixKind::Class, "amber"),
+        (PrefixKind::Distillation, "teal"),
+        (PrefixKind::Register, "pink"),
+    ] {
+        match (kind, prefix.of(kind)) {
+            (_, 0) => {}
+            (PrefixKind::Register, 1) => kinds.push(format!("1 register ({colour})")),
+            (PrefixKind::Register, n) => kinds.push(format!("{n} registers ({colour})")),
+            (PrefixKind::Class, _) => kinds.push(format!("class token ({colour})")),
+            (PrefixKind::Distillation, _) => kinds.push(format!("distillation token ({colour})")),
+        }
+    }
+    if kinds.is_empty() {
+        "The tokens: the patches in order (no class token)".into()
+    } else {
+        format!(
+            "The tokens: {}, then the patches in order",
+            kinds.join(", ")
+        )
+    }
+}
+
+fn kind_colour(kind: PrefixKind) -> &'static str {
+    match kind {
+        PrefixKind::Class => palette::CLS,
+        PrefixKind::Distillation => palette::DIST,
+        PrefixKind::Register => palette::REG,
+    }
 }
 
 /// White with a dark edge: visible on light and dark parts of any map.

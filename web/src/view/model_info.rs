@@ -73,6 +73,9 @@ fn hub_label(e: &HubEntry, kept: bool) -> String {
     if let Some(top1) = e.top1 {
         label += &format!(" · {:.1}% top-1", 100.0 * top1);
     }
+    if let Some(note) = &e.note {
+        label += &format!(" · {note}");
+    }
     if kept {
         label + " · kept"
     } else {
@@ -118,6 +121,9 @@ pub fn show_model(a: &App) {
     );
     set_text(&a.ui.model_info, &info);
     a.ui.show_classes(&m.manifest.labels);
+    let (set, names) = a.samples.fitting(c.image_size);
+    let current = a.picture.as_ref().map(|p| p.name.as_str());
+    a.ui.show_samples(set, names, current);
 
     let t = &a.timings;
     let timing = a.timing > 0;

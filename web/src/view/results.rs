@@ -15,7 +15,12 @@ pub fn render_results(a: &App) {
         return;
     };
     let classes = a.model.as_ref().map_or(0, |m| m.manifest.labels.len());
-    match no_fit_message(&s.verdict, &s.top, classes) {
+    let message = if classes == 0 {
+        Some(NO_CLASSES.to_string())
+    } else {
+        no_fit_message(&s.verdict, &s.top, classes)
+    };
+    match message {
         Some(message) => {
             set_text(&a.ui.verdict, &message);
             a.ui.verdict.set_hidden(false);
@@ -93,6 +98,9 @@ pub fn mark_explained(a: &App, explaining: Option<usize>) {
 }
 
 /// What the page says when no class fits (`vit::inference::verdict`'s rule).
+/// What the page says of a model without classes, in place of its top-5.
+pub const NO_CLASSES: &str = "This model has no classes: it is a feature model (DINOv2, say), which answers with features, not a class. Ask it where it looks (step 5), or teach it classes of your own on top (step 6).";
+
 pub fn no_fit_message(v: &Verdict, top: &[Ranked], classes: usize) -> Option<String> {
     let guess = top.first()?;
     Some(match v.why_not? {

@@ -161,10 +161,17 @@ pub fn build_for(isolated: bool, cores: usize, search: &str) -> Build {
     Build::Threads(threads.clamp(1, 64))
 }
 
+/// A reply as a request's caller gets it, or why there is none.
+type Answer = Result<(Reply, Received), String>;
+/// Where a reply waits for its caller to wake.
+type Slot = Rc<RefCell<Option<Answer>>>;
+/// Told, with a line for the page, when a new engine replaced one that died.
+type OnRestart = Rc<dyn Fn(String)>;
+
 /// A request waiting for its reply.
 struct Pending {
     resolve: Function,
-    slot: Rc<RefCell<Option<Result<(Reply, Received), String>>>>,
+    slot: Slot,
     events: Option<Rc<dyn Fn(Event)>>,
 }
 
@@ -186,7 +193,7 @@ pub struct Engine {
     /// Why the last engine stopped, if one did.
     pub stopped: RefCell<Option<String>>,
     /// Told when an engine died and a new one is up: the page loads its model again.
-    on_restart: RefCell<Option<Rc<dyn Fn(String)>>>,
+    on_restart: RefCell<Option<OnRestart>>,
     /// Requests sent, and replies received, for `window.vitrine.engine()`.
     pub sent: Cell<u64>,
     pub busy_since: Cell<Option<f64>>,
