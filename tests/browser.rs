@@ -404,6 +404,50 @@ struct Tools {
 }
 
 /// Finds them, or stops the test saying how to get them.
+/// Runs `steps` in a fresh Chromium session (its own profile, Chromium's arguments edited by
+/// `flags`) on the page served from dist/ with cross-origin isolation, one browser at a time.
+/// On a failure: the screenshot `failure_shot`, the browser's console, whatever `on_failure`
+/// prints; then it fails as the steps did.
+fn in_browser(
+    failure_shot: &str,
+    flags: impl FnOnce(Vec<String>) -> Vec<String>,
+    on_failure: impl FnOnce(),
+    steps: impl FnOnce(&Session, &Shots, &str),
+) {
+    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Tools {
+        dist,
+        chromium,
+        chromedriver,
+    } = tools();
+    let shots = Shots {
+        dir: root().join("target/browser-screenshots"),
+    };
+    std::fs::create_dir_all(&shots.dir).unwrap();
+    let base = server::serve(&dist);
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = Driver::start(&chromedriver).expect("chromedriver");
+    let s = driver
+        .session(&chromium, &flags(chromium_args(profile.path())))
+        .expect("a Chromium session");
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| steps(&s, &shots, &base)));
+    if let Err(e) = outcome {
+        shots.take(&s, failure_shot);
+        eprintln!("--- browser console ---\n{}\n---", s.console());
+        on_failure();
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Chromium's arguments without WebGPU: a browser that offers no adapter.
+fn without_webgpu(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .filter(|a| !a.contains("webgpu"))
+        .chain(["--disable-features=WebGPU".to_string()])
+        .collect()
+}
+
 fn tools() -> Tools {
     let dist = root().join("dist");
     assert!(
@@ -486,12 +530,7 @@ fn page_matches_the_cli_in_headless_chromium() {
     // 9. A plain static host (no cross-origin isolation) and a browser without WebGPU: the
     // engine on one thread, the CPU path alone, its first answer as fast, the CLI's numbers.
     let plain = server::serve_with(&dist, server::Isolation::Plain);
-    let no_gpu: Vec<String> = args
-        .iter()
-        .filter(|a| !a.contains("webgpu"))
-        .cloned()
-        .chain(["--disable-features=WebGPU".to_string()])
-        .collect();
+    let no_gpu = without_webgpu(args);
     let s = driver
         .session(&chromium, &no_gpu)
         .expect("a Chromium session without WebGPU");
@@ -1300,9 +1339,17 @@ fn published_live(s: &Session, work: &Path) {
 }
 /// `trainer explain --json` on one image: every token's value.
 fn cli_explain(model: &Path, image: &Path, args: &[&str]) -> Vec<f64> {
-    let out = Command::new(TRAINER)
+    let mut explain = Command::new(TRAINER);
+    explain
         .args(["explain", "--json", "--device", "cpu", "--model"])
-        .arg(model)
+        .arg(model);
+    explain_tokens(explain, image, args)
+}
+
+/// `explain` (a `trainer explain --json` command up to its model) run on `image` with `args`:
+/// every token's value.
+fn explain_tokens(mut explain: Command, image: &Path, args: &[&str]) -> Vec<f64> {
+    let out = explain
         .arg(image)
         .args(args)
         .output()

@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::webdriver::{Driver, Session};
+use super::webdriver::Session;
 use super::{
-    Answer, BROWSER, Shots, Tools, assert_same_answer, chromium_args, cli_predict,
-    cli_predict_with, first_result, predictions, root, run_id, select_backend, server, tools,
-    wait_result, write_fixture_image,
+    Answer, Shots, assert_same_answer, cli_predict, cli_predict_with, first_result, in_browser,
+    predictions, run_id, select_backend, wait_result, without_webgpu, write_fixture_image,
 };
 
 /// A ViT-S/16's shape (timm's `vit_small_patch16_224`, 10 classes) with random weights.
@@ -104,40 +103,17 @@ fn crop_of(p: &Value) -> Option<String> {
 
 #[test]
 fn page_goes_on_while_its_engine_works_and_outlives_it() {
-    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Tools {
-        dist,
-        chromium,
-        chromedriver,
-    } = tools();
     let work = tempfile::tempdir().expect("temp dir");
     let image = work.path().join("fixture.png");
     write_fixture_image(&image);
     let vit_s = write_vit_s(&work.path().join("vit-s"));
     let expected: Answer = cli_predict(&vit_s, &image);
-    let shots = Shots {
-        dir: root().join("target/browser-screenshots"),
-    };
-    std::fs::create_dir_all(&shots.dir).unwrap();
-    let base = server::serve(&dist);
-    let profile = tempfile::tempdir().expect("profile dir");
-    let args: Vec<String> = chromium_args(profile.path())
-        .into_iter()
-        .filter(|a| !a.contains("webgpu"))
-        .chain(["--disable-features=WebGPU".to_string()])
-        .collect();
-    let driver = Driver::start(&chromedriver).expect("chromedriver");
-    let s = driver
-        .session(&chromium, &args)
-        .expect("a Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        steps(&s, &shots, &base, &image, &vit_s, &expected)
-    }));
-    if let Err(e) = outcome {
-        shots.take(&s, "engine-failure");
-        eprintln!("--- browser console ---\n{}\n---", s.console());
-        std::panic::resume_unwind(e);
-    }
+    in_browser(
+        "engine-failure",
+        without_webgpu,
+        || {},
+        |s, shots, base| steps(s, shots, base, &image, &vit_s, &expected),
+    );
 }
 
 fn steps(s: &Session, shots: &Shots, base: &str, image: &Path, vit_s: &Path, expected: &Answer) {

@@ -26,8 +26,8 @@ use super::teach::{CLASSES, add_photos, assert_same, classify, name_class, teach
 use super::webdriver::{Driver, Session};
 use super::{
     Answer, BROWSER, STEP_TIMEOUT, Shots, TRAINER, Tools, assert_same_map, chromium_args,
-    first_result, patch_100_at_layer_1, probs_of, root, run_id, select_backend, select_model,
-    server, tokens_of, tools, top_of, wait_explorer, wait_result, wait_timed,
+    first_result, in_browser, patch_100_at_layer_1, probs_of, root, run_id, select_backend,
+    select_model, server, tokens_of, tools, top_of, wait_explorer, wait_result, wait_timed,
 };
 
 const REPO: &str = "timm/deit_tiny_patch16_224.fb_in1k";
@@ -66,7 +66,7 @@ fn repos() -> BTreeMap<String, Repo> {
 
 /// `trainer ARGS --device cpu --model hf-hub:REPO` against the stand-in hub, with a cache of
 /// its own and no token.
-fn hub_command(hub: &HubServer, home: &Path, args: &[&str], repo: &str) -> Command {
+pub(super) fn hub_command(hub: &HubServer, home: &Path, args: &[&str], repo: &str) -> Command {
     let mut c = Command::new(TRAINER);
     c.args(args)
         .args(["--device", "cpu", "--model"])
@@ -153,33 +153,14 @@ fn kept_urls(s: &Session) -> Vec<String> {
 
 #[test]
 fn page_fetches_a_hub_model_keeps_it_and_teaches_on_it() {
-    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Tools {
-        dist,
-        chromium,
-        chromedriver,
-    } = tools();
     let work = tempfile::tempdir().expect("temp dir");
     let hub = HubServer::start(repos());
-    let shots = Shots {
-        dir: root().join("target/browser-screenshots"),
-    };
-    std::fs::create_dir_all(&shots.dir).unwrap();
-    let base = server::serve(&dist);
-    let profile = tempfile::tempdir().expect("profile dir");
-    let driver = Driver::start(&chromedriver).expect("chromedriver");
-    let s = driver
-        .session(&chromium, &chromium_args(profile.path()))
-        .expect("a Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        steps(&s, &shots, &base, &hub, work.path())
-    }));
-    if let Err(e) = outcome {
-        shots.take(&s, "hub-failure");
-        eprintln!("--- browser console ---\n{}\n---", s.console());
-        eprintln!("--- hub requests ---\n{:#?}", hub.requests());
-        std::panic::resume_unwind(e);
-    }
+    in_browser(
+        "hub-failure",
+        |args| args,
+        || eprintln!("--- hub requests ---\n{:#?}", hub.requests()),
+        |s, shots, base| steps(s, shots, base, &hub, work.path()),
+    );
 }
 
 fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {

@@ -15,17 +15,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
+use super::hub::hub_command;
 use super::hub_support::{HubServer, Repo};
 use super::teach::classify;
-use super::webdriver::{Driver, Session};
+use super::webdriver::Session;
 use super::{
-    BROWSER, Shots, TRAINER, Tools, assert_same_map, chromium_args, click_explorer, first_result,
-    probs_of, root, run_id, select_backend, select_model, server, tokens_of, tools, wait_explorer,
-    wait_result,
+    Shots, assert_same_map, click_explorer, explain_tokens, first_result, in_browser, probs_of,
+    root, run_id, select_backend, select_model, wait_explorer, wait_result,
 };
 
 /// DINOv2-S/14 with 4 registers and no classifier; the page's hub list runs it at 224 px.
@@ -50,24 +49,11 @@ fn model_name(repo: &str) -> &str {
 
 /// `trainer explain --json` of `repo` from the stand-in hub on `image`: every token's value.
 fn cli_explain(hub: &HubServer, home: &Path, repo: &str, image: &Path, args: &[&str]) -> Vec<f64> {
-    let out = Command::new(TRAINER)
-        .args(["explain", "--json", "--device", "cpu", "--model"])
-        .arg(format!("hf-hub:{repo}"))
-        .arg(image)
-        .args(args)
-        .env("HF_ENDPOINT", &hub.url)
-        .env("HF_HOME", home)
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_TOKEN")
-        .output()
-        .expect("running trainer explain");
-    assert!(
-        out.status.success(),
-        "trainer explain {repo} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("explain JSON");
-    tokens_of(&v)
+    explain_tokens(
+        hub_command(hub, home, &["explain", "--json"], repo),
+        image,
+        args,
+    )
 }
 
 fn text_of(s: &Session, id: &str) -> String {
@@ -83,33 +69,14 @@ fn text_of(s: &Session, id: &str) -> String {
 
 #[test]
 fn page_shows_the_prefix_tokens_of_timms_other_vits() {
-    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Tools {
-        dist,
-        chromium,
-        chromedriver,
-    } = tools();
     let work = tempfile::tempdir().expect("temp dir");
     let hub = HubServer::start(repos());
-    let shots = Shots {
-        dir: root().join("target/browser-screenshots"),
-    };
-    std::fs::create_dir_all(&shots.dir).unwrap();
-    let base = server::serve(&dist);
-    let profile = tempfile::tempdir().expect("profile dir");
-    let driver = Driver::start(&chromedriver).expect("chromedriver");
-    let s = driver
-        .session(&chromium, &chromium_args(profile.path()))
-        .expect("a Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        steps(&s, &shots, &base, &hub, work.path())
-    }));
-    if let Err(e) = outcome {
-        shots.take(&s, "prefix-failure");
-        eprintln!("--- browser console ---\n{}\n---", s.console());
-        eprintln!("--- hub requests ---\n{:#?}", hub.requests());
-        std::panic::resume_unwind(e);
-    }
+    in_browser(
+        "prefix-failure",
+        |args| args,
+        || eprintln!("--- hub requests ---\n{:#?}", hub.requests()),
+        |s, shots, base| steps(s, shots, base, &hub, work.path()),
+    );
 }
 
 fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {

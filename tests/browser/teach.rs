@@ -15,10 +15,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::close::{Tolerance, assert_close};
-use super::webdriver::{Driver, Session, base64_decode};
+use super::webdriver::{Session, base64_decode};
 use super::{
-    Answer, BROWSER, Shots, Tools, chromium_args, cli_predict, first_result, predictions, probs_of,
-    root, run_id, select_backend, server, tools, top_of, wait_explorer, wait_result,
+    Answer, Shots, cli_predict, first_result, in_browser, predictions, probs_of, run_id,
+    select_backend, top_of, wait_explorer, wait_result,
 };
 
 /// The page's current top classes.
@@ -228,12 +228,6 @@ pub(super) fn classify(s: &Session, image: &Path, model: &str, after: u64) -> Va
 
 #[test]
 fn page_teaches_new_classes_in_headless_chromium() {
-    let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Tools {
-        dist,
-        chromium,
-        chromedriver,
-    } = tools();
     let work = tempfile::tempdir().expect("temp dir");
     let photos = work.path().join("photos");
     let train: Vec<Vec<PathBuf>> = (0..3).map(|c| write_photos(&photos, c, 0..10)).collect();
@@ -243,30 +237,20 @@ fn page_teaches_new_classes_in_headless_chromium() {
     let not_image = work.path().join("notes.txt");
     std::fs::write(&not_image, "these are not pixels").unwrap();
 
-    let shots = Shots {
-        dir: root().join("target/browser-screenshots"),
-    };
-    std::fs::create_dir_all(&shots.dir).unwrap();
-    let base = server::serve(&dist);
-    let profile = tempfile::tempdir().expect("profile dir");
     // A fake camera and no permission prompt: the webcam button gets a test pattern.
-    let mut args = chromium_args(profile.path());
-    args.extend([
-        "--use-fake-device-for-media-stream".to_string(),
-        "--use-fake-ui-for-media-stream".to_string(),
-    ]);
-    let driver = Driver::start(&chromedriver).expect("chromedriver");
-    let s = driver
-        .session(&chromium, &args)
-        .expect("a Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        steps(&s, &shots, &base, work.path(), &train, &fresh, &not_image)
-    }));
-    if let Err(e) = outcome {
-        shots.take(&s, "teach-failure");
-        eprintln!("--- browser console ---\n{}\n---", s.console());
-        std::panic::resume_unwind(e);
-    }
+    let fake_camera = |mut args: Vec<String>| {
+        args.extend([
+            "--use-fake-device-for-media-stream".to_string(),
+            "--use-fake-ui-for-media-stream".to_string(),
+        ]);
+        args
+    };
+    in_browser(
+        "teach-failure",
+        fake_camera,
+        || {},
+        |s, shots, base| steps(s, shots, base, work.path(), &train, &fresh, &not_image),
+    );
 }
 
 fn steps(

@@ -38,13 +38,14 @@ pub async fn set_image(app: Shared, bytes: Vec<u8>, name: String) -> Result<(), 
         // The model is still loading: the photo is checked, and prepared when it lands.
         return Ok(());
     };
+    // The engine keeps only the newest photo it took: one taken meanwhile replaces this one.
+    let replaced = |app: &Shared| app.borrow().engine_picture.map(|(i, _)| i) != Some(id);
     let picture = match prepare(&app, id, &model, None, None).await {
         Ok(p) => p,
-        // Another photo came meanwhile, and the engine keeps only the newest.
-        Err(_) if app.borrow().next_picture != id => return Ok(()),
+        Err(_) if replaced(&app) => return Ok(()),
         Err(e) => return Err(e),
     };
-    if app.borrow().next_picture != id {
+    if replaced(&app) {
         return Ok(());
     }
     show_picture(&mut app.borrow_mut(), picture);

@@ -69,13 +69,16 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
     let result = engine.call(ask, Attachments::default()).await;
     let mut a = app.borrow_mut();
     let current = a.model.as_ref().is_some_and(|m| Rc::ptr_eq(m, &model));
-    if request != a.inference_request || !current || a.next_picture != picture {
-        // A newer photo, model or run was asked for meanwhile: this one's answer (or its
-        // failure: the engine may have dropped its photo already) is no longer wanted.
+    let shown = a.picture.as_ref().map(|p| p.id);
+    if request != a.inference_request || !current || shown != Some(picture) {
+        // A newer run, model or photo came meanwhile: this answer is no longer wanted.
         return Ok(());
     }
     let answer = match result {
         Ok((Reply::Answer(answer), _)) => *answer,
+        // The engine took a newer photo meanwhile (it keeps only the newest), which is on its
+        // way to the screen.
+        Err(_) if a.engine_picture.map(|(id, _)| id) != Some(picture) => return Ok(()),
         Ok((other, _)) => return Err(format!("the engine answered {other:?} to a photo")),
         Err(e) => return Err(format!("The model failed on {}: {e}", backend.label())),
     };
