@@ -9,7 +9,8 @@
 //! explain`'s, token for token (rollout from the class token, a register's attention, and
 //! rollout from the mean of the patches where there is no class token); the caption says what
 //! the registers hold and where a model without a class token starts; a model without classes
-//! says so instead of a top-5, and the samples are photos, not CIFAR's 32 px images.
+//! says so instead of a top-5, and the samples are photos, not CIFAR's 32 px images; classes
+//! taught on DINOv2's features keep its registers.
 //! Screenshots: `prefix-01-registers.png`, `prefix-02-sequence.png` (the animation's end),
 //! `prefix-03-no-class-token.png`.
 
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::hub::hub_command;
 use super::hub_support::{HubServer, Repo};
-use super::teach::classify;
+use super::teach::{CLASSES, add_photos, classify, name_class, teach, write_photos};
 use super::webdriver::Session;
 use super::{
     Shots, assert_same_map, click_explorer, explain_tokens, first_result, in_browser, probs_of,
@@ -184,6 +185,41 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
     )
     .unwrap();
     shots.take(s, "prefix-02-sequence");
+
+    // Taught two classes on DINOv2's features: the taught model keeps its base's registers.
+    s.eval(
+        "document.getElementById('teach-card').scrollIntoView();",
+        json!([]),
+    )
+    .unwrap();
+    let photos = work.join("photos");
+    for (c, name) in CLASSES.iter().take(2).enumerate() {
+        add_photos(s, c, &write_photos(&photos, c, 0..6), 6);
+        name_class(s, c, name);
+    }
+    let t = teach(s, None);
+    println!(
+        "taught 2 classes x 6 photos on DINOv2 in {:.2} s; held out: {}",
+        t["ms"]["total"].as_f64().unwrap_or(f64::NAN) / 1000.0,
+        t["held_out"]
+    );
+    let taught = t["model"].as_str().unwrap().to_string();
+    let fresh = write_photos(&photos.join("fresh"), 0, 100..101).remove(0);
+    let p = classify(s, &fresh, &taught, run);
+    run = run_id(&p);
+    assert_eq!(
+        probs_of(&p).len(),
+        2,
+        "the taught model knows its two classes"
+    );
+    let e = wait_explorer(s, "the taught model's map", run, "e.tokens.length === 261");
+    assert_eq!(
+        e["prefix"],
+        json!(["class", "register", "register", "register", "register"]),
+        "taught on DINOv2, it keeps DINOv2's class token and registers"
+    );
+    // Back to the photo the CLI is asked about.
+    run = run_id(&classify(s, &photo, &taught, run));
 
     // A ViT without a class token: the explorer starts from the mean of its patches.
     let gap = model_name(GAP);
