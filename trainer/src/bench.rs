@@ -153,7 +153,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     // The first step compiles every kernel and, on a GPU, autotunes every new shape.
     let first_s = time(0, 1, &mut step);
     let step_s = time(1, args.steps, &mut step);
-    let launches = crate::gpu_runtime::count(&mut step);
+    let launches = crate::kernel_launches::count(&mut step);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -214,7 +214,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             maps * 1e3,
             maps / fused
         );
-        let count = crate::gpu_runtime::count(|| {
+        let count = crate::kernel_launches::count(|| {
             replicas.map_shards(batch, |_, range| {
                 let _ = model.forward(shard(range)).into_data();
             });
