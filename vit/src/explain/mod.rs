@@ -25,11 +25,14 @@
 //!
 //! Everything but [`gradient_weighted_attention`] works on plain `f32` slices of one image, so
 //! the page computes every map from one asynchronous read. One file a part: `query.rs` (the
-//! question), this file (the answer from the maps), `relevance.rs` (the gradients).
+//! question), `caption.rs` (the question in words, [`Query::caption`], for the CLI and the
+//! page), this file (the answer from the maps), `relevance.rs` (the gradients).
 
+mod caption;
 mod query;
 mod relevance;
 
+pub use caption::ModelTokens;
 pub use query::{Heads, Method, Query, Token};
 pub use relevance::{Relevance, gradient_weighted_attention};
 
