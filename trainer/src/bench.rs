@@ -112,6 +112,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         c.mlp_hidden(),
         c.num_params()
     );
+    // The shape in pytorch_bench.py's flags: bench/compare builds timm's model from this line,
+    // so the presets' shapes live in trainer/src/recipe/presets.rs alone.
+    println!(
+        "shape: --image-size {size} --patch-size {} --embed-dim {} --depth {} --heads {} \
+         --mlp-ratio {} --pool {} --drop-path {}",
+        c.patch_size,
+        c.embed_dim,
+        c.depth,
+        c.num_heads,
+        c.mlp_ratio,
+        match c.pooling {
+            vit::Pooling::Token => "token",
+            vit::Pooling::Mean => "avg",
+        },
+        c.drop_path_rate
+    );
     println!("device: {device_name}");
     println!("precision: {:?}", args.precision);
     println!(
