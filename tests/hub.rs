@@ -13,28 +13,19 @@ use std::time::{Duration, Instant};
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/hub.rs"]
 mod hub;
 #[path = "support/trainer.rs"]
 mod trainer_bin;
 use close::{Tolerance, assert_close};
+use fixtures::{fixtures, photo};
 use hub::{CountingProxy, Fault, HubServer, Repo, TlsFront};
 use trainer_bin::text;
 
 const DEIT: &str = "timm/deit_tiny_patch16_224.fb_in1k";
 const DEIT_ARG: &str = "hf-hub:timm/deit_tiny_patch16_224.fb_in1k";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-fn photo(name: &str) -> String {
-    fixtures()
-        .join("photos")
-        .join(format!("{name}.png"))
-        .display()
-        .to_string()
-}
 
 fn deit_repo() -> Repo {
     Repo::from_folder(&fixtures().join("hub").join(DEIT))
@@ -54,41 +45,9 @@ fn server(repos: Vec<(&str, Repo)>) -> HubServer {
     HubServer::start(repos.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-/// The variables of huggingface_hub and of proxies that the machine running the tests may
-/// have set: none reaches the trainer unless a test sets it.
-const AMBIENT: [&str; 20] = [
-    "HF_HUB_CACHE",
-    "HUGGINGFACE_HUB_CACHE",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HF_TOKEN_PATH",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_HUB_DISABLE_PROGRESS_BARS",
-    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
-    "HF_HUB_ETAG_TIMEOUT",
-    "HF_HUB_DOWNLOAD_TIMEOUT",
-    "XDG_CACHE_HOME",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// `trainer ARGS` with the hub at `endpoint` and its cache under `home`.
 fn trainer(home: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut c = trainer_bin::trainer();
-    c.args(args)
-        .env("HF_HOME", home)
-        .env("HF_ENDPOINT", endpoint);
-    for var in AMBIENT {
-        c.env_remove(var);
-    }
-    c
+    trainer_bin::with_hub(home, endpoint, args)
 }
 
 /// Every file (and link) under `dir`.
