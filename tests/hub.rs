@@ -629,47 +629,67 @@ fn the_stand_in_answers_as_the_hub_does() {
     };
     let resolve = |repo: &str, file: &str| format!("/{repo}/resolve/main/{file}");
 
-    // An unknown repo: 401 without a code to an anonymous client, 404 RepoNotFound with a token.
-    let r = ask("HEAD", &resolve("timm/no-such-model", "config.json"), None);
-    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
-    let r = ask(
-        "HEAD",
-        &resolve("timm/no-such-model", "config.json"),
-        Some("hf_x"),
-    );
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("RepoNotFound"))
-    );
-    let r = ask("GET", "/api/models/timm/no-such-model/revision/main", None);
-    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
-    // Gated: 401 anonymously, 403 to a token without access, both GatedRepo.
-    let r = ask("HEAD", &resolve("timm/gated", "config.json"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (401, Some("GatedRepo"))
-    );
-    let r = ask(
-        "HEAD",
-        &resolve("timm/gated", "config.json"),
-        Some("hf_other"),
-    );
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (403, Some("GatedRepo"))
-    );
-    // A missing file, with the commit; a missing revision.
-    let r = ask("HEAD", &resolve(DEIT, "pytorch_model.bin"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("EntryNotFound"))
-    );
-    assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
-    let r = ask("HEAD", &format!("/{DEIT}/resolve/v9/config.json"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("RevisionNotFound"))
-    );
+    // Refusals, as (method, path, token, status, X-Error-Code):
+    let revision = format!("/{DEIT}/resolve/v9/config.json");
+    for (method, path, token, status, code) in [
+        // An unknown repo: 401 without a code to an anonymous client, 404 RepoNotFound with a
+        // token.
+        (
+            "HEAD",
+            resolve("timm/no-such-model", "config.json"),
+            None,
+            401,
+            None,
+        ),
+        (
+            "HEAD",
+            resolve("timm/no-such-model", "config.json"),
+            Some("hf_x"),
+            404,
+            Some("RepoNotFound"),
+        ),
+        (
+            "GET",
+            "/api/models/timm/no-such-model/revision/main".to_string(),
+            None,
+            401,
+            None,
+        ),
+        // Gated: 401 anonymously, 403 to a token without access, both GatedRepo.
+        (
+            "HEAD",
+            resolve("timm/gated", "config.json"),
+            None,
+            401,
+            Some("GatedRepo"),
+        ),
+        (
+            "HEAD",
+            resolve("timm/gated", "config.json"),
+            Some("hf_other"),
+            403,
+            Some("GatedRepo"),
+        ),
+        // A missing file, with the commit (below); a missing revision.
+        (
+            "HEAD",
+            resolve(DEIT, "pytorch_model.bin"),
+            None,
+            404,
+            Some("EntryNotFound"),
+        ),
+        ("HEAD", revision, None, 404, Some("RevisionNotFound")),
+    ] {
+        let r = ask(method, &path, token);
+        assert_eq!(
+            (r.status(), header(&r, "X-Error-Code")),
+            (status, code),
+            "{method} {path}"
+        );
+        if code == Some("EntryNotFound") {
+            assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
+        }
+    }
     // A small file: a relative 307 to the resolve cache, whose answer carries ETag and commit.
     let r = ask("HEAD", &resolve(DEIT, "config.json"), None);
     assert_eq!(r.status(), 307);
