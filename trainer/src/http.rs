@@ -25,8 +25,8 @@ use ureq3::http::{Response, Uri};
 use ureq3::tls::{Certificate, RootCerts, TlsConfig};
 use ureq3::{Agent, Body, Proxy};
 
-/// How long connecting may take (through a proxy and TLS too), unless a longer read wait is
-/// asked for: the hub's and CIFAR's downloads alike.
+/// How long connecting may take (through a proxy and TLS too), for CIFAR's download and the
+/// hub alike; the hub waits longer when `HF_HUB_ETAG_TIMEOUT` asks for more.
 pub const CONNECT: Duration = Duration::from_secs(30);
 
 /// How long to wait, for one agent.
