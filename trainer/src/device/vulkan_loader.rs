@@ -1,6 +1,7 @@
 //! Quiets the Vulkan loader in a process without a display: Mesa's device-selection layer
 //! would otherwise have Wayland print an error on every run that lists adapters.
 
+/// Keeps Mesa's Vulkan device-selection layer (an implicit layer of Debian's and others'
 /// `mesa-vulkan-drivers`) out of a process that has no display. That layer exists to put the
 /// GPU driving the display first; with no display it has nothing to choose, but it still asks
 /// Wayland, whose library then prints "error: XDG_RUNTIME_DIR is invalid or not set in the
