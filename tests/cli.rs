@@ -9,28 +9,23 @@ use std::time::{Duration, Instant};
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/skips.rs"]
 mod skips;
 #[path = "support/trainer.rs"]
 mod trainer_bin;
 use close::{Tolerance, assert_close, assert_differ};
+use fixtures::fixture;
 use skips::skip;
-use trainer_bin::{run, text, trainer};
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
+use trainer_bin::{run, succeeds, text, trainer};
 
 /// The tiny timm fixture as a model pair in `dir`; returns its manifest path.
 fn tiny_model(dir: &Path) -> String {
     let out = dir.display().to_string();
     let labels = dir.join("labels.txt");
     std::fs::write(&labels, "ant\nbee\ncat\ndog\neel\n").unwrap();
-    let o = run(&[
+    succeeds(&[
         "import-timm",
         &fixture("timm_tiny_token.safetensors"),
         "--heads",
@@ -42,11 +37,33 @@ fn tiny_model(dir: &Path) -> String {
         "--labels",
         labels.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     dir.join("tiny.json").display().to_string()
 }
 
-fn write_image(path: &Path, w: u32, h: u32, format: image::ImageFormat) {
+/// A fresh folder holding the tiny timm fixture as a model pair: the folder and its manifest.
+fn tiny_model_in_tempdir() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    (dir, model)
+}
+
+/// `tiny_model_in_tempdir` with a `w` x `h` image named `name` beside the model.
+fn tiny_model_and_image(name: &str, w: u32, h: u32) -> (tempfile::TempDir, String, PathBuf) {
+    let (dir, model) = tiny_model_in_tempdir();
+    let image = image_in(dir.path(), name, w, h);
+    (dir, model, image)
+}
+
+/// `dir/name`, a `w` x `h` pattern (`write_image`).
+fn image_in(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+    let path = dir.join(name);
+    write_image(&path, w, h);
+    path
+}
+
+/// A `w` x `h` pattern in the format `path`'s extension names.
+fn write_image(path: &Path, w: u32, h: u32) {
+    let format = image::ImageFormat::from_path(path).unwrap();
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([
             (x * 7 % 256) as u8,
@@ -63,13 +80,12 @@ fn write_image(path: &Path, w: u32, h: u32, format: image::ImageFormat) {
 
 #[test]
 fn predict_reports_each_file_and_fails_only_the_bad_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let (dir, model) = tiny_model_in_tempdir();
     let png = dir.path().join("wide.png");
     let jpg = dir.path().join("tall.jpg");
     let bad = dir.path().join("notes.jpg");
-    write_image(&png, 300, 120, image::ImageFormat::Png);
-    write_image(&jpg, 50, 200, image::ImageFormat::Jpeg);
+    write_image(&png, 300, 120);
+    write_image(&jpg, 50, 200);
     std::fs::write(&bad, "this is text, not a photo").unwrap();
 
     let o = run(&[
@@ -123,8 +139,7 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
         "{failure}"
     );
 
-    let o = run(&["predict", "--model", &model, png.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = succeeds(&["predict", "--model", &model, png.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("1. "),
         "{}",
@@ -137,10 +152,7 @@ fn predict_reports_each_file_and_fails_only_the_bad_ones() {
 /// `--device cpu` or from `--device auto` (the default) listing adapters before it settles.
 #[test]
 fn a_cpu_run_prints_no_graphics_noise() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let png = dir.path().join("photo.png");
-    write_image(&png, 40, 30, image::ImageFormat::Png);
+    let (_dir, model, png) = tiny_model_and_image("photo.png", 40, 30);
     for device in ["cpu", "auto"] {
         let o = trainer()
             .args(["predict", "--model", &model, "--device", device])
@@ -169,10 +181,7 @@ fn a_cpu_run_prints_no_graphics_noise() {
 /// that square cut out as its own file gives, and a square that does not fit is refused.
 #[test]
 fn predict_and_patches_take_the_square_to_look_at() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let wide = dir.path().join("wide.png");
-    write_image(&wide, 300, 120, image::ImageFormat::Png);
+    let (dir, model, wide) = tiny_model_and_image("wide.png", 300, 120);
     let (x, y, side) = (170, 10, 96);
     let part = dir.path().join("part.png");
     image::open(&wide)
@@ -183,8 +192,7 @@ fn predict_and_patches_take_the_square_to_look_at() {
     let probs = |args: &[&str]| -> Vec<f64> {
         let mut all = vec!["predict", "--model", &model, "--json", "--device", "cpu"];
         all.extend(args);
-        let o = run(&all);
-        assert!(o.status.success(), "{}", text(&o));
+        let o = succeeds(&all);
         let v: serde_json::Value =
             serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
                 .unwrap();
@@ -213,7 +221,7 @@ fn predict_and_patches_take_the_square_to_look_at() {
     );
 
     let sheet = dir.path().join("sheet.png");
-    let o = run(&[
+    succeeds(&[
         "patches",
         wide.to_str().unwrap(),
         "--model",
@@ -223,7 +231,6 @@ fn predict_and_patches_take_the_square_to_look_at() {
         "--crop",
         &crop,
     ]);
-    assert!(o.status.success(), "{}", text(&o));
 
     for (bad, says) in [
         ("250,0,96", "300 pixels wide"),
@@ -250,16 +257,12 @@ fn predict_and_patches_take_the_square_to_look_at() {
 
 #[test]
 fn predict_says_when_an_image_was_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let whole = dir.path().join("whole.jpg");
-    write_image(&whole, 64, 48, image::ImageFormat::Jpeg);
+    let (dir, model, whole) = tiny_model_and_image("whole.jpg", 64, 48);
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.jpg");
     std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
     for (file, damaged) in [(&whole, false), (&cut, true)] {
-        let o = run(&["predict", "--model", &model, file.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", text(&o));
+        let o = succeeds(&["predict", "--model", &model, file.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(
             err.contains("warning:") && err.contains("the part that could be read"),
@@ -272,14 +275,12 @@ fn predict_says_when_an_image_was_cut_off() {
 
 #[test]
 fn predict_refuses_a_model_whose_checksum_does_not_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let (dir, model) = tiny_model_in_tempdir();
     let bpk = dir.path().join("tiny.bpk");
     let mut bytes = std::fs::read(&bpk).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&bpk, bytes).unwrap();
-    let png = dir.path().join("a.png");
-    write_image(&png, 16, 16, image::ImageFormat::Png);
+    let png = image_in(dir.path(), "a.png", 16, 16);
     let o = run(&["predict", "--model", &model, png.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(text(&o).contains("checksum mismatch"), "{}", text(&o));
@@ -287,12 +288,9 @@ fn predict_refuses_a_model_whose_checksum_does_not_match() {
 
 #[test]
 fn patches_draws_the_sheet() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let photo = dir.path().join("photo.jpg");
-    write_image(&photo, 640, 480, image::ImageFormat::Jpeg);
+    let (dir, model, photo) = tiny_model_and_image("photo.jpg", 640, 480);
     let out = dir.path().join("sheet.png");
-    let o = run(&[
+    let o = succeeds(&[
         "patches",
         photo.to_str().unwrap(),
         "--model",
@@ -300,7 +298,6 @@ fn patches_draws_the_sheet() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let sheet = image::open(&out).unwrap().to_rgb8();
     assert!(
         sheet.width() > 2 * sheet.height(),
@@ -311,17 +308,15 @@ fn patches_draws_the_sheet() {
 
 #[test]
 fn export_timm_writes_timm_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let (dir, model) = tiny_model_in_tempdir();
     let out = dir.path().join("back.safetensors");
-    let o = run(&[
+    succeeds(&[
         "export-timm",
         "--model",
         &model,
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let original = std::fs::read(fixture("timm_tiny_token.safetensors")).unwrap();
     let exported = std::fs::read(&out).unwrap();
     let (a, b) = (
@@ -402,7 +397,11 @@ fn record(label: usize, rng: &mut Lcg) -> Vec<u8> {
     rec
 }
 
-fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
+/// A synthetic CIFAR-10 in `parent/data` (per class: `per_class_train` training images,
+/// `per_class_test` test images); returns the folder.
+fn synthetic_cifar(parent: &Path, per_class_train: usize, per_class_test: usize) -> PathBuf {
+    let dir = parent.join("data");
+    let dir = dir.as_path();
     std::fs::create_dir_all(dir).unwrap();
     let mut rng = Lcg(7);
     let batch = |n: usize, rng: &mut Lcg| -> Vec<u8> {
@@ -417,6 +416,7 @@ fn synthetic_cifar(dir: &Path, per_class_train: usize, per_class_test: usize) {
     }
     std::fs::write(dir.join("test_batch.bin"), batch(per_class_test, &mut rng)).unwrap();
     std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n") + "\n").unwrap();
+    dir.to_path_buf()
 }
 
 /// Two data-parallel replicas whatever the machine's core count, so that these runs go through
@@ -442,6 +442,21 @@ fn train_args<'a>(data: &'a str, run: &'a str, epochs: &'a str) -> Vec<&'a str> 
     ]
 }
 
+/// `train --resume` of the run in `run`, as `train_args` started it; it must succeed.
+fn resume(run: &str) -> Output {
+    succeeds(&[
+        "train",
+        "--resume",
+        "--run",
+        run,
+        "--device",
+        "cpu",
+        "--plain",
+        "--devices",
+        "2",
+    ])
+}
+
 /// metrics.csv without the timing columns (images/s, seconds), which differ run to run.
 fn metrics_without_timing(run: &Path) -> Vec<String> {
     std::fs::read_to_string(run.join("metrics.csv"))
@@ -454,12 +469,10 @@ fn metrics_without_timing(run: &Path) -> Vec<String> {
 #[test]
 fn train_publish_predict_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    synthetic_cifar(&data, 100, 20);
+    let data = synthetic_cifar(dir.path(), 100, 20);
     let run_dir = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
-    let o = run(&train_args(d, r, "4"));
-    assert!(o.status.success(), "{}", text(&o));
+    let o = succeeds(&train_args(d, r, "4"));
     for f in [
         "metrics.csv",
         "curves.png",
@@ -478,7 +491,7 @@ fn train_publish_predict_end_to_end() {
 
     let models = dir.path().join("models");
     let m = models.to_str().unwrap();
-    let o = run(&[
+    succeeds(&[
         "publish",
         "--run",
         r,
@@ -488,7 +501,6 @@ fn train_publish_predict_end_to_end() {
         m,
         "--default",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["default"], "shapes");
@@ -547,7 +559,7 @@ fn train_publish_predict_end_to_end() {
     // `eval` on the published pair measures what the run recorded, and lists each test
     // image's prediction...
     let preds = dir.path().join("preds.csv");
-    let o = run(&[
+    let o = succeeds(&[
         "eval",
         "--model",
         models.join("shapes.json").to_str().unwrap(),
@@ -558,7 +570,6 @@ fn train_publish_predict_end_to_end() {
         "--predictions",
         preds.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
@@ -587,8 +598,7 @@ fn train_publish_predict_end_to_end() {
     let manifest_path = models.join("shapes.json").display().to_string();
     let mut args = vec!["predict", "--model", &manifest_path, "--json", "--top", "1"];
     args.extend(files.iter().map(String::as_str));
-    let o = run(&args);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = succeeds(&args);
     for (i, line) in String::from_utf8_lossy(&o.stdout).lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(
@@ -599,8 +609,7 @@ fn train_publish_predict_end_to_end() {
     }
 
     // A second model published without --default joins the index and leaves the default be.
-    let o = run(&["publish", "--run", r, "--name", "shapes-2", "--out", m]);
-    assert!(o.status.success(), "{}", text(&o));
+    succeeds(&["publish", "--run", r, "--name", "shapes-2", "--out", m]);
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(models.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["default"], "shapes");
@@ -655,14 +664,12 @@ fn train_publish_predict_end_to_end() {
 #[test]
 fn a_bf16_run_learns_and_publishes_f32_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    synthetic_cifar(&data, 60, 10);
+    let data = synthetic_cifar(dir.path(), 60, 10);
     let run_dir = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
     let mut args = train_args(d, r, "3");
     args.extend(["--precision", "bf16"]);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", text(&o));
+    succeeds(&args);
     let recipe: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("recipe.json")).unwrap())
             .unwrap();
@@ -674,7 +681,7 @@ fn a_bf16_run_learns_and_publishes_f32_weights() {
 
     // The published pair is plain f32, so `eval` (in f32) measures nearly what bf16 did.
     let models = dir.path().join("models");
-    let o = run(&[
+    succeeds(&[
         "publish",
         "--run",
         r,
@@ -683,8 +690,7 @@ fn a_bf16_run_learns_and_publishes_f32_weights() {
         "--out",
         models.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = run(&[
+    let o = succeeds(&[
         "eval",
         "--model",
         models.join("half.json").to_str().unwrap(),
@@ -693,7 +699,6 @@ fn a_bf16_run_learns_and_publishes_f32_weights() {
         "--device",
         "cpu",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let measured: f64 = out
         .split("top-1 ")
@@ -709,27 +714,28 @@ fn a_bf16_run_learns_and_publishes_f32_weights() {
     );
 }
 
-#[test]
-fn a_killed_run_resumes_to_the_same_metrics() {
+/// A synthetic CIFAR-10 trained for `epochs` into `whole/`, then the same run started into
+/// `broken/` (its stderr to `stderr`), for a test to break and resume: the folder and the run.
+fn whole_run_then_another(epochs: &str, stderr: Stdio) -> (tempfile::TempDir, std::process::Child) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    synthetic_cifar(&data, 60, 10);
+    let data = synthetic_cifar(dir.path(), 60, 10);
     let d = data.to_str().unwrap();
-
     let whole = dir.path().join("whole");
-    let o = run(&train_args(d, whole.to_str().unwrap(), "3"));
-    assert!(o.status.success(), "{}", text(&o));
-
-    // Kill the second run hard once its first epoch is checkpointed.
+    succeeds(&train_args(d, whole.to_str().unwrap(), epochs));
     let broken = dir.path().join("broken");
-    let b = broken.to_str().unwrap();
-    let mut child = trainer()
-        .args(train_args(d, b, "3"))
+    let child = trainer()
+        .args(train_args(d, broken.to_str().unwrap(), epochs))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let state = broken.join("checkpoint/state.json");
+    (dir, child)
+}
+
+/// Kills the run `child` trains into `run` hard once its first epoch is checkpointed (within
+/// five minutes, and before it ends by itself).
+fn kill_after_first_checkpoint(child: &mut std::process::Child, run: &Path) {
+    let state = run.join("checkpoint/state.json");
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let epoch = std::fs::read_to_string(&state)
@@ -748,20 +754,19 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_metrics() {
+    let (dir, mut child) = whole_run_then_another("3", Stdio::null());
+    let (whole, broken) = (dir.path().join("whole"), dir.path().join("broken"));
+    let b = broken.to_str().unwrap();
+
+    // Kill the second run hard once its first epoch is checkpointed.
+    kill_after_first_checkpoint(&mut child, &broken);
     assert!(!broken.join("eval.json").exists(), "killed before the end");
 
-    let o = run(&[
-        "train",
-        "--resume",
-        "--run",
-        b,
-        "--device",
-        "cpu",
-        "--plain",
-        "--devices",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = resume(b);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("resuming"),
         "{}",
@@ -780,22 +785,9 @@ fn a_killed_run_resumes_to_the_same_metrics() {
 #[test]
 fn ctrl_c_mid_epoch_then_resume_finishes_the_run() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    synthetic_cifar(&data, 60, 10);
-    let d = data.to_str().unwrap();
-    let whole = dir.path().join("whole");
-    let o = run(&train_args(d, whole.to_str().unwrap(), "2"));
-    assert!(o.status.success(), "{}", text(&o));
-
-    let broken = dir.path().join("broken");
+    let (dir, mut child) = whole_run_then_another("2", Stdio::piped());
+    let (whole, broken) = (dir.path().join("whole"), dir.path().join("broken"));
     let b = broken.to_str().unwrap();
-    let mut child = trainer()
-        .args(train_args(d, b, "2"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     // --plain prints the first batch of each epoch at once: interrupt there.
@@ -825,18 +817,7 @@ fn ctrl_c_mid_epoch_then_resume_finishes_the_run() {
     let next = state["next_batch"].as_u64().unwrap();
     assert!(next >= 1, "{state}");
 
-    let o = run(&[
-        "train",
-        "--resume",
-        "--run",
-        b,
-        "--device",
-        "cpu",
-        "--plain",
-        "--devices",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = resume(b);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(&format!("at epoch 1 batch {next}")),
         "{}",
@@ -871,11 +852,61 @@ fn plots_rows(path: &Path) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// `trainer bench` of the quick preset's shape (with `extra` flags) on `device`, quickly:
+/// batches of 4, `runs` timed training steps and as many timed inference runs a batch size.
+fn quick_bench<'a>(device: &'a str, runs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "bench",
+        "--preset",
+        "quick",
+        "--device",
+        device,
+        "--batch-size",
+        "4",
+        "--steps",
+        runs,
+        "--infer-batch",
+        "4",
+        "--infer-runs",
+        runs,
+    ];
+    args.extend(extra);
+    args
+}
+
+#[test]
+fn bench_prints_the_shape_it_ran() {
+    // bench/compare builds timm's model from this line: the preset's shape with the overrides.
+    let o = succeeds(&quick_bench(
+        "cpu",
+        "1",
+        &[
+            "--devices",
+            "1",
+            "--embed-dim",
+            "16",
+            "--depth",
+            "1",
+            "--heads",
+            "2",
+        ],
+    ));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let shape = out.lines().find_map(|l| l.strip_prefix("shape: "));
+    assert_eq!(
+        shape,
+        Some(
+            "--image-size 32 --patch-size 8 --embed-dim 16 --depth 1 --heads 2 --mlp-ratio 2 \
+             --pool token --drop-path 0"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn broken_data_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    synthetic_cifar(&data, 10, 2);
+    let data = synthetic_cifar(dir.path(), 10, 2);
     let run_dir = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
 
@@ -926,7 +957,7 @@ fn default_model_measures_what_its_manifest_records() {
         manifest["metrics"]["top1"].as_f64().unwrap(),
         manifest["metrics"]["top5"].as_f64().unwrap(),
     );
-    let o = run(&[
+    let o = succeeds(&[
         "eval",
         "--model",
         manifest_path.to_str().unwrap(),
@@ -935,7 +966,6 @@ fn default_model_measures_what_its_manifest_records() {
         "--device",
         "cpu",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     // The line eval measured, not its "recorded in the manifest" line, which holds the same
     // words whatever the model does.
@@ -1018,8 +1048,7 @@ mod gpu_path {
         let test = "a_quick_run_on_vulkan_learns_publishes_and_predicts_on_the_cpu";
         let _gpu = serial();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        synthetic_cifar(&data, 60, 10);
+        let data = synthetic_cifar(dir.path(), 60, 10);
         let run_dir = dir.path().join("run");
         let (d, r) = (data.to_str().unwrap(), run_dir.to_str().unwrap());
         let mut args = train_args(d, r, "2");
@@ -1062,10 +1091,9 @@ mod gpu_path {
         // Published, then measured on the CPU: the same top-1 as the GPU run's own eval.
         let models = dir.path().join("models");
         let m = models.to_str().unwrap();
-        let o = run(&["publish", "--run", r, "--name", "gpu-shapes", "--out", m]);
-        assert!(o.status.success(), "{}", text(&o));
+        succeeds(&["publish", "--run", r, "--name", "gpu-shapes", "--out", m]);
         let manifest = models.join("gpu-shapes.json");
-        let o = run(&[
+        let o = succeeds(&[
             "eval",
             "--model",
             manifest.to_str().unwrap(),
@@ -1074,7 +1102,6 @@ mod gpu_path {
             "--device",
             "cpu",
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
             out.contains(&format!("top-1 {:.2}%", 100.0 * top1)),
@@ -1120,10 +1147,9 @@ mod gpu_path {
                 .map(|x| x.as_f64().unwrap())
                 .collect()
         };
-        let o = run(&[
+        let o = succeeds(&[
             "predict", "--model", &model, "--json", "--device", "cpu", &sample,
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         let want = logits(&o);
         for device in ["vulkan", "wgpu"] {
             let Some(o) = run_on_vulkan(
@@ -1143,24 +1169,7 @@ mod gpu_path {
                 Tolerance::abs(1e-4),
             );
         }
-        let Some(o) = run_on_vulkan(
-            test,
-            &[
-                "bench",
-                "--preset",
-                "quick",
-                "--device",
-                "vulkan",
-                "--batch-size",
-                "4",
-                "--steps",
-                "2",
-                "--infer-batch",
-                "4",
-                "--infer-runs",
-                "2",
-            ],
-        ) else {
+        let Some(o) = run_on_vulkan(test, &quick_bench("vulkan", "2", &[])) else {
             return;
         };
         assert!(o.status.success(), "{}", text(&o));
@@ -1184,26 +1193,8 @@ mod gpu_path {
         assert!(kernels("kernels per inference batch of 1") > 0, "{out}");
         assert!(kernels("kernels per inference batch of 4") > 0, "{out}");
         // Half precision runs, or is refused up front with the adapter's name.
-        let Some(o) = run_on_vulkan(
-            test,
-            &[
-                "bench",
-                "--preset",
-                "quick",
-                "--device",
-                "vulkan",
-                "--batch-size",
-                "4",
-                "--steps",
-                "1",
-                "--infer-batch",
-                "4",
-                "--infer-runs",
-                "1",
-                "--precision",
-                "f16",
-            ],
-        ) else {
+        let Some(o) = run_on_vulkan(test, &quick_bench("vulkan", "1", &["--precision", "f16"]))
+        else {
             return;
         };
         if o.status.success() {
@@ -1291,8 +1282,7 @@ mod gpu_path {
         let test = "gpu_check_prints_its_table_on_a_software_gpu";
         let _gpu = serial();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        synthetic_cifar(&data, 10, 4);
+        let data = synthetic_cifar(dir.path(), 10, 4);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/gpu-check");
         if on_vulkan(test).is_none() {
             return;
@@ -1476,7 +1466,7 @@ mod finetune {
         assert!(top1 >= 0.8, "three classes, chance is 33%; got {top1}");
 
         let models = dir.path().join("models");
-        let o = run(&[
+        succeeds(&[
             "publish",
             "--run",
             r,
@@ -1485,7 +1475,6 @@ mod finetune {
             "--out",
             models.to_str().unwrap(),
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         let manifest = json(&models.join("shapes.json"));
         let base = json(Path::new(&default_model()));
         assert_eq!(manifest["labels"], serde_json::json!(CLASSES));
@@ -1545,8 +1534,7 @@ mod finetune {
         let manifest_path = published.display().to_string();
         let mut args = vec!["predict", "--model", &manifest_path, "--json", "--top", "1"];
         args.extend(files.iter().map(String::as_str));
-        let o = run(&args);
-        assert!(o.status.success(), "{}", text(&o));
+        let o = succeeds(&args);
         let right = String::from_utf8_lossy(&o.stdout)
             .lines()
             .zip(&files)
@@ -1623,28 +1611,10 @@ mod finetune {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let state = broken.join("checkpoint/state.json");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let epoch = || {
-            std::fs::read_to_string(&state)
-                .ok()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| v["epoch"].as_u64())
-        };
-        while epoch().unwrap_or(0) < 1 {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "ended before it could be killed"
-            );
-            assert!(Instant::now() < deadline, "no checkpoint within 5 minutes");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let o = run(&[
+        kill_after_first_checkpoint(&mut child, &broken);
+        succeeds(&[
             "finetune", "--resume", "--run", b, "--device", "cpu", "--plain",
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         assert_eq!(
             metrics_without_timing(&broken),
             metrics_without_timing(&whole)
@@ -1698,7 +1668,7 @@ mod finetune {
         // One class is not a classification problem; an empty class folder is named.
         let one = dir.path().join("one");
         std::fs::create_dir_all(one.join("only")).unwrap();
-        write_image(&one.join("only/a.png"), 8, 8, image::ImageFormat::Png);
+        write_image(&one.join("only/a.png"), 8, 8);
         let o = finetune(one.to_str().unwrap(), &run_dir("r1"), &[]);
         assert!(
             text(&o).contains("one class (\"only\"); fine-tuning needs at least two"),
@@ -1733,10 +1703,7 @@ mod explain {
     use super::*;
 
     fn setup() -> (tempfile::TempDir, String, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let model = tiny_model(dir.path());
-        let photo = dir.path().join("photo.png");
-        write_image(&photo, 40, 30, image::ImageFormat::Png);
+        let (dir, model, photo) = tiny_model_and_image("photo.png", 40, 30);
         let photo = photo.display().to_string();
         (dir, model, photo)
     }
@@ -1837,10 +1804,9 @@ mod explain {
     #[test]
     fn relevance_is_for_the_class_asked_and_defaults_to_the_top_one() {
         let (dir, model, photo) = setup();
-        let o = run(&[
+        let o = succeeds(&[
             "predict", "--model", &model, "--json", "--device", "cpu", &photo,
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let top = p["top"][0]["index"].as_u64().unwrap();
         let last = p["top"][4]["index"].as_u64().unwrap();
@@ -1872,7 +1838,7 @@ mod explain {
 
         // The picture: the square under the map, beside the model's view; text without --json.
         let png = dir.path().join("heat.png");
-        let o = run(&[
+        let o = succeeds(&[
             "explain",
             &photo,
             "--model",
@@ -1886,7 +1852,6 @@ mod explain {
             "--out",
             png.to_str().unwrap(),
         ]);
-        assert!(o.status.success(), "{}", text(&o));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains(&format!("Relevance for {label}")), "{out}");
         let img = image::open(&png).unwrap();

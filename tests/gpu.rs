@@ -54,14 +54,14 @@ fn gpu() -> Result<&'static Device, &'static str> {
             unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
         }
         // Fusion and autotune are on, as in the trainer, which starts a software adapter (the
-        // SwiftShader here) the way vit::gpu_runtime does, and a real GPU the usual way.
+        // SwiftShader here) the way vit::gpu_settings does, and a real GPU the usual way.
         let swiftshader = std::env::var("VK_ICD_FILENAMES")
             .is_ok_and(|icd| icd.to_lowercase().contains("swiftshader"));
         if swiftshader {
-            return vit::gpu_runtime::start_software_adapter(wgpu::Backends::VULKAN)
+            return vit::gpu_settings::start_software_adapter(wgpu::Backends::VULKAN)
                 .map_err(|e| format!("no Vulkan adapter: {e}"));
         }
-        vit::gpu_runtime::configure(false);
+        vit::gpu_settings::configure(false);
         Device::wgpu_options()
             .graphics_api(WgpuBackend::Vulkan)
             .init()

@@ -13,28 +13,19 @@ use std::time::{Duration, Instant};
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/hub.rs"]
 mod hub;
 #[path = "support/trainer.rs"]
 mod trainer_bin;
 use close::{Tolerance, assert_close};
+use fixtures::{fixtures, photo};
 use hub::{CountingProxy, Fault, HubServer, Repo, TlsFront};
 use trainer_bin::text;
 
 const DEIT: &str = "timm/deit_tiny_patch16_224.fb_in1k";
 const DEIT_ARG: &str = "hf-hub:timm/deit_tiny_patch16_224.fb_in1k";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-fn photo(name: &str) -> String {
-    fixtures()
-        .join("photos")
-        .join(format!("{name}.png"))
-        .display()
-        .to_string()
-}
 
 fn deit_repo() -> Repo {
     Repo::from_folder(&fixtures().join("hub").join(DEIT))
@@ -54,41 +45,9 @@ fn server(repos: Vec<(&str, Repo)>) -> HubServer {
     HubServer::start(repos.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-/// The variables of huggingface_hub and of proxies that the machine running the tests may
-/// have set: none reaches the trainer unless a test sets it.
-const AMBIENT: [&str; 20] = [
-    "HF_HUB_CACHE",
-    "HUGGINGFACE_HUB_CACHE",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HF_TOKEN_PATH",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_HUB_DISABLE_PROGRESS_BARS",
-    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
-    "HF_HUB_ETAG_TIMEOUT",
-    "HF_HUB_DOWNLOAD_TIMEOUT",
-    "XDG_CACHE_HOME",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// `trainer ARGS` with the hub at `endpoint` and its cache under `home`.
 fn trainer(home: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut c = trainer_bin::trainer();
-    c.args(args)
-        .env("HF_HOME", home)
-        .env("HF_ENDPOINT", endpoint);
-    for var in AMBIENT {
-        c.env_remove(var);
-    }
-    c
+    trainer_bin::with_hub(home, endpoint, args)
 }
 
 /// Every file (and link) under `dir`.
@@ -670,47 +629,67 @@ fn the_stand_in_answers_as_the_hub_does() {
     };
     let resolve = |repo: &str, file: &str| format!("/{repo}/resolve/main/{file}");
 
-    // An unknown repo: 401 without a code to an anonymous client, 404 RepoNotFound with a token.
-    let r = ask("HEAD", &resolve("timm/no-such-model", "config.json"), None);
-    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
-    let r = ask(
-        "HEAD",
-        &resolve("timm/no-such-model", "config.json"),
-        Some("hf_x"),
-    );
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("RepoNotFound"))
-    );
-    let r = ask("GET", "/api/models/timm/no-such-model/revision/main", None);
-    assert_eq!((r.status(), header(&r, "X-Error-Code")), (401, None));
-    // Gated: 401 anonymously, 403 to a token without access, both GatedRepo.
-    let r = ask("HEAD", &resolve("timm/gated", "config.json"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (401, Some("GatedRepo"))
-    );
-    let r = ask(
-        "HEAD",
-        &resolve("timm/gated", "config.json"),
-        Some("hf_other"),
-    );
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (403, Some("GatedRepo"))
-    );
-    // A missing file, with the commit; a missing revision.
-    let r = ask("HEAD", &resolve(DEIT, "pytorch_model.bin"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("EntryNotFound"))
-    );
-    assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
-    let r = ask("HEAD", &format!("/{DEIT}/resolve/v9/config.json"), None);
-    assert_eq!(
-        (r.status(), header(&r, "X-Error-Code")),
-        (404, Some("RevisionNotFound"))
-    );
+    // Refusals, as (method, path, token, status, X-Error-Code):
+    let revision = format!("/{DEIT}/resolve/v9/config.json");
+    for (method, path, token, status, code) in [
+        // An unknown repo: 401 without a code to an anonymous client, 404 RepoNotFound with a
+        // token.
+        (
+            "HEAD",
+            resolve("timm/no-such-model", "config.json"),
+            None,
+            401,
+            None,
+        ),
+        (
+            "HEAD",
+            resolve("timm/no-such-model", "config.json"),
+            Some("hf_x"),
+            404,
+            Some("RepoNotFound"),
+        ),
+        (
+            "GET",
+            "/api/models/timm/no-such-model/revision/main".to_string(),
+            None,
+            401,
+            None,
+        ),
+        // Gated: 401 anonymously, 403 to a token without access, both GatedRepo.
+        (
+            "HEAD",
+            resolve("timm/gated", "config.json"),
+            None,
+            401,
+            Some("GatedRepo"),
+        ),
+        (
+            "HEAD",
+            resolve("timm/gated", "config.json"),
+            Some("hf_other"),
+            403,
+            Some("GatedRepo"),
+        ),
+        // A missing file, with the commit (below); a missing revision.
+        (
+            "HEAD",
+            resolve(DEIT, "pytorch_model.bin"),
+            None,
+            404,
+            Some("EntryNotFound"),
+        ),
+        ("HEAD", revision, None, 404, Some("RevisionNotFound")),
+    ] {
+        let r = ask(method, &path, token);
+        assert_eq!(
+            (r.status(), header(&r, "X-Error-Code")),
+            (status, code),
+            "{method} {path}"
+        );
+        if code == Some("EntryNotFound") {
+            assert_eq!(header(&r, "X-Repo-Commit"), Some(commit.as_str()));
+        }
+    }
     // A small file: a relative 307 to the resolve cache, whose answer carries ETag and commit.
     let r = ask("HEAD", &resolve(DEIT, "config.json"), None);
     assert_eq!(r.status(), 307);

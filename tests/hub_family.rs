@@ -6,16 +6,19 @@
 //! of classifying; its registers are tokens `explain` names; it runs at 224 px; a fine-tune
 //! keeps its prefix tokens; and what stays refused is refused before its weights are asked for.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 #[path = "support/close.rs"]
 mod close;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/hub.rs"]
 mod hub;
 #[path = "support/trainer.rs"]
 mod trainer_bin;
 use close::{Tolerance, assert_close};
+use fixtures::{fixtures, photo};
 use hub::{HubServer, Repo};
 use trainer_bin::text;
 
@@ -26,18 +29,6 @@ const CLIP: &str = "timm/vit_base_patch16_clip_224.openai_ft_in1k";
 const QUICK: &str = "timm/vit_base_patch16_clip_quickgelu_224.openai";
 const GAP: &str = "timm/vit_medium_patch16_gap_256.sw_in12k_ft_in1k";
 const DEIT: &str = "timm/deit_tiny_patch16_224.fb_in1k";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-fn photo(name: &str) -> String {
-    fixtures()
-        .join("photos")
-        .join(format!("{name}.png"))
-        .display()
-        .to_string()
-}
 
 fn repo(name: &str) -> Repo {
     Repo::from_folder(&fixtures().join("hub").join(name))
@@ -54,16 +45,11 @@ fn server(extra: Vec<(&str, Repo)>) -> HubServer {
     HubServer::start(repos)
 }
 
-/// `trainer ARGS` with the hub at `endpoint` and its cache under `home`, on the CPU.
+/// `trainer ARGS` with the hub at `endpoint` and its cache under `home`.
 fn trainer(home: &Path, endpoint: &str, args: &[&str]) -> Output {
-    let mut c: Command = trainer_bin::trainer();
-    c.args(args)
-        .env("HF_HOME", home)
-        .env("HF_ENDPOINT", endpoint)
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE");
-    c.output().unwrap()
+    trainer_bin::with_hub(home, endpoint, args)
+        .output()
+        .unwrap()
 }
 
 fn hf(repo: &str) -> String {

@@ -112,6 +112,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         c.mlp_hidden(),
         c.num_params()
     );
+    // The shape in pytorch_bench.py's flags: bench/compare builds timm's model from this line,
+    // so the presets' shapes live in trainer/src/recipe/presets.rs alone.
+    println!(
+        "shape: --image-size {size} --patch-size {} --embed-dim {} --depth {} --heads {} \
+         --mlp-ratio {} --pool {} --drop-path {}",
+        c.patch_size,
+        c.embed_dim,
+        c.depth,
+        c.num_heads,
+        c.mlp_ratio,
+        match c.pooling {
+            vit::Pooling::Token => "token",
+            vit::Pooling::Mean => "avg",
+        },
+        c.drop_path_rate
+    );
     println!("device: {device_name}");
     println!("precision: {:?}", args.precision);
     println!(
@@ -153,7 +169,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     // The first step compiles every kernel and, on a GPU, autotunes every new shape.
     let first_s = time(0, 1, &mut step);
     let step_s = time(1, args.steps, &mut step);
-    let launches = crate::gpu_runtime::count(&mut step);
+    let launches = crate::kernel_launches::count(&mut step);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -214,7 +230,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             maps * 1e3,
             maps / fused
         );
-        let count = crate::gpu_runtime::count(|| {
+        let count = crate::kernel_launches::count(|| {
             replicas.map_shards(batch, |_, range| {
                 let _ = model.forward(shard(range)).into_data();
             });

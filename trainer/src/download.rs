@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::GzDecoder;
-use md5::{Digest, Md5};
+use md5::Md5;
 
 use crate::data::{CIFAR10, CIFAR100, CifarFormat};
-use crate::http::{self, Cut, Progress, Timeouts, stream};
+use crate::http::{self, Cut, Progress, Timeouts};
 
 struct Source {
     url: &'static str,
@@ -135,7 +135,7 @@ impl Drop for Leftovers {
 /// Streams `url` into `path`, showing progress; returns the body's MD5 as lowercase hex.
 fn fetch(url: &str, path: &Path) -> Result<String> {
     let timeouts = Timeouts {
-        connect: Duration::from_secs(30),
+        connect: http::CONNECT,
         // A stalled server should fail the download, not hang it forever.
         read: Duration::from_secs(60),
     };
@@ -147,34 +147,26 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
     if !status.is_success() {
         bail!("{url}: HTTP {status}");
     }
-    let total: Option<u64> = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    let total = http::content_length(&response);
     let mut body = response.into_body().into_reader();
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut hasher = Md5::new();
     let mut progress = Progress::new(url, total);
-    match stream(&mut body, &mut file, None, &mut progress, |chunk| {
-        hasher.update(chunk)
-    }) {
-        Ok(_) => {}
+    let md5 = match http::save::<Md5>(&mut body, &mut file, total, None, &mut progress) {
+        Ok(md5) => md5,
         Err(Cut::Read(e)) => {
             return Err(e)
                 .with_context(|| format!("downloading {url} after {} bytes", progress.got()));
         }
         Err(Cut::Write(e)) => return Err(e).with_context(|| format!("writing {}", path.display())),
-        Err(Cut::TooLong) => unreachable!("no limit"),
-    }
-    file.sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
-    if let Some(total) = total.filter(|&t| t != progress.got()) {
-        bail!(
+        Err(Cut::Short { total }) => bail!(
             "{url}: the connection closed after {} of {total} bytes",
             progress.got()
-        );
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+        ),
+        Err(Cut::TooLong) => unreachable!("no limit"),
+    };
+    file.sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(md5)
 }
 
 /// Unpacks a .tar.gz into `dir` (tar refuses entries that would land outside it).
@@ -191,6 +183,8 @@ mod tests {
     use std::io::{BufRead, Write};
     use std::net::TcpListener;
     use std::thread::JoinHandle;
+
+    use md5::Digest;
 
     use super::*;
 

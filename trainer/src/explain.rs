@@ -11,14 +11,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use image::{Rgb, RgbImage, imageops};
 use serde::Serialize;
+use vit::PrefixTokens;
 use vit::explain::{
-    Heads, Method, Query, Relevance, Token, TokenMap, explain, gradient_weighted_attention,
+    Heads, Method, ModelTokens, Query, Relevance, Token, TokenMap, explain,
+    gradient_weighted_attention,
 };
 use vit::inference::{Ranked, softmax, split_attention_for, stack_attention, top_k};
 use vit::preprocess::{Crop, Prepared, batch_tensor};
 use vit::rollout::Heatmap;
 use vit::weights::Manifest;
-use vit::{Pooling, PrefixTokens};
 
 use crate::device::{DeviceArg, resolve};
 use crate::draw::outline;
@@ -127,10 +128,9 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         method: args.method,
         layer: args.layer,
         heads: args.head,
-        token: args.token.unwrap_or(match args.method {
-            Method::Relevance => Token::Output,
-            _ => Token::start(prefix),
-        }),
+        token: args
+            .token
+            .unwrap_or(Token::default_for(args.method, prefix)),
         reverse: args.reverse,
     };
     let (class, relevance) = if args.method == Method::Relevance {
@@ -173,8 +173,12 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
             prefix,
             pooling: manifest.config.pooling,
             patches: manifest.config.num_patches(),
+            layers: maps.layers,
         };
-        println!("{}", describe(&query, class.as_ref(), &model_tokens));
+        let class = class
+            .as_ref()
+            .map(|c| format!("{} ({:.1}%)", c.label, 100.0 * c.prob));
+        println!("{}", query.caption(&model_tokens, class.as_deref()));
         println!("  {}", values_line(&map, &patches));
     }
     if let Some(out) = &args.out {
@@ -212,71 +216,6 @@ fn pick_class(arg: Option<&str>, manifest: &Manifest, probs: &[f32]) -> Result<R
         })?,
     };
     Ok(Ranked::of(index, probs, labels))
-}
-
-/// What names the tokens of a model: its prefix tokens, its pooling, its patches.
-struct ModelTokens {
-    prefix: PrefixTokens,
-    pooling: Pooling,
-    patches: usize,
-}
-
-impl ModelTokens {
-    /// `token` in words.
-    fn name(&self, token: Token) -> String {
-        match token {
-            Token::Output => match self.pooling {
-                Pooling::Token if self.prefix.distillation => {
-                    "the output (the mean of the class and distillation tokens)".into()
-                }
-                Pooling::Token => "the output (the class token)".into(),
-                Pooling::Mean => "the output (the mean of the patch tokens)".into(),
-            },
-            Token::Patches => "the mean of the patch tokens".into(),
-            named => named
-                .index(self.prefix, self.patches)
-                .map_or_else(|| format!("token {named}"), |i| self.prefix.describe(i)),
-        }
-    }
-}
-
-/// The question in words; for rollout and relevance from the patches' mean in a model without
-/// a class token, saying so.
-fn describe(q: &Query, class: Option<&Ranked>, model: &ModelTokens) -> String {
-    let token = model.name(q.token);
-    let layer = q.layer.unwrap_or(0);
-    let heads = match q.heads {
-        Heads::One(h) => format!("head {h}"),
-        fused => format!("the {fused} of the heads"),
-    };
-    let way = if q.reverse {
-        format!("which tokens attend to {token}")
-    } else {
-        format!("where {token} attends")
-    };
-    let from_patches = !model.prefix.class
-        && (q.token == Token::Patches
-            || (q.token == Token::Output && model.pooling == Pooling::Mean));
-    let start = if from_patches && q.method != Method::Attention {
-        " (the model has no class token: this starts from the patches' mean)"
-    } else {
-        ""
-    };
-    match q.method {
-        Method::Attention => format!("Attention at layer {layer}, {heads}: {way}"),
-        Method::Rollout => format!("Rollout through layers 1 to {layer}, {heads}: {way}{start}"),
-        Method::Relevance => {
-            let c = class.map_or(String::new(), |c| {
-                format!(" for {} ({:.1}%)", c.label, 100.0 * c.prob)
-            });
-            let way = if q.reverse {
-                format!("what {token} feeds")
-            } else {
-                format!("what {token} draws on")
-            };
-            format!("Relevance{c} through layers 1 to {layer}: {way}{start}")
-        }
-    }
 }
 
 /// The prefix tokens' values and the strongest patch, in one line.
@@ -427,7 +366,8 @@ mod tests {
     }
 
     #[test]
-    fn the_question_in_words() {
+    fn the_patch_asked_about_is_outlined() {
+        // The caption itself is vit's (`Query::caption`), tested there.
         let q = Query {
             layer: Some(3),
             heads: Heads::One(2),
@@ -435,63 +375,17 @@ mod tests {
             reverse: true,
             ..Query::default()
         };
-        let vit = ModelTokens {
-            prefix: PrefixTokens::CLASS,
-            pooling: Pooling::Token,
-            patches: 16,
-        };
-        assert_eq!(
-            describe(&q, None, &vit),
-            "Attention at layer 3, head 2: which tokens attend to patch 5"
-        );
         assert_eq!(selected_patch(&q, PrefixTokens::CLASS, 16), Some(4));
         assert_eq!(
             selected_patch(&Query::default(), PrefixTokens::CLASS, 16),
             None
         );
-        // Registers are named, and token numbers count them.
-        let dino = ModelTokens {
-            prefix: PrefixTokens {
-                registers: 4,
-                embedded: false,
-                ..PrefixTokens::CLASS
-            },
-            ..vit
+        // Registers come first: token 5 of a model with four is patch 1.
+        let dino = PrefixTokens {
+            registers: 4,
+            embedded: false,
+            ..PrefixTokens::CLASS
         };
-        let reg = Query {
-            token: Token::Register(2),
-            reverse: false,
-            ..q
-        };
-        assert_eq!(
-            describe(&reg, None, &dino),
-            "Attention at layer 3, head 2: where register 2 attends"
-        );
-        assert_eq!(
-            selected_patch(&q, dino.prefix, 16),
-            Some(0),
-            "token 5: patch 1"
-        );
-        // No class token: rollout from the patches' mean, and the caption says so.
-        let gap = ModelTokens {
-            prefix: PrefixTokens {
-                class: false,
-                ..PrefixTokens::CLASS
-            },
-            pooling: Pooling::Mean,
-            patches: 16,
-        };
-        let rollout = Query {
-            method: Method::Rollout,
-            token: Token::start(gap.prefix),
-            heads: Heads::default(),
-            reverse: false,
-            ..q
-        };
-        assert_eq!(
-            describe(&rollout, None, &gap),
-            "Rollout through layers 1 to 3, the mean of the heads: where the mean of the patch \
-             tokens attends (the model has no class token: this starts from the patches' mean)"
-        );
+        assert_eq!(selected_patch(&q, dino, 16), Some(0), "token 5: patch 1");
     }
 }

@@ -23,12 +23,12 @@ use vit::pos_embed::Resample;
 use vit::transfer::{Trainable, layer_decay, stem_params, transfer_config};
 use vit::weights::{Manifest, load_pair, save_pair_bytes};
 
-use crate::data::{self, DatasetKind};
+use crate::data;
 use crate::device::resolve;
 use crate::model_arg::ModelArg;
 use crate::recipe::{FinetuneRecipe, Preset, Recipe, RecipeFlags, TuningFlags};
 use crate::run::{RunInfo, State, create_run, refuse_existing_run, resume_files};
-use crate::training::{self, Origin, SessionFlags, TrainArgs};
+use crate::training::{self, Origin, RunFolders, SessionFlags, TrainArgs};
 
 /// `trainer finetune`'s arguments.
 #[derive(clap::Args)]
@@ -39,17 +39,8 @@ pub struct FinetuneArgs {
     /// run needs no network).
     #[arg(long)]
     pub from: Option<ModelArg>,
-    /// The dataset: one sub-folder of images per class (a fifth of each held out for testing),
-    /// or train/<class>/ and test/<class>/; or CIFAR's binaries.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// The run folder (created; or continued with --resume).
-    #[arg(long)]
-    pub run: PathBuf,
-    /// What --data-dir holds (default: detected, class folders or CIFAR-10 or CIFAR-100
-    /// binaries).
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetKind>,
+    #[command(flatten)]
+    pub folders: RunFolders,
     /// Train the new head only: a linear probe on the base model's features.
     #[arg(long, group = "trainable")]
     pub head_only: bool,
@@ -95,9 +86,7 @@ impl FinetuneArgs {
     /// How the shared training loop runs this: the run folder, device and output options.
     fn session(&self) -> TrainArgs {
         TrainArgs {
-            data_dir: self.data_dir.clone(),
-            run: self.run.clone(),
-            dataset: self.dataset,
+            folders: self.folders.clone(),
             preset: Preset::Finetune,
             recipe: RecipeFlags::default(),
             session: self.session.clone(),
@@ -114,14 +103,14 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
                  drop --from and the recipe flags"
             );
         }
-        resume_files(&args.run)?
+        resume_files(&args.folders.run)?
     } else {
         start(&args, &device_name)?
     };
     let (Some(finetune), Some(base)) = (recipe.finetune.clone(), info.base_model.clone()) else {
         bail!(
             "{} is a run from scratch: continue it with `trainer train --resume --run {0}`",
-            args.run.display()
+            args.folders.run.display()
         );
     };
     let origin = FromBase::new(base, finetune, recipe.model.depth)?;
@@ -133,10 +122,10 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
     let Some(from) = &args.from else {
         bail!("--from is required for a new run: the model to fine-tune (NAME.json)");
     };
-    let Some(data_dir) = &args.data_dir else {
+    let Some(data_dir) = &args.folders.data_dir else {
         bail!("--data-dir is required for a new run");
     };
-    refuse_existing_run(&args.run)?;
+    refuse_existing_run(&args.folders.run)?;
     // A hub model is fetched now and kept in the run folder once the run exists.
     // Its weights are serialised once: their SHA-256 goes into the recipe, their bytes into
     // base/ once the run folder exists.
@@ -146,6 +135,7 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
             let loaded = crate::hub::load(name, &Device::flex())?;
             let bytes = vit::weights::model_to_bytes(&loaded.model)?;
             let path = args
+                .folders
                 .run
                 .join("base")
                 .join(format!("{}.json", loaded.manifest.name));
@@ -156,7 +146,7 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         base.weights.sha256 = vit::weights::sha256_hex(bytes);
         base.weights.bytes = bytes.len() as u64;
     }
-    let kind = data::resolve(args.dataset, data_dir)?;
+    let kind = data::resolve(args.folders.dataset, data_dir)?;
     let classes = data::class_names(kind, data_dir)?;
     if classes.len() < 2 {
         bail!(
@@ -197,9 +187,9 @@ fn start(args: &FinetuneArgs, device_name: &str) -> Result<(Recipe, RunInfo, Sta
         layer_decay: args.layer_decay,
     });
     let info = RunInfo::new(data_dir, kind, classes, device_name, Some(&from))?;
-    create_run(&args.run, &recipe, &info)?;
+    create_run(&args.folders.run, &recipe, &info)?;
     if let Some(bytes) = hub_weights {
-        save_pair_bytes(&args.run.join("base"), &mut base.clone(), &bytes)?;
+        save_pair_bytes(&args.folders.run.join("base"), &mut base.clone(), &bytes)?;
     }
     eprintln!("{}", describe(&recipe, &base));
     Ok((recipe, info, State::default()))

@@ -9,16 +9,25 @@
 //!   whose certificate the system trusts the download works as it does for Python.
 //! - No status is an error; the hub's client follows no redirect by itself, because it must
 //!   choose which hosts may see a token.
-//! - [`stream`] copies a body to a file in chunks, hashing and counting them, under a
-//!   [`Progress`] bar; [`describe`] says in one line why a request got no answer.
+//! - [`save`] copies a body to a file in chunks, hashing and counting them under a [`Progress`]
+//!   bar, and says where it was cut ([`Cut`]); [`describe`] says in one line why a request got
+//!   no answer.
+//! - Headers ([`header`], [`content_length`]) and redirects' targets ([`resolve`], [`origin`]),
+//!   read the same way for every answer.
 
 use std::io::{IsTerminal, Read, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::Digest;
+use ureq3::http::{Response, Uri};
 use ureq3::tls::{Certificate, RootCerts, TlsConfig};
-use ureq3::{Agent, Proxy};
+use ureq3::{Agent, Body, Proxy};
+
+/// How long connecting may take (through a proxy and TLS too), for CIFAR's download and the
+/// hub alike; the hub waits longer when `HF_HUB_ETAG_TIMEOUT` asks for more.
+pub const CONNECT: Duration = Duration::from_secs(30);
 
 /// How long to wait, for one agent.
 #[derive(Debug, Clone, Copy)]
@@ -121,23 +130,29 @@ pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Why [`stream`] stopped before the body's end.
+/// Why [`save`] stopped before the body's end.
 pub enum Cut {
     Read(std::io::Error),
     Write(std::io::Error),
     /// More than the limit arrived.
     TooLong,
+    /// The body ended before the length the answer announced.
+    Short {
+        total: u64,
+    },
 }
 
-/// Copies `body` into `out` in 64 KiB chunks, each also to `seen` (a hash) and counted by
-/// `progress`, refusing more than `limit` bytes; the bar is finished either way.
-pub fn stream(
+/// Copies `body` into `out` in 64 KiB chunks, hashing them with `D` and counting them on
+/// `progress`; refuses more than `limit` bytes, and fewer than `expected` (the length the
+/// answer announced). Returns the hash, as lowercase hex; the bar is finished either way.
+pub fn save<D: Digest>(
     body: &mut impl Read,
     out: &mut impl Write,
+    expected: Option<u64>,
     limit: Option<u64>,
     progress: &mut Progress,
-    mut seen: impl FnMut(&[u8]),
-) -> Result<u64, Cut> {
+) -> Result<String, Cut> {
+    let mut hasher = D::new();
     let mut buf = vec![0u8; 1 << 16];
     let result = loop {
         let n = match body.read(&mut buf) {
@@ -152,11 +167,19 @@ pub fn stream(
         if let Err(e) = out.write_all(&buf[..n]) {
             break Err(Cut::Write(e));
         }
-        seen(&buf[..n]);
+        hasher.update(&buf[..n]);
         progress.add(n as u64);
     };
     progress.finish();
-    result
+    let bytes = result?;
+    if let Some(total) = expected.filter(|&t| t != bytes) {
+        return Err(Cut::Short { total });
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// indicatif's byte counter on a terminal; in a log, one line when the download ends.
@@ -233,4 +256,111 @@ pub fn timed_out(e: &std::io::Error) -> bool {
         || e.get_ref()
             .and_then(|inner| inner.downcast_ref::<ureq3::Error>())
             .is_some_and(|u| matches!(u, ureq3::Error::Timeout(_)))
+}
+
+/// A header's value, trimmed, if it is text.
+pub fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+/// The body's length, as `Content-Length` announces it.
+pub fn content_length(response: &Response<Body>) -> Option<u64> {
+    header(response, "Content-Length").and_then(|s| s.parse().ok())
+}
+
+/// `scheme://host:port` of a URL, lower-cased, with the scheme's default port spelt out.
+pub fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, host, port))
+}
+
+/// Where `location` (a `Location` header) points from `base`: an absolute URL, one on the same
+/// host (`/path`, `//host/path`), or one relative to `base`'s folder.
+pub fn resolve(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.contains("://") {
+        return Some(location.to_owned());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    if let Some(other_host) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{other_host}"));
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let path = base.split(['?', '#']).next()?;
+    let folder = &path[..path.rfind('/')? + 1];
+    Some(format!("{folder}{location}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_url_they_answer() {
+        let base = "https://huggingface.co/timm/x/resolve/main/config.json?a=1";
+        assert_eq!(
+            resolve(
+                base,
+                "/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
+            )
+            .as_deref(),
+            Some(
+                "https://huggingface.co/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
+            )
+        );
+        assert_eq!(
+            resolve(base, "https://cdn-lfs.hf.co/repos/a/b?sig=1").as_deref(),
+            Some("https://cdn-lfs.hf.co/repos/a/b?sig=1")
+        );
+        assert_eq!(
+            resolve(base, "//cdn.example/x").as_deref(),
+            Some("https://cdn.example/x")
+        );
+        assert_eq!(
+            resolve(base, "model.safetensors").as_deref(),
+            Some("https://huggingface.co/timm/x/resolve/main/model.safetensors")
+        );
+    }
+
+    #[test]
+    fn a_body_is_saved_hashed_and_measured() {
+        let body = b"0123456789".repeat(10_000);
+        let mut progress = Progress::new("x", Some(body.len() as u64));
+        progress.quiet();
+        let mut out = Vec::new();
+        let hash =
+            save::<sha2::Sha256>(&mut &body[..], &mut out, Some(100_000), None, &mut progress)
+                .unwrap_or_else(|_| panic!("the whole body saves"));
+        assert_eq!((progress.got(), out.len()), (100_000, 100_000));
+        assert_eq!(hash, format!("{:x}", sha2::Sha256::digest(&body)));
+        let cut = |expected, limit| {
+            let mut progress = Progress::new("x", None);
+            progress.quiet();
+            save::<sha2::Sha256>(
+                &mut &body[..],
+                &mut Vec::new(),
+                expected,
+                limit,
+                &mut progress,
+            )
+        };
+        assert!(matches!(
+            cut(Some(100_001), None),
+            Err(Cut::Short { total: 100_001 })
+        ));
+        assert!(matches!(cut(None, Some(99_999)), Err(Cut::TooLong)));
+        assert!(cut(None, Some(100_000)).is_ok());
+    }
 }

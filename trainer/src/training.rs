@@ -53,7 +53,23 @@ use crate::run::{
 /// `trainer train`'s arguments.
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// The dataset folder (CIFAR binary batches, or train/<class>/ and test/<class>/).
+    #[command(flatten)]
+    pub folders: RunFolders,
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    #[command(flatten)]
+    pub recipe: RecipeFlags,
+    #[command(flatten)]
+    pub session: SessionFlags,
+}
+
+/// Where a run's data and its own files are: `train` and `finetune` share these, one help text
+/// each.
+#[derive(clap::Args, Clone)]
+pub struct RunFolders {
+    /// The dataset folder: CIFAR-10's or CIFAR-100's binaries (`trainer download` fetches
+    /// them), train/<class>/ and test/<class>/ of images, or one sub-folder of images per class
+    /// (a fifth of each held out for testing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The run folder (created; or continued with --resume).
@@ -63,12 +79,6 @@ pub struct TrainArgs {
     /// folders).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetKind>,
-    #[arg(long, value_enum, default_value_t = Preset::Quick)]
-    pub preset: Preset,
-    #[command(flatten)]
-    pub recipe: RecipeFlags,
-    #[command(flatten)]
-    pub session: SessionFlags,
 }
 
 /// How a run is carried out, apart from what it learns: `train` and `finetune` share these.
@@ -126,7 +136,7 @@ impl Origin for Scratch {
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (_, device_name) = resolve(args.session.device)?;
-    let run_dir = &args.run;
+    let run_dir = &args.folders.run;
     let (recipe, info, state) = if args.session.resume {
         if args.recipe != RecipeFlags::default() {
             bail!(
@@ -161,7 +171,7 @@ pub(crate) fn run_with(
     if state.epoch >= recipe.epochs {
         progress.message(&format!(
             "{} is already complete ({} epochs)",
-            args.run.display(),
+            args.folders.run.display(),
             recipe.epochs
         ));
         return Ok(ExitCode::SUCCESS);
@@ -231,7 +241,7 @@ fn load_data(
         },
         ..info
     };
-    write_json(&args.run.join("run.json"), &info)?;
+    write_json(&args.folders.run.join("run.json"), &info)?;
     progress.message(&format!(
         "{}{}; model {} parameters; {device_name}",
         data.description,
@@ -281,7 +291,7 @@ impl<'a> Trainer<'a> {
         data: Dataset,
         progress: Progress,
     ) -> Result<(Self, VisionTransformer)> {
-        let run_dir = args.run.as_path();
+        let run_dir = args.folders.run.as_path();
         // burn creates parameters lazily from one global RNG: seed before the model exists.
         device.seed(recipe.seed);
         let mut model = origin.initial(&recipe, replicas.main())?;
@@ -504,11 +514,11 @@ impl<'a> Trainer<'a> {
 }
 
 fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, State)> {
-    let Some(data_dir) = args.data_dir.clone() else {
+    let Some(data_dir) = args.folders.data_dir.clone() else {
         bail!("--data-dir is required for a new run");
     };
-    refuse_existing_run(&args.run)?;
-    let kind = data::resolve(args.dataset, &data_dir)?;
+    refuse_existing_run(&args.folders.run)?;
+    let kind = data::resolve(args.folders.dataset, &data_dir)?;
     let classes = data::class_names(kind, &data_dir)?;
     let mut recipe = args.preset.recipe(classes.len());
     args.recipe.apply(&mut recipe);
@@ -517,7 +527,7 @@ fn start_files(args: &TrainArgs, device_name: &str) -> Result<(Recipe, RunInfo, 
     }
     recipe.model.validate()?;
     let info = RunInfo::new(&data_dir, kind, classes, device_name, None)?;
-    create_run(&args.run, &recipe, &info)?;
+    create_run(&args.folders.run, &recipe, &info)?;
     Ok((recipe, info, State::default()))
 }
 

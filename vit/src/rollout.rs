@@ -121,16 +121,28 @@ impl AttentionMaps {
     /// `discard_ratio` in [0, 1) zeroes that fraction of each fused layer's smallest weights
     /// (never the class token's attention to itself) before the identity is added.
     pub fn rollout(&self, fusion: HeadFusion, discard_ratio: f32) -> Heatmap {
-        let t = self.tokens;
+        let factors = self.rollout_factors(self.layers, discard_ratio, |l| self.fuse(l, fusion));
+        self.patch_map(&row_through(&self.start(), &factors, self.tokens))
+    }
+
+    /// Rollout's factor for each of layers `1..=through`: the layer's matrix (`matrix(layer)`,
+    /// layers from 0), its `discard_ratio` weakest weights zeroed (never the class token's
+    /// attention to itself), the identity added, each row re-normalised. The one loop behind
+    /// [`AttentionMaps::rollout`] and `crate::explain`'s rollout from any token, either way.
+    pub(crate) fn rollout_factors(
+        &self,
+        through: usize,
+        discard_ratio: f32,
+        matrix: impl Fn(usize) -> Vec<f32>,
+    ) -> Vec<Vec<f32>> {
         let spare = self.prefix.class.then_some(0); // the class token's row and column
-        let factors: Vec<Vec<f32>> = (0..self.layers)
+        (0..through)
             .map(|layer| {
-                let mut fused = self.fuse(layer, fusion);
-                discard_weakest(&mut fused, discard_ratio, spare);
-                renormalised(fused, t)
+                let mut m = matrix(layer);
+                discard_weakest(&mut m, discard_ratio, spare);
+                renormalised(m, self.tokens)
             })
-            .collect();
-        self.patch_map(&row_through(&self.start(), &factors, t))
+            .collect()
     }
 
     /// The last layer's attention from the class token (the patches' mean without one) over
@@ -170,7 +182,7 @@ pub(crate) fn identity(t: usize) -> Vec<f32> {
 }
 
 /// `a + I` with each row divided by its sum: one layer's rollout factor.
-pub(crate) fn renormalised(mut a: Vec<f32>, t: usize) -> Vec<f32> {
+fn renormalised(mut a: Vec<f32>, t: usize) -> Vec<f32> {
     for i in 0..t {
         a[i * t + i] += 1.0;
     }

@@ -6,7 +6,6 @@
 //! when it comes after pooling. A checkpoint whose patch grid differs from the config's has its
 //! `pos_embed` resampled as timm's `checkpoint_filter_fn` does (bicubic, antialiased).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
@@ -21,33 +20,23 @@ use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
 use crate::pos_embed::Resample;
 use crate::prefix::{PrefixKind, PrefixTokens, square_side};
-use crate::weights::{check_applied, write_atomic};
+use crate::weights::{Shapes, check_applied, shapes_in, write_atomic};
 
 /// Tensor names and shapes of a safetensors file.
-pub fn safetensors_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
-    shapes_of(
-        SafetensorsStore::from_file(path),
+pub fn safetensors_shapes(path: &Path) -> Result<Shapes> {
+    shapes_in(
+        &mut SafetensorsStore::from_file(path),
         &path.display().to_string(),
     )
 }
 
 /// Tensor names and shapes of a safetensors file held in memory (`origin` names it in
 /// messages): the page's download from the hub.
-pub fn safetensors_shapes_from_bytes(
-    bytes: &[u8],
-    origin: &str,
-) -> Result<BTreeMap<String, Vec<usize>>> {
-    shapes_of(SafetensorsStore::from_bytes(Some(bytes.to_vec())), origin)
-}
-
-fn shapes_of(mut store: SafetensorsStore, origin: &str) -> Result<BTreeMap<String, Vec<usize>>> {
-    let tensors = store
-        .get_all_tensors()
-        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
-    Ok(tensors
-        .iter()
-        .map(|(name, t)| (name.clone(), t.shape.to_vec()))
-        .collect())
+pub fn safetensors_shapes_from_bytes(bytes: &[u8], origin: &str) -> Result<Shapes> {
+    shapes_in(
+        &mut SafetensorsStore::from_bytes(Some(bytes.to_vec())),
+        origin,
+    )
 }
 
 /// Works out a timm `VisionTransformer`'s config from its state-dict shapes: the prefix tokens
@@ -55,10 +44,7 @@ fn shapes_of(mut store: SafetensorsStore, origin: &str) -> Result<BTreeMap<Strin
 /// length, layer scale, `norm_pre`, `fc_norm` and the heads from their tensors. The number of
 /// heads is not recorded in any shape, so the caller gives it; nor are the activation and the
 /// LayerNorm epsilon (a hub model's config.json says them), or layer scale's starting value.
-pub fn infer_timm_config(
-    shapes: &BTreeMap<String, Vec<usize>>,
-    num_heads: usize,
-) -> Result<VitConfig> {
+pub fn infer_timm_config(shapes: &Shapes, num_heads: usize) -> Result<VitConfig> {
     let get = |name: &str, rank: usize| -> Result<&Vec<usize>> {
         let s = shapes.get(name).ok_or_else(|| {
             VitError::WeightsMismatch(format!(

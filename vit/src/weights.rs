@@ -217,13 +217,22 @@ pub fn load_model(
     Ok(model)
 }
 
+/// A checkpoint's tensor names and their shapes.
+pub type Shapes = BTreeMap<String, Vec<usize>>;
+
 /// Tensor names and shapes in a burnpack's header; no tensor data is read.
-pub fn burnpack_shapes(weights: &[u8]) -> Result<BTreeMap<String, Vec<usize>>> {
+pub fn burnpack_shapes(weights: &[u8]) -> Result<Shapes> {
     let mut store =
         BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(weights.to_vec())));
+    shapes_in(&mut store, "not a readable burnpack")
+}
+
+/// The tensor names and shapes a store's header lists: the one reader of a checkpoint's shapes,
+/// for burnpacks here and safetensors in `crate::timm`. `origin` leads a failure's message.
+pub(crate) fn shapes_in(store: &mut impl ModuleStore, origin: &str) -> Result<Shapes> {
     let tensors = store
         .get_all_tensors()
-        .map_err(|e| VitError::Weights(format!("not a readable burnpack: {e}")))?;
+        .map_err(|e| VitError::Weights(format!("{origin}: {e}")))?;
     Ok(tensors
         .iter()
         .map(|(name, t)| (name.clone(), t.shape.to_vec()))
@@ -328,7 +337,7 @@ fn capped(mut problems: Vec<String>) -> String {
 /// Checks a weights header against what `config` implies: tensor count and parameter count
 /// first (cheap whatever the config says), then every name and shape. Time and memory are
 /// bounded by the header, not by the config.
-pub fn check_fits(config: &VitConfig, shapes: &BTreeMap<String, Vec<usize>>) -> Result<()> {
+pub fn check_fits(config: &VitConfig, shapes: &Shapes) -> Result<()> {
     let held_params: usize = shapes
         .values()
         .map(|s| s.iter().fold(1usize, |a, &b| a.saturating_mul(b)))

@@ -1,7 +1,10 @@
-//! The hub's HTTP protocol, as huggingface_hub's `file_download.py` speaks it: a HEAD names a
-//! file's commit, content and size ([`Metadata`]); a GET streams its body into a partial file
-//! in the repo's `blobs/`, checked against its size and SHA-256; a refusal becomes
-//! [`Failure`], whose line of advice comes from `vit::hub::answer` (the page gives the same).
+//! The hub's client: its HTTP protocol as huggingface_hub's `file_download.py` speaks it, and
+//! the choice between the cache and a download as its `hf_hub_download` makes it.
+//!
+//! The protocol: a HEAD names a file's commit, content and size ([`Metadata`]); a GET streams
+//! its body into a partial file in the repo's `blobs/`, checked against its size and SHA-256
+//! (`crate::http::save`); a refusal becomes [`Failure`], whose line of advice comes from
+//! `vit::hub::answer` (the page gives the same).
 //!
 //! Redirects are followed here, not by ureq, because each hop decides where the token goes:
 //! - relative ones always (the hub's small files come through a 307 to
@@ -11,15 +14,25 @@
 //!   host is the CDN, whose 302 is itself the answer that carries the file's metadata;
 //! - a GET follows any redirect to its body;
 //! - the token is sent to the hub's own hosts only, never to the CDN or anywhere else.
+//!
+//! A file comes from the cache or is downloaded and held until it is kept:
+//! - a revision given as a commit hash whose file is in the cache needs no request at all;
+//! - `HF_HUB_OFFLINE` reads the cache alone;
+//! - otherwise the hub is asked which commit the revision is; when it cannot answer (no
+//!   network, a timeout, 5xx, 429, a refused token: 401 or 403, or an answer that is not a
+//!   hub's) a copy in the cache serves, with a one-line warning, and the model's other files
+//!   come from the cache without asking again.
 
-use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
-use ureq3::http::Uri;
-use vit::hub::{Answer, HubName};
+use std::cell::RefCell;
+use std::fs;
 
-use super::cache::Partial;
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::Sha256;
+use vit::hub::{Answer, CONFIG_FILE, HubModel, HubName, MAX_CONFIG_BYTES};
+
+use super::cache::{Fetched, Partial, State, write_ref};
 use super::env::HubEnv;
-use crate::http::{self, Cut, Progress, Timeouts, stream};
+use crate::http::{self, Cut, Progress, Timeouts, header, origin, resolve};
 
 /// More hops than this is a loop (huggingface_hub stops at 10 too).
 const MAX_REDIRECTS: usize = 10;
@@ -40,8 +53,13 @@ pub(super) struct Metadata {
     location: String,
 }
 
+/// The hub for one model's files: its protocol (HEAD, GET, redirects, tokens, refusals), and
+/// whether a file comes from the cache or is downloaded.
 pub(super) struct Client<'a> {
     pub(super) env: &'a HubEnv,
+    /// Set once a file came from the cache because the hub could not be used: the next
+    /// files are not asked for again (each would wait out the same timeout or outage).
+    hub_failed: RefCell<bool>,
     head: ureq3::Agent,
     get: ureq3::Agent,
     head_timeouts: Timeouts,
@@ -88,7 +106,7 @@ impl Failure {
     }
 }
 
-pub(super) fn is_commit(revision: &str) -> bool {
+fn is_commit(revision: &str) -> bool {
     revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
 }
 
@@ -100,48 +118,9 @@ fn normalise_etag(tag: &str) -> String {
         .to_owned()
 }
 
-/// `scheme://host:port` of a URL, lower-cased, with the scheme's default port spelt out.
-fn origin(url: &str) -> Option<(String, String, u16)> {
-    let uri: Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let host = uri.host()?.to_ascii_lowercase();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if scheme == "https" { 443 } else { 80 });
-    Some((scheme, host, port))
-}
-
-/// Where `location` (a `Location` header) points from `base`: an absolute URL, one on the same
-/// host (`/path`, `//host/path`), or one relative to `base`'s folder.
-fn resolve(base: &str, location: &str) -> Option<String> {
-    let location = location.trim();
-    if location.contains("://") {
-        return Some(location.to_owned());
-    }
-    let (scheme, rest) = base.split_once("://")?;
-    if let Some(other_host) = location.strip_prefix("//") {
-        return Some(format!("{scheme}://{other_host}"));
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if location.starts_with('/') {
-        return Some(format!("{scheme}://{authority}{location}"));
-    }
-    let path = base.split(['?', '#']).next()?;
-    let folder = &path[..path.rfind('/')? + 1];
-    Some(format!("{folder}{location}"))
-}
-
-fn header(response: &ureq3::http::Response<ureq3::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-}
-
 impl<'a> Client<'a> {
     pub(super) fn new(env: &'a HubEnv) -> Self {
-        let connect = std::time::Duration::from_secs(30).max(env.etag_timeout);
+        let connect = http::CONNECT.max(env.etag_timeout);
         let head_timeouts = Timeouts {
             connect,
             read: env.etag_timeout,
@@ -156,6 +135,7 @@ impl<'a> Client<'a> {
             get: http::agent(get_timeouts, 0),
             head_timeouts,
             get_timeouts,
+            hub_failed: RefCell::new(false),
         }
     }
 
@@ -354,13 +334,10 @@ impl<'a> Client<'a> {
             }
             break response;
         };
-        let expected = meta
-            .size
-            .or_else(|| header(&response, "Content-Length").and_then(|s| s.parse().ok()));
+        let expected = meta.size.or_else(|| http::content_length(&response));
         let repo = self.env.repo_dir(name);
         let mut temp = Partial::create(&self.env.cache, &repo, &meta.etag)?;
         let mut body = response.into_body().into_reader();
-        let mut hasher = Sha256::new();
         // A bar (or, in a log, a line) for the weights; config.json comes and goes unannounced.
         let mut progress = Progress::new(&what, expected);
         if self.env.quiet || expected.is_some_and(|t| t < 1 << 20) {
@@ -368,10 +345,9 @@ impl<'a> Client<'a> {
         }
         let limit = expected.unwrap_or(max_bytes).min(max_bytes);
         let file = temp.file.as_file_mut();
-        let got = match stream(&mut body, file, Some(limit), &mut progress, |c| {
-            hasher.update(c)
-        }) {
-            Ok(got) => got,
+        let sha = match http::save::<Sha256>(&mut body, file, expected, Some(limit), &mut progress)
+        {
+            Ok(sha) => sha,
             Err(Cut::Read(e)) if http::timed_out(&e) => bail!(
                 "{what}: the hub sent nothing for {} s after {} of {} bytes (HF_HUB_DOWNLOAD_TIMEOUT sets the wait); nothing was kept, run again to retry",
                 self.get_timeouts.read.as_secs_f32(),
@@ -390,27 +366,152 @@ impl<'a> Client<'a> {
             Err(Cut::TooLong) => bail!(
                 "{what}: the hub sent more than the {limit} bytes it announced; nothing was kept"
             ),
+            Err(Cut::Short { total }) => bail!(
+                "{what}: the connection closed after {} of {total} bytes; nothing was kept, run again to retry",
+                progress.got()
+            ),
         };
-        if let Some(total) = expected.filter(|&t| t != got) {
-            bail!(
-                "{what}: the connection closed after {got} of {total} bytes; nothing was kept, run again to retry"
-            );
-        }
         // Large files' etag is their SHA-256 (git's SHA-1 names small ones).
-        if meta.etag.len() == 64 {
-            let sha = format!("{:x}", hasher.finalize());
-            if !sha.eq_ignore_ascii_case(&meta.etag) {
-                bail!(
-                    "{what}: the download's SHA-256 is {sha}, but the hub says {}; nothing was kept",
-                    meta.etag
-                );
-            }
+        if meta.etag.len() == 64 && !sha.eq_ignore_ascii_case(&meta.etag) {
+            bail!(
+                "{what}: the download's SHA-256 is {sha}, but the hub says {}; nothing was kept",
+                meta.etag
+            );
         }
         temp.file
             .as_file()
             .sync_all()
             .with_context(|| format!("writing {}", temp.file.path().display()))?;
         Ok(temp)
+    }
+}
+
+/// Cache or download, as huggingface_hub's `hf_hub_download` decides.
+impl Client<'_> {
+    /// The commit a revision names in the cache, if it was fetched before.
+    fn cached_commit(&self, name: &HubName) -> Option<String> {
+        if is_commit(&name.revision) {
+            return Some(name.revision.to_ascii_lowercase());
+        }
+        let file = self.env.repo_dir(name).join("refs").join(&name.revision);
+        fs::read_to_string(file)
+            .ok()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| is_commit(c))
+    }
+
+    /// `file` of `name` as the cache holds it (written by us or by Python).
+    fn cached(&self, name: &HubName, file: &str) -> Option<Fetched> {
+        let commit = self.cached_commit(name)?;
+        let path = self
+            .env
+            .repo_dir(name)
+            .join("snapshots")
+            .join(&commit)
+            .join(file);
+        path.is_file().then(|| Fetched {
+            commit,
+            state: State::Cached(path),
+        })
+    }
+
+    /// `name`'s config.json, fetched (not yet kept) and read: what Vitrine builds for it.
+    pub(super) fn config(&self, name: &HubName) -> Result<(Fetched, HubModel)> {
+        let config = self.fetch(name, CONFIG_FILE, MAX_CONFIG_BYTES)?;
+        let text = fs::read_to_string(config.path())
+            .map_err(|e| anyhow!("{name}: config.json is not text: {e}"))?;
+        let hub = vit::hub::read_config(&text, &format!("{name}: config.json"))?;
+        Ok((config, hub))
+    }
+
+    /// `file` of `name`: from the cache when the hub's commit is there (or the hub cannot be
+    /// used), else downloaded, checked against its size and checksum, and held until
+    /// [`Fetched::keep`].
+    pub(super) fn fetch(&self, name: &HubName, file: &str, max_bytes: u64) -> Result<Fetched> {
+        let env = self.env;
+        if is_commit(&name.revision)
+            && let Some(found) = self.cached(name, file)
+        {
+            return Ok(found);
+        }
+        if env.offline {
+            return self.cached(name, file).ok_or_else(|| {
+                anyhow!(
+                    "{name}: {file} is not in the cache ({}) and HF_HUB_OFFLINE is set, so nothing is downloaded; run once with the network (and HF_HUB_OFFLINE unset)",
+                    env.cache.display()
+                )
+            });
+        }
+        if *self.hub_failed.borrow()
+            && let Some(found) = self.cached(name, file)
+        {
+            return Ok(found);
+        }
+        let meta = match self.metadata(name, file) {
+            Ok(meta) => meta,
+            Err(failure) if failure.cache_may_serve() => {
+                return match self.cached(name, file) {
+                    Some(found) => {
+                        if !self.hub_failed.replace(true) {
+                            eprintln!(
+                                "warning: {}; using the cached copy of {name} (commit {})",
+                                failure.summary(&env.endpoint),
+                                &found.commit[..7]
+                            );
+                        }
+                        Ok(found)
+                    }
+                    None => Err(anyhow!("{}", not_cached(name, &env.endpoint, failure))),
+                };
+            }
+            Err(failure) => return Err(anyhow!("{}", not_cached(name, &env.endpoint, failure))),
+        };
+        let repo = env.repo_dir(name);
+        let pointer = repo.join("snapshots").join(&meta.commit).join(file);
+        let reference = (name.revision != meta.commit)
+            .then(|| (repo.join("refs").join(&name.revision), meta.commit.clone()));
+        if pointer.is_file() {
+            if let Some((file, commit)) = &reference {
+                write_ref(file, commit)?;
+            }
+            return Ok(Fetched {
+                commit: meta.commit,
+                state: State::Cached(pointer),
+            });
+        }
+        let blob = repo.join("blobs").join(&meta.etag);
+        if let Some(size) = meta.size.filter(|&s| s > max_bytes) {
+            bail!(
+                "{name}: {file} is {size} bytes, more than the {max_bytes} Vitrine fetches for it"
+            );
+        }
+        // Another revision's blob may hold the same content: then it is only linked.
+        let temp = if blob.is_file() {
+            None
+        } else {
+            Some(self.download(name, file, &meta, max_bytes)?)
+        };
+        Ok(Fetched {
+            commit: meta.commit,
+            state: State::Pending {
+                temp,
+                blob,
+                pointer,
+                reference,
+            },
+        })
+    }
+}
+
+/// The failure's line, for a file the cache does not hold either.
+fn not_cached(name: &HubName, endpoint: &str, failure: Failure) -> String {
+    match failure {
+        Failure::Refused { message, .. } => message,
+        Failure::Unreachable(why) => format!(
+            "{}, but {name} is not in the cache yet",
+            vit::hub::answer::unreachable(name, endpoint, &why, vit::hub::Client::Trainer)
+        ),
+        Failure::NotAHub(why) => why,
     }
 }
 
@@ -437,33 +538,6 @@ mod tests {
     fn etags_lose_quotes_and_weak_markers() {
         assert_eq!(normalise_etag("W/\"abc\""), "abc");
         assert_eq!(normalise_etag("\"0123\""), "0123");
-    }
-
-    #[test]
-    fn locations_resolve_against_the_url_they_answer() {
-        let base = "https://huggingface.co/timm/x/resolve/main/config.json?a=1";
-        assert_eq!(
-            resolve(
-                base,
-                "/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
-            )
-            .as_deref(),
-            Some(
-                "https://huggingface.co/api/resolve-cache/models/timm/x/abc/config.json?etag=%22e%22"
-            )
-        );
-        assert_eq!(
-            resolve(base, "https://cdn-lfs.hf.co/repos/a/b?sig=1").as_deref(),
-            Some("https://cdn-lfs.hf.co/repos/a/b?sig=1")
-        );
-        assert_eq!(
-            resolve(base, "//cdn.example/x").as_deref(),
-            Some("https://cdn.example/x")
-        );
-        assert_eq!(
-            resolve(base, "model.safetensors").as_deref(),
-            Some("https://huggingface.co/timm/x/resolve/main/model.safetensors")
-        );
     }
 
     #[test]

@@ -24,8 +24,7 @@
 //!
 //! In layers, each using only those before it: `env.rs` (the variables and the cache's place),
 //! `cache.rs` (the cache's files, and keeping a download), `client.rs` (HEAD, GET, redirects,
-//! tokens and the hub's refusals), `fetch.rs` (cache or download); this file loads a model
-//! from them.
+//! tokens, the hub's refusals, and cache or download); this file loads a model from them.
 
 use anyhow::{Result, anyhow};
 use burn::prelude::Device;
@@ -39,12 +38,10 @@ use crate::interrupt;
 mod cache;
 mod client;
 mod env;
-mod fetch;
 
 use crate::http::one_line;
 use client::Client;
 use env::HubEnv;
-use fetch::Fetcher;
 
 /// The largest weights file fetched: timm's ViT-L/16 in f32 is 1.2 GB.
 pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
@@ -62,7 +59,7 @@ pub fn load(name: &HubName, device: &Device) -> Result<Loaded> {
     // Ctrl-C removes what was fetched and stops, until it is all kept.
     let _stop = interrupt::during_download();
     let env = HubEnv::from_env();
-    let client = Fetcher::new(Client::new(&env));
+    let client = Client::new(&env);
     let (mut config, hub) = client.config(name)?;
     let mut weights = client.fetch(name, WEIGHTS_FILE, MAX_WEIGHTS_BYTES)?;
     let origin = format!("{name}: {WEIGHTS_FILE}");
@@ -85,7 +82,7 @@ pub fn load(name: &HubName, device: &Device) -> Result<Loaded> {
 pub fn manifest(name: &HubName) -> Result<Manifest> {
     let _stop = interrupt::during_download();
     let env = HubEnv::from_env();
-    let (mut config, hub) = Fetcher::new(Client::new(&env)).config(name)?;
+    let (mut config, hub) = Client::new(&env).config(name)?;
     let commit = config.commit.clone();
     config.keep()?;
     Ok(hub.manifest(name, &commit))

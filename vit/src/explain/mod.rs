@@ -25,11 +25,14 @@
 //!
 //! Everything but [`gradient_weighted_attention`] works on plain `f32` slices of one image, so
 //! the page computes every map from one asynchronous read. One file a part: `query.rs` (the
-//! question), this file (the answer from the maps), `relevance.rs` (the gradients).
+//! question), `caption.rs` (the question in words, [`Query::caption`], for the CLI and the
+//! page), this file (the answer from the maps), `relevance.rs` (the gradients).
 
+mod caption;
 mod query;
 mod relevance;
 
+pub use caption::ModelTokens;
 pub use query::{Heads, Method, Query, Token};
 pub use relevance::{Relevance, gradient_weighted_attention};
 
@@ -37,7 +40,7 @@ use crate::config::Pooling;
 use crate::error::{Result, VitError};
 use crate::prefix::{PrefixKind, PrefixTokens};
 use crate::rollout::{
-    AttentionMaps, HeadFusion, Heatmap, column_through, mat_vec, renormalised, row_through, vec_mat,
+    AttentionMaps, HeadFusion, Heatmap, column_through, mat_vec, row_through, vec_mat,
 };
 
 /// One value per token, the prefix tokens first.
@@ -91,9 +94,7 @@ pub fn explain(
         (Method::Attention, false) => vec_mat(&w, &layer_matrix(maps, layer - 1, query.heads), t),
         (Method::Attention, true) => mat_vec(&layer_matrix(maps, layer - 1, query.heads), &w, t),
         (Method::Rollout, reverse) => {
-            let factors: Vec<Vec<f32>> = (0..layer)
-                .map(|l| renormalised(layer_matrix(maps, l, query.heads), t))
-                .collect();
+            let factors = maps.rollout_factors(layer, 0.0, |l| layer_matrix(maps, l, query.heads));
             if reverse {
                 column_through(&w, &factors, t)
             } else {

@@ -128,6 +128,15 @@ impl Token {
         }
     }
 
+    /// The token a question is about when none is named (`trainer explain` without `--token`):
+    /// what the classifier reads for relevance, else where rollout starts ([`Token::start`]).
+    pub fn default_for(method: Method, prefix: PrefixTokens) -> Self {
+        match method {
+            Method::Relevance => Self::Output,
+            Method::Attention | Method::Rollout => Self::start(prefix),
+        }
+    }
+
     /// The one token this names in a model with `prefix` in front of `patches` patches, or
     /// `None` for a mean of tokens ([`Token::Patches`], [`Token::Output`]) or a token the
     /// model does not have.

@@ -3,24 +3,18 @@
 //! differ: a model asked to run at another size ([`HubModel::with_image_size`]) gets the
 //! checkpoint's position embeddings resampled, as timm's `checkpoint_filter_fn` does.
 
-use std::collections::BTreeMap;
-
 use crate::config::VitConfig;
 use crate::error::{Result, VitError};
 use crate::model::VisionTransformer;
 use crate::timm::{import_timm_bytes, infer_timm_config, safetensors_shapes_from_bytes};
-use crate::weights::expected_tensors;
+use crate::weights::{Shapes, expected_tensors};
 use burn::prelude::Device;
 
 use super::model::HubModel;
 
 /// Checks a checkpoint's tensor shapes against the model its config.json describes, naming
 /// every difference; the number of heads is the config's (no shape records it).
-pub fn check_checkpoint(
-    model: &HubModel,
-    shapes: &BTreeMap<String, Vec<usize>>,
-    origin: &str,
-) -> Result<()> {
+pub fn check_checkpoint(model: &HubModel, shapes: &Shapes, origin: &str) -> Result<()> {
     let want = &model.config;
     let found = infer_timm_config(shapes, want.num_heads).map_err(|e| {
         VitError::Hub(format!(

@@ -2,7 +2,7 @@
 //!
 //! Why: burn's linear on Flex is a matmul and then a separate broadcast add of the bias, and
 //! every Flex op's output is allocated zeroed and then copied once more to realign it
-//! (`FlexTensor::empty` in burn-flex 0.22.1: see bench/README.md). For a block's `qkv` at batch
+//! (`FlexTensor::empty` in burn-flex 0.22.1: see bench/HISTORY.md). For a block's `qkv` at batch
 //! 64 that is three extra passes over a 10 MB output around a 5 ms product. Here the output is
 //! allocated once, starts as the bias rows, and the product is accumulated onto it by gemm's own
 //! write-back. The backward pass calls gemm on the transposed operands through their strides

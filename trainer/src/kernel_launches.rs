@@ -1,5 +1,6 @@
-//! cubecl, the runtime under the GPU backends: a count of the kernels a piece of work launches
-//! (`trainer bench`). Its settings are `vit::gpu_runtime`'s, shared with the page.
+//! The kernels a piece of work launches on a GPU (`trainer bench`), counted by a launch observer
+//! on cubecl, the runtime under the GPU backends. Its settings are `vit::gpu_settings`'s, shared
+//! with the page.
 
 #[cfg(feature = "gpu-runtime")]
 pub use cubecl::Counting;
