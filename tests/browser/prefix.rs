@@ -270,7 +270,7 @@ fn steps(s: &Session, shots: &Shots, base: &str, hub: &HubServer, work: &Path) {
     );
     let caption = text_of(s, "explore-what");
     assert!(
-        caption.contains("this model has no class token"),
+        caption.contains("the model has no class token"),
         "{caption}"
     );
     println!("caption: {caption}");

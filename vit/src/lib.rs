@@ -35,11 +35,6 @@ pub mod error;
 pub mod explain;
 #[cfg(feature = "cubecl")]
 pub mod gpu_settings;
-/// The old name of [`gpu_settings`], kept until the page (web/src/engine/devices.rs) calls it by
-/// the new one.
-#[cfg(feature = "cubecl")]
-#[doc(hidden)]
-pub use gpu_settings as gpu_runtime;
 pub mod hub;
 pub mod index;
 pub mod inference;

@@ -60,7 +60,7 @@ async fn webgpu() -> Result<Device, String> {
     }
     // Before the device starts: cubecl reads its settings once. The page's build has no
     // autotune (web/Cargo.toml), so whether the adapter is a software one changes nothing.
-    vit::gpu_runtime::configure(false);
+    vit::gpu_settings::configure(false);
     Device::wgpu_options()
         .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
         .init_async()

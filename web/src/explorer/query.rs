@@ -4,7 +4,7 @@
 //! them, `events::explorer` wires them; `vit::explain` answers. Which tokens come before the
 //! patches (class, distillation, registers, or none) is the model's [`PrefixTokens`].
 
-use vit::explain::{Heads, Method, Query, Token};
+use vit::explain::{Heads, Method, ModelTokens, Query, Token};
 use vit::prefix::{PrefixKind, PrefixTokens};
 use vit::rollout::HeadFusion;
 
@@ -150,33 +150,10 @@ impl Ask {
         true
     }
 
-    /// The question in words, for the caption and screen readers.
-    pub fn describe(&self, prefix: PrefixTokens, class: Option<&str>) -> String {
-        let token = match self.token {
-            Token::Index(i) => prefix.describe(i),
-            _ => "the mean of the patches".to_string(),
-        };
-        let heads = match self.heads {
-            Heads::One(h) => format!("head {h}"),
-            fused => format!("the {fused} of the heads"),
-        };
-        let way = if self.reverse {
-            format!("which tokens attend to {token}")
-        } else {
-            format!("where {token} attends")
-        };
-        match self.view {
-            View::Layer(l) => format!("Layer {l}, {heads}: {way}."),
-            View::Rollout if !prefix.class && self.token == Token::Patches => format!(
-                "Rollout through every layer, {heads}: {way} (this model has no class token)."
-            ),
-            View::Rollout => format!("Rollout through every layer, {heads}: {way}."),
-            View::Relevance(c) => format!(
-                "Relevance for {} (Chefer et al. 2021): the patches that made the model say it{}.",
-                class.map_or_else(|| format!("class {c}"), str::to_string),
-                read_from(prefix)
-            ),
-        }
+    /// The question in words, for the caption and screen readers: `vit::explain`'s caption,
+    /// the one `trainer explain` prints.
+    pub fn describe(&self, model: &ModelTokens, class: Option<&str>) -> String {
+        format!("{}.", self.query().caption(model, class))
     }
 }
 
@@ -185,15 +162,6 @@ pub fn start(prefix: PrefixTokens) -> Token {
     match prefix.index(PrefixKind::Class, 1) {
         Some(i) => Token::Index(i),
         None => Token::Patches,
-    }
-}
-
-/// What the classifier reads, when it is not the class token alone.
-fn read_from(prefix: PrefixTokens) -> &'static str {
-    match (prefix.class, prefix.distillation) {
-        (false, _) => ", read from the mean of the patches (this model has no class token)",
-        (true, true) => ", through the class and distillation tokens its two heads read",
-        (true, false) => "",
     }
 }
 
@@ -327,6 +295,8 @@ impl Layout {
 
 #[cfg(test)]
 mod tests {
+    use vit::config::Pooling;
+
     use super::*;
 
     #[test]
@@ -374,8 +344,8 @@ mod tests {
             ..class
         };
         assert!(
-            ask.describe(gap, Some("cat"))
-                .contains("mean of the patches (this model has no class token)")
+            ask.describe(&gap, Some("cat"))
+                .contains("the model has no class token")
         );
     }
 
@@ -389,27 +359,38 @@ mod tests {
 
     #[test]
     fn tokens_are_named_by_their_kind() {
-        let reg = registers(4);
+        let reg = ModelTokens {
+            prefix: registers(4),
+            pooling: Pooling::Token,
+            patches: 16,
+            layers: 6,
+        };
         let mut ask = Ask {
             token: Token::Index(3),
             view: View::Layer(2),
             ..Ask::default()
         };
         assert_eq!(
-            ask.describe(reg, None),
-            "Layer 2, the mean of the heads: where register 3 attends."
+            ask.describe(&reg, None),
+            "Attention at layer 2, the mean of the heads: where register 3 attends."
         );
         ask.token = Token::Index(5);
-        assert!(ask.describe(reg, None).contains("where patch 1 attends"));
+        assert!(ask.describe(&reg, None).contains("where patch 1 attends"));
         ask.token = Token::Patches;
         ask.view = View::Rollout;
-        let gap = PrefixTokens {
-            class: false,
-            ..PrefixTokens::CLASS
+        let gap = ModelTokens {
+            prefix: PrefixTokens {
+                class: false,
+                ..PrefixTokens::CLASS
+            },
+            pooling: Pooling::Mean,
+            ..reg
         };
+        let caption = ask.describe(&gap, None);
         assert!(
-            ask.describe(gap, None)
-                .contains("where the mean of the patches attends (this model has no class token)")
+            caption.contains("where the mean of the patch tokens attends")
+                && caption.contains("the model has no class token"),
+            "{caption}"
         );
     }
 

@@ -3,7 +3,7 @@
 //! `vit::explain`, the same numbers `trainer explain --json` prints), the photo's square, the
 //! model's input and the token strip under it, the controls' ranges and the caption.
 
-use vit::explain::{Query, Token, TokenMap};
+use vit::explain::{ModelTokens, Query, Token, TokenMap};
 use vit::prefix::{PrefixKind, PrefixTokens};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
@@ -81,6 +81,7 @@ pub fn render(a: &mut App) {
         ..ask
     };
     let prefix = model.manifest.config.prefix_tokens();
+    let tokens = ModelTokens::of(&model.manifest.config);
     let class_name = match asked.view {
         View::Relevance(c) => model.manifest.labels.get(c).map(String::as_str),
         _ => None,
@@ -96,7 +97,7 @@ pub fn render(a: &mut App) {
             if matches!(asked.view, View::Relevance(_)) {
                 set_text(
                     &c.what,
-                    &format!("{} Computing…", asked.describe(prefix, class_name)),
+                    &format!("{} Computing…", asked.describe(&tokens, class_name)),
                 );
             }
             return;
@@ -116,7 +117,7 @@ pub fn render(a: &mut App) {
         .collect();
     let caption = format!(
         "{} {peak}.{}",
-        asked.describe(prefix, class_name),
+        asked.describe(&tokens, class_name),
         register_share(&asked, &map)
     );
     set_text(&c.what, &caption);
