@@ -58,12 +58,13 @@ pub async fn set_image(app: Shared, bytes: Vec<u8>, name: String) -> Result<(), 
 pub fn move_crop(app: &Shared, crop: Option<Crop>) {
     let start = {
         let mut a = app.borrow_mut();
-        let Some(p) = &a.picture else { return };
-        let (w, h) = p.original;
+        let Some((current, (w, h))) = a.picture.as_ref().map(|p| (p.square(), p.original)) else {
+            return;
+        };
         let crop = crop.map(|c| c.clamped(w, h));
-        let shown = crop.unwrap_or_else(|| Crop::centre(w, h));
-        a.ui.place_crop(shown, (w, h), crop.is_some());
         a.crop_next = NextCrop::of(crop);
+        let shown = a.crop_next.square(current, (w, h));
+        a.ui.place_crop(shown, (w, h), crop.is_some());
         !std::mem::replace(&mut a.crop_job, true)
     };
     if start {
@@ -75,10 +76,8 @@ async fn follow_crop(app: Shared) -> Result<(), String> {
     let result = async {
         loop {
             let next = std::mem::replace(&mut app.borrow_mut().crop_next, NextCrop::None);
-            let crop = match next {
-                NextCrop::None => return Ok(()),
-                NextCrop::Centre => None,
-                NextCrop::Chosen(c) => Some(c),
+            let Some(crop) = next.asked() else {
+                return Ok(());
             };
             apply_crop(&app, crop).await?;
             run_inference(app.clone()).await?;

@@ -182,6 +182,25 @@ impl NextCrop {
     pub fn of(crop: Option<Crop>) -> Self {
         crop.map_or(NextCrop::Centre, NextCrop::Chosen)
     }
+
+    /// What is asked for: `None` when nothing is new, else the chosen square (`None` inside:
+    /// the centre).
+    pub fn asked(self) -> Option<Option<Crop>> {
+        match self {
+            NextCrop::None => None,
+            NextCrop::Centre => Some(None),
+            NextCrop::Chosen(c) => Some(Some(c)),
+        }
+    }
+
+    /// The square this leaves on screen for a photo of `size` pixels whose square the model
+    /// last saw is `current`: the one asked for, else the current one.
+    pub fn square(self, current: Crop, (w, h): (u32, u32)) -> Crop {
+        match self.asked() {
+            None => current,
+            Some(chosen) => chosen.unwrap_or_else(|| Crop::centre(w, h)),
+        }
+    }
 }
 
 /// The Hugging Face hub as the page uses it.

@@ -13,7 +13,7 @@ use web_sys::{
 };
 
 use crate::actions::{hub, images, inference, loading, picture};
-use crate::app::state::{Choice, NextCrop, Shared, spawn_task};
+use crate::app::state::{Choice, Shared, spawn_task};
 use crate::pictures::animate;
 use crate::pictures::crop::{self, Gesture};
 use crate::platform::dom::{on, set_text, window_target};
@@ -398,11 +398,5 @@ fn wire_crop(app: &Shared) {
 fn newest_square(app: &Shared) -> Option<(Crop, (u32, u32))> {
     let a = app.borrow();
     let p = a.picture.as_ref()?;
-    let (w, h) = p.original;
-    let crop = match a.crop_next {
-        NextCrop::Chosen(c) => c,
-        NextCrop::Centre => Crop::centre(w, h),
-        NextCrop::None => p.square(),
-    };
-    Some((crop, (w, h)))
+    Some((a.crop_next.square(p.square(), p.original), p.original))
 }

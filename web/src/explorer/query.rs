@@ -334,14 +334,23 @@ mod tests {
             )
         );
         assert_eq!(ask.slider(6), 7);
-        let class = PrefixTokens::CLASS;
+        let vit = ModelTokens {
+            prefix: PrefixTokens::CLASS,
+            pooling: Pooling::Token,
+            patches: 16,
+            layers: 6,
+        };
         assert!(
-            ask.describe(class, Some("cat"))
+            ask.describe(&vit, Some("cat"))
                 .starts_with("Relevance for cat")
         );
-        let gap = PrefixTokens {
-            class: false,
-            ..class
+        let gap = ModelTokens {
+            prefix: PrefixTokens {
+                class: false,
+                ..PrefixTokens::CLASS
+            },
+            pooling: Pooling::Mean,
+            ..vit
         };
         assert!(
             ask.describe(&gap, Some("cat"))
