@@ -58,6 +58,8 @@ mod prefix;
 mod server;
 #[path = "browser/teach.rs"]
 mod teach;
+#[path = "support/trainer.rs"]
+mod trainer_bin;
 #[path = "browser/webdriver.rs"]
 mod webdriver;
 
@@ -67,9 +69,9 @@ use std::time::{Duration, Instant};
 
 use close::{Tolerance, assert_close};
 use serde_json::{Value, json};
+use trainer_bin::{succeeded, trainer};
 use webdriver::{Driver, Session};
 
-const TRAINER: &str = env!("CARGO_BIN_EXE_trainer");
 /// Loading includes WebGPU kernel compilation on SwiftShader: seconds, not milliseconds.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(240);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -102,21 +104,21 @@ fn cli_predict(model: &Path, image: &Path) -> Answer {
 
 /// The same with more flags (`--crop x,y,size`).
 fn cli_predict_with(model: &Path, image: &Path, extra: &[&str]) -> Answer {
-    let out = Command::new(TRAINER)
-        .args(["predict", "--json", "--device", "cpu", "--model"])
-        .arg(model)
-        .args(extra)
-        .arg(image)
-        .output()
-        .expect("running trainer predict");
-    assert!(
-        out.status.success(),
-        "trainer predict failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = cli_json(model, image, extra);
+    (top_of(&v), probs_of(&v))
+}
+
+/// `trainer predict --json` as parsed JSON, for the fields beyond the probabilities.
+fn cli_json(model: &Path, image: &Path, extra: &[&str]) -> Value {
+    let out = succeeded(
+        trainer()
+            .args(["predict", "--json", "--device", "cpu", "--model"])
+            .arg(model)
+            .args(extra)
+            .arg(image),
     );
     let line = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(line.lines().next().unwrap_or("")).expect("predict JSON");
-    (top_of(&v), probs_of(&v))
+    serde_json::from_str(line.lines().next().unwrap_or("")).expect("predict JSON")
 }
 
 fn top_of(v: &Value) -> Vec<(String, u64, f64)> {
@@ -186,17 +188,12 @@ fn write_fixture_image(path: &Path) {
 fn make_second_model(dir: &Path) -> PathBuf {
     let fixture = root().join("tests/fixtures/timm_tiny_token.safetensors");
     if fixture.is_file() {
-        let out = Command::new(TRAINER)
-            .args(["import-timm"])
-            .arg(&fixture)
-            .args(["--heads", "2", "--name", "tiny", "--out"])
-            .arg(dir)
-            .output()
-            .expect("running trainer import-timm");
-        assert!(
-            out.status.success(),
-            "import-timm failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            trainer()
+                .args(["import-timm"])
+                .arg(&fixture)
+                .args(["--heads", "2", "--name", "tiny", "--out"])
+                .arg(dir),
         );
     } else {
         let config = vit::VitConfig::new()
@@ -1104,7 +1101,7 @@ fn nothing_it_knows(s: &Session, shots: &Shots, work: &Path, mut run: u64, model
         )
         .unwrap();
         run = run_id(&p);
-        let cli = cli_json(model, file);
+        let cli = cli_json(model, file, &[]);
         assert_eq!(
             p["fits"], cli["fits"],
             "{name}: the page and trainer predict disagree on fitting"
@@ -1174,23 +1171,6 @@ fn cut_off_file(s: &Session, shots: &Shots, work: &Path, run: u64, model: &Path)
     run_id(&p)
 }
 
-/// `trainer predict --json` as parsed JSON, for the fields beyond the probabilities.
-fn cli_json(model: &Path, image: &Path) -> Value {
-    let out = Command::new(TRAINER)
-        .args(["predict", "--json", "--device", "cpu", "--model"])
-        .arg(model)
-        .arg(image)
-        .output()
-        .expect("running trainer predict");
-    serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("null"),
-    )
-    .unwrap()
-}
-
 /// `scripts/serve --no-build` on a copy of the models, stopped when dropped.
 struct Served {
     child: std::process::Child,
@@ -1244,28 +1224,23 @@ fn train_small_run(work: &Path) -> PathBuf {
         }
     }
     let run = work.join("run");
-    let out = Command::new(TRAINER)
-        .args([
-            "train",
-            "--dataset",
-            "folder",
-            "--preset",
-            "quick",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-        ])
-        .args(["--device", "cpu", "--devices", "1", "--plain", "--data-dir"])
-        .arg(&data)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("running trainer train");
-    assert!(
-        out.status.success(),
-        "train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        trainer()
+            .args([
+                "train",
+                "--dataset",
+                "folder",
+                "--preset",
+                "quick",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+            ])
+            .args(["--device", "cpu", "--devices", "1", "--plain", "--data-dir"])
+            .arg(&data)
+            .arg("--run")
+            .arg(&run),
     );
     run
 }
@@ -1297,17 +1272,12 @@ fn published_live(s: &Session, work: &Path) {
     assert_clean_console(s, "loading the page from scripts/serve");
 
     let run = train_small_run(work);
-    let out = Command::new(TRAINER)
-        .args(["publish", "--name", "fresh", "--run"])
-        .arg(&run)
-        .arg("--out")
-        .arg(&models)
-        .output()
-        .expect("running trainer publish");
-    assert!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        trainer()
+            .args(["publish", "--name", "fresh", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&models),
     );
 
     // `location.reload()` returns before the old document goes: mark it, so that its answer
@@ -1339,7 +1309,7 @@ fn published_live(s: &Session, work: &Path) {
 }
 /// `trainer explain --json` on one image: every token's value.
 fn cli_explain(model: &Path, image: &Path, args: &[&str]) -> Vec<f64> {
-    let mut explain = Command::new(TRAINER);
+    let mut explain = trainer();
     explain
         .args(["explain", "--json", "--device", "cpu", "--model"])
         .arg(model);
@@ -1727,17 +1697,12 @@ fn imagenet_geometry(
     mut run: u64,
 ) -> u64 {
     let dir = work.join("vit224");
-    let out = Command::new(TRAINER)
-        .args(["import-timm"])
-        .arg(root().join("tests/fixtures/timm_vit224_narrow.safetensors"))
-        .args(["--heads", "2", "--name", "vit224", "--out"])
-        .arg(&dir)
-        .output()
-        .expect("running trainer import-timm");
-    assert!(
-        out.status.success(),
-        "import-timm failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        trainer()
+            .args(["import-timm"])
+            .arg(root().join("tests/fixtures/timm_vit224_narrow.safetensors"))
+            .args(["--heads", "2", "--name", "vit224", "--out"])
+            .arg(&dir),
     );
     let manifest = dir.join("vit224.json");
     let expected = cli_predict(&manifest, image);
@@ -1825,17 +1790,12 @@ fn page_times_a_timm_model() {
     };
     let heads = std::env::var("VITRINE_BENCH_HEADS").unwrap_or_else(|_| "3".into());
     let work = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(TRAINER)
-        .arg("import-timm")
-        .arg(&weights)
-        .args(["--heads", &heads, "--name", "bench", "--out"])
-        .arg(work.path())
-        .output()
-        .expect("running trainer import-timm");
-    assert!(
-        out.status.success(),
-        "import-timm failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        trainer()
+            .arg("import-timm")
+            .arg(&weights)
+            .args(["--heads", &heads, "--name", "bench", "--out"])
+            .arg(work.path()),
     );
     let manifest = work.path().join("bench.json");
     let image = work.path().join("fixture.png");

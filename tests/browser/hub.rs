@@ -25,9 +25,9 @@ use super::hub_support::{Fault, HubServer, Repo};
 use super::teach::{CLASSES, add_photos, assert_same, classify, name_class, teach, write_photos};
 use super::webdriver::{Driver, Session};
 use super::{
-    Answer, BROWSER, STEP_TIMEOUT, Shots, TRAINER, Tools, assert_same_map, chromium_args,
-    first_result, in_browser, patch_100_at_layer_1, probs_of, root, run_id, select_backend,
-    select_model, server, tokens_of, tools, top_of, wait_explorer, wait_result, wait_timed,
+    Answer, BROWSER, STEP_TIMEOUT, Shots, Tools, assert_same_map, chromium_args, first_result,
+    in_browser, patch_100_at_layer_1, probs_of, root, run_id, select_backend, select_model, server,
+    tokens_of, tools, top_of, wait_explorer, wait_result, wait_timed,
 };
 
 const REPO: &str = "timm/deit_tiny_patch16_224.fb_in1k";
@@ -67,7 +67,7 @@ fn repos() -> BTreeMap<String, Repo> {
 /// `trainer ARGS --device cpu --model hf-hub:REPO` against the stand-in hub, with a cache of
 /// its own and no token.
 pub(super) fn hub_command(hub: &HubServer, home: &Path, args: &[&str], repo: &str) -> Command {
-    let mut c = Command::new(TRAINER);
+    let mut c = super::trainer();
     c.args(args)
         .args(["--device", "cpu", "--model"])
         .arg(format!("hf-hub:{repo}"))

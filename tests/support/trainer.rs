@@ -19,7 +19,13 @@ pub fn run(args: &[&str]) -> Output {
 
 /// `run`, which must succeed: its output, or a failure that shows it.
 pub fn succeeds(args: &[&str]) -> Output {
-    let o = run(args);
+    succeeded(trainer().args(args))
+}
+
+/// `command` (a `trainer` command) run, which must succeed: its output, or a failure that
+/// shows it.
+pub fn succeeded(command: &mut Command) -> Output {
+    let o = command.output().expect("trainer runs");
     assert!(o.status.success(), "{}", text(&o));
     o
 }

@@ -116,7 +116,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{Pooling, VitConfig};
+    use crate::config::VitConfig;
     use crate::weights::expected_tensors;
 
     fn root() -> PathBuf {
