@@ -309,6 +309,19 @@ fn wait_result(s: &Session, what: &str, after_run: u64, check: &str) -> Result<V
     }
 }
 
+/// Picks `backend` and waits for its answer after run `after` that also passes `check`
+/// (JavaScript on `p`, the predictions).
+fn answer_on(s: &Session, backend: &str, what: &str, after: u64, check: &str) -> Value {
+    select_backend(s, backend);
+    wait_result(
+        s,
+        &format!("{what} on {backend}"),
+        after,
+        &format!("p.backend === '{backend}' && {check}"),
+    )
+    .unwrap()
+}
+
 fn run_id(p: &Value) -> u64 {
     p["run"].as_u64().unwrap_or(0)
 }
@@ -689,14 +702,7 @@ fn steps(
             json!([]),
         )
         .unwrap();
-        select_backend(s, backend);
-        let p = wait_result(
-            s,
-            &format!("a result on {backend}"),
-            run,
-            &format!("p.backend === '{backend}' && p.image === 'fixture.png'"),
-        )
-        .unwrap();
+        let p = answer_on(s, backend, "a result", run, "p.image === 'fixture.png'");
         run = run_id(&p);
         let gap = s
             .eval(
@@ -1023,14 +1029,13 @@ fn moved_square(
         "the square changes what the model sees"
     );
     for &backend in backends {
-        select_backend(s, backend);
-        let p = wait_result(
+        let p = answer_on(
             s,
-            &format!("the moved square on {backend}"),
+            backend,
+            "the moved square",
             run,
-            &format!("p.backend === '{backend}' && p.crop && p.crop.join(',') === '{flag}'"),
-        )
-        .unwrap();
+            &format!("p.crop && p.crop.join(',') === '{flag}'"),
+        );
         run = run_id(&p);
         assert_same_answer(
             &p,
@@ -1450,14 +1455,7 @@ fn explorer_matches_the_cli(
     mut run: u64,
 ) -> u64 {
     for &backend in backends {
-        select_backend(s, backend);
-        let p = wait_result(
-            s,
-            &format!("the fixture on {backend}"),
-            run,
-            &format!("p.backend === '{backend}' && p.image === 'fixture.png'"),
-        )
-        .unwrap();
+        let p = answer_on(s, backend, "the fixture", run, "p.image === 'fixture.png'");
         run = run_id(&p);
         let e = wait_explorer(s, "the explorer's first map", run, "true");
         let (grid, photo) = (e["grid"].as_u64().unwrap() as usize, &e["photo"]);
@@ -1712,14 +1710,7 @@ fn imagenet_geometry(
     let p = wait_result(s, "the 224 px model's result", run, "p.model === 'vit224'").unwrap();
     run = run_id(&p);
     for &backend in backends {
-        select_backend(s, backend);
-        let p = wait_result(
-            s,
-            &format!("the 224 px model on {backend}"),
-            run,
-            &format!("p.model === 'vit224' && p.backend === '{backend}'"),
-        )
-        .unwrap();
+        let p = answer_on(s, backend, "the 224 px model", run, "p.model === 'vit224'");
         run = run_id(&p);
         println!(
             "224 px model on {backend}: inference {:.1} ms",

@@ -5,7 +5,7 @@
 //! patches (class, distillation, registers, or none) is the model's [`PrefixTokens`].
 
 use vit::explain::{Heads, Method, ModelTokens, Query, Token};
-use vit::prefix::{PrefixKind, PrefixTokens};
+use vit::prefix::PrefixTokens;
 use vit::rollout::HeadFusion;
 
 /// What the map shows.
@@ -157,12 +157,11 @@ impl Ask {
     }
 }
 
-/// Where the model starts: its class token, or the mean of the patches where it has none.
+/// Where the model starts (`vit`'s [`Token::start`]), by its place in the sequence where it is
+/// one token, as the page selects tokens.
 pub fn start(prefix: PrefixTokens) -> Token {
-    match prefix.index(PrefixKind::Class, 1) {
-        Some(i) => Token::Index(i),
-        None => Token::Patches,
-    }
+    let start = Token::start(prefix);
+    start.index(prefix, 0).map_or(start, Token::Index)
 }
 
 /// What the explorer needs of a result's shape.
