@@ -214,7 +214,9 @@ async function result(s, what, after, check) {
 
 /// The page's query for `threads`: 1 is its single-thread build (what a page that is not
 /// cross-origin isolated runs), more its threaded engine with a pool of that many.
-const pageQuery = (threads) => (threads === 1 ? '?engine=single' : `?threads=${threads}`);
+// THREADED_ONE=1 (bench/page-vs-ort's header): the threaded engine on one thread as well.
+const pageQuery = (threads) =>
+  threads === 1 && !process.env.THREADED_ONE ? '?engine=single' : `?threads=${threads}`;
 
 /// Opens the page (on `threads`), gives it the photo, then loads `m` from disk (as "Load a
 /// model from disk" does): its first answer, the page's own background timing (Flex, then
