@@ -638,11 +638,9 @@ fn draw_tokens(ctx: &CanvasRenderingContext2d, scene: &Scene, l: &Layout, t: f64
     ctx.save();
     ctx.set_global_alpha(cls);
     for (i, name) in names.iter().enumerate() {
-        let colour = match prefix.kind(i) {
-            Some((PrefixKind::Distillation, _)) => palette::DIST,
-            Some((PrefixKind::Register, _)) => palette::REG,
-            _ => palette::CLS,
-        };
+        let colour = prefix
+            .kind(i)
+            .map_or(palette::CLS, |(kind, _)| palette::prefix(kind).0);
         let (x, y) = l.slot(i);
         let y = y - (1.0 - cls) * 28.0;
         ctx.set_fill_style_str(colour);

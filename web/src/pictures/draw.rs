@@ -22,6 +22,17 @@ pub mod palette {
     pub const REG: &str = "#db2777";
     pub const FONT: &str =
         "Inter, ui-sans-serif, system-ui, -apple-system, \"Segoe UI\", Roboto, Arial, sans-serif";
+
+    /// A prefix token's colour, by its kind, and that colour in words for legends: the
+    /// explorer's strip and the animation's sequence draw each kind alike.
+    pub fn prefix(kind: vit::prefix::PrefixKind) -> (&'static str, &'static str) {
+        use vit::prefix::PrefixKind;
+        match kind {
+            PrefixKind::Class => (CLS, "amber"),
+            PrefixKind::Distillation => (DIST, "teal"),
+            PrefixKind::Register => (REG, "pink"),
+        }
+    }
 }
 
 pub fn context(canvas: &HtmlCanvasElement) -> CanvasRenderingContext2d {

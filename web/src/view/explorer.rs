@@ -80,8 +80,8 @@ pub fn render(a: &mut App) {
         token: ex.hover.map_or(ask.token, Token::Index),
         ..ask
     };
-    let prefix = model.manifest.config.prefix_tokens();
     let tokens = ModelTokens::of(&model.manifest.config);
+    let prefix = tokens.prefix;
     let class_name = match asked.view {
         View::Relevance(c) => model.manifest.labels.get(c).map(String::as_str),
         _ => None,
@@ -261,7 +261,7 @@ fn paint(
         ctx.set_fill_style_str(&format!("rgb({r},{gg},{b})"));
         ctx.fill_rect(sx, sy, w, h);
         if let Some((kind, _)) = map.prefix.kind(t) {
-            ctx.set_stroke_style_str(kind_colour(kind));
+            ctx.set_stroke_style_str(palette::prefix(kind).0);
             ctx.set_line_width(2.0);
             ctx.stroke_rect(sx + 1.0, sy + 1.0, w - 2.0, h - 2.0);
         }
@@ -288,11 +288,8 @@ fn paint(
 /// The strip's legend: its prefix tokens by kind, in their frames' colours' words.
 fn strip_label(prefix: PrefixTokens) -> String {
     let mut kinds = Vec::new();
-    for (kind, colour) in [
-        (PrefixKind::Class, "amber"),
-        (PrefixKind::Distillation, "teal"),
-        (PrefixKind::Register, "pink"),
-    ] {
+    for kind in PrefixKind::ALL {
+        let (_, colour) = palette::prefix(kind);
         match (kind, prefix.of(kind)) {
             (_, 0) => {}
             (PrefixKind::Register, 1) => kinds.push(format!("1 register ({colour})")),
@@ -308,14 +305,6 @@ fn strip_label(prefix: PrefixTokens) -> String {
             "The tokens: {}, then the patches in order",
             kinds.join(", ")
         )
-    }
-}
-
-fn kind_colour(kind: PrefixKind) -> &'static str {
-    match kind {
-        PrefixKind::Class => palette::CLS,
-        PrefixKind::Distillation => palette::DIST,
-        PrefixKind::Register => palette::REG,
     }
 }
 
