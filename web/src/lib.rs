@@ -153,7 +153,6 @@ async fn run() {
         a.ui.describe_threads(engine.build().id(), a.ready.threads);
         view::results::render_results(&a);
         a.stage.borrow().draw();
-        platform::dom::count_frames(a.frames.clone());
     }
     events::page::wire(&app);
     let loading = app.clone();

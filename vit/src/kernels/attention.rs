@@ -12,7 +12,8 @@
 use std::mem::MaybeUninit;
 
 use super::gelu::exp;
-use super::matmul::{Matrix, product, product_uninit};
+use super::matmul::{Matrix, product, product_raw, product_uninit};
+use super::parallel::{self, Shared};
 use super::reduce::{LANES, dot};
 use super::switch::vectorised;
 
@@ -30,42 +31,85 @@ vectorised! {
     ) => attention_body
 }
 
-/// Per head: `P = softmax(Q K^T / sqrt d)` (into `probs` when given, else a scratch row block),
-/// then `O = P V` straight into the head's columns of `out`.
+/// Per head: `P = softmax(Q K^T / sqrt d)` (into `probs` when given, else a scratch block),
+/// then `O = P V` straight into the head's columns of `out`. The heads, cut into blocks of
+/// query rows when there are fewer heads than threads to share them, run in parallel.
 #[inline(always)]
 fn attention_body(
     qkv: &[f32],
     shape: [usize; 4],
     out: &mut [MaybeUninit<f32>],
-    mut probs: Option<&mut [MaybeUninit<f32>]>,
+    probs: Option<&mut [MaybeUninit<f32>]>,
 ) {
     let [b, t, dim, heads] = shape;
     if t == 0 || dim == 0 {
         return;
     }
+    assert!(
+        qkv.len() >= b * t * 3 * dim && out.len() >= b * t * dim,
+        "attention: buffers smaller than {shape:?}"
+    );
     let d = dim / heads;
     let scale = (d as f32).powf(-0.5);
     let row = 3 * dim;
-    let mut scratch = vec![MaybeUninit::new(0f32); if probs.is_some() { 0 } else { t * t }];
-    let sequences = qkv.chunks_exact(t * row).zip(out.chunks_exact_mut(t * dim));
-    for (n, (seq, out)) in sequences.take(b).enumerate() {
-        for h in 0..heads {
-            let q = Matrix::rows(&seq[h * d..], row, [t, d]);
-            let k = Matrix::rows(&seq[dim + h * d..], row, [t, d]);
-            let v = Matrix::rows(&seq[2 * dim + h * d..], row, [t, d]);
-            let p = match probs.as_deref_mut() {
-                Some(probs) => &mut probs[(n * heads + h) * t * t..][..t * t],
-                None => &mut scratch[..],
-            };
-            product_uninit(p, t, q, k.t(), scale);
-            // SAFETY: the product above wrote all `t t` scores.
-            let p = unsafe { p.assume_init_mut() };
-            for p in p.chunks_exact_mut(t) {
-                softmax_in_place(p);
-            }
-            product_uninit(&mut out[h * d..], dim, Matrix::rows(p, t, [t, t]), v, 1.0);
+    let blocks = (2 * parallel::threads()).div_ceil(b * heads).clamp(1, t);
+    let block_rows = t.div_ceil(blocks);
+    let (out_len, out) = (out.len(), Shared::new(out.as_mut_ptr().cast::<f32>()));
+    let probs = probs.map(|p| {
+        assert!(
+            p.len() >= b * heads * t * t,
+            "attention: probabilities too small"
+        );
+        Shared::new(p.as_mut_ptr())
+    });
+    parallel::for_each(b * heads * blocks, |chunk| {
+        let (n, h, block) = (
+            chunk / (heads * blocks),
+            chunk / blocks % heads,
+            chunk % blocks,
+        );
+        let rows = block * block_rows..((block + 1) * block_rows).min(t);
+        if rows.is_empty() {
+            return;
         }
-    }
+        let seq = &qkv[n * t * row..][..t * row];
+        let q = Matrix::rows(&seq[rows.start * row + h * d..], row, [rows.len(), d]);
+        let k = Matrix::rows(&seq[dim + h * d..], row, [t, d]);
+        let v = Matrix::rows(&seq[2 * dim + h * d..], row, [t, d]);
+        let mut scratch = Vec::new();
+        let p = match probs {
+            // SAFETY: each chunk's rows of its own head's `[T, T]` are its own, inside `probs`
+            // (asserted above), which stays borrowed for the whole loop.
+            Some(probs) => unsafe {
+                std::slice::from_raw_parts_mut(
+                    probs.get().add(((n * heads + h) * t + rows.start) * t),
+                    rows.len() * t,
+                )
+            },
+            None => {
+                scratch.resize(rows.len() * t, MaybeUninit::new(0f32));
+                &mut scratch[..]
+            }
+        };
+        product_uninit(p, t, q, k.t(), scale);
+        // SAFETY: the product above wrote all of the block's scores.
+        let p = unsafe { p.assume_init_mut() };
+        for p in p.chunks_exact_mut(t) {
+            softmax_in_place(p);
+        }
+        let at = (n * t + rows.start) * dim + h * d;
+        // SAFETY: the block's rows of the head's columns, inside `out` (asserted above), are
+        // written by this chunk alone; gemm writes them without reading them.
+        unsafe {
+            product_raw(
+                out.get().add(at),
+                out_len - at,
+                dim,
+                Matrix::rows(p, t, [rows.len(), t]),
+                v,
+            )
+        };
+    });
 }
 
 /// Numerically stable softmax of one row; max and sum are kept per lane so that they vectorise

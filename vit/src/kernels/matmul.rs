@@ -2,8 +2,11 @@
 //! reads every operand through its strides, transposed ones included, and picks its own vector
 //! unit at run time. The attention reads its heads in place through these strided views, and
 //! the linear layer its transposed operands in the backward pass, so neither copies anything.
+//! Products above a size are split by columns among the threads ([`super::parallel`]).
 
 use std::mem::MaybeUninit;
+
+use super::parallel::{self, Shared};
 
 /// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
@@ -78,6 +81,23 @@ pub(super) fn product_uninit(
     }
 }
 
+/// `out = A B` through a pointer, for pieces of one buffer that chunks on several threads
+/// write at once.
+///
+/// # Safety
+/// `out` must be valid for writes of `out_len` floats, which no one else reads or writes
+/// meanwhile in the `[m, n]` at row stride `out_rs` that the product covers.
+pub(super) unsafe fn product_raw(
+    out: *mut f32,
+    out_len: usize,
+    out_rs: usize,
+    a: Matrix,
+    b: Matrix,
+) {
+    // SAFETY: passed on from the caller.
+    unsafe { gemm_into(out, out_len, out_rs, a, b, 1.0, false) }
+}
+
 /// A new buffer of `len` floats, handed to `fill` without being zeroed first: the products
 /// into it then write every element once instead of twice. Zeroing the attention's buffers
 /// (its probabilities are 16 MB a block at batch 64) took 2–3% of a training step.
@@ -143,10 +163,58 @@ unsafe fn gemm_into(
         }
         return;
     }
+    // Columns split among the threads: each packs its own columns of `b` (a weight, mostly the
+    // larger operand) and writes its own columns of `out`.
+    let pieces = if m * n * k >= PARALLEL_ABOVE {
+        (PIECES_PER_THREAD * parallel::threads()).min(n.div_ceil(COLUMNS))
+    } else {
+        1
+    };
+    let width = n.div_ceil(pieces).next_multiple_of(COLUMNS);
+    let out = Shared::new(out);
+    parallel::for_each(pieces, |piece| {
+        let from = (piece * width).min(n);
+        let to = ((piece + 1) * width).min(n);
+        if from == to {
+            return;
+        }
+        let columns = Matrix {
+            data: &b.data[from * b.cs..],
+            shape: [k, to - from],
+            ..b
+        };
+        // SAFETY: as for the whole product (the piece's columns of `b` and of `out` lie inside
+        // theirs); the pieces write disjoint columns.
+        unsafe { gemm_serial(out.get().add(from), a, columns, scale, out_rs, accumulate) }
+    });
+}
+
+/// Products at least this big (multiply-adds) are split among the threads: below it, handing
+/// out the pieces costs more than it saves.
+const PARALLEL_ABOVE: usize = 64 * 64 * 64;
+
+const PIECES_PER_THREAD: usize = 2;
+
+/// Columns a piece of a split product holds a multiple of: gemm's widest register tile.
+const COLUMNS: usize = 16;
+
+/// gemm on this thread, into `out` at row stride `out_rs`.
+///
+/// # Safety
+/// As [`gemm_into`]'s, for the `[m, n]` that `a` and `b` give.
+unsafe fn gemm_serial(
+    out: *mut f32,
+    a: Matrix,
+    b: Matrix,
+    scale: f32,
+    out_rs: usize,
+    accumulate: bool,
+) {
+    let ([m, k], [_, n]) = (a.shape, b.shape);
     // SAFETY: `Matrix::rows` checked that every element of `a` and `b` lies in its slice
-    // (transposing swaps strides and shape together, so that still holds), the assertion above
-    // does the same for `out`, which the caller vouches for; with `accumulate` false, `out`'s
-    // old values are not read.
+    // (transposing swaps strides and shape together, so that still holds; a piece's columns
+    // are inside the whole), the caller does the same for `out`; with `accumulate` false,
+    // `out`'s old values are not read.
     unsafe {
         gemm::gemm(
             m,
@@ -167,27 +235,7 @@ unsafe fn gemm_into(
             false,
             false,
             false,
-            parallelism(m * n * k),
+            gemm::Parallelism::None,
         );
     }
-}
-
-/// As burn-flex decides for its own matmul: the pool's threads above a size where splitting
-/// pays. The trainer's replicas each run in a pool of one thread, so there it is serial, and
-/// the attention's per-head products stay below the size. The page's threaded engine (feature
-/// `threads`) has rayon's pool on Web Workers.
-#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
-    const PARALLEL_ABOVE: usize = 192 * 192 * 192;
-    if multiply_adds >= PARALLEL_ABOVE {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
-/// The page's engine without threads runs on one.
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-fn parallelism(_multiply_adds: usize) -> gemm::Parallelism {
-    gemm::Parallelism::None
 }

@@ -32,8 +32,8 @@
 //!   hub model)
 //! - `taughtPair()`: the last taught pair as JSON, `{name, manifest, bpk}`: the exact text of
 //!   NAME.json and the bytes of NAME.bpk in base64, as Download saves them; null before one
-//! - `frames()`: the page's animation frames so far (the main thread's own heartbeat: it goes
-//!   on while the engine works)
+//! - `frames()`: the page's animation frames counted while the engine works (the main
+//!   thread's own heartbeat, which goes on during a pass)
 //! - `engine()`: the engine as JSON: `build` ("threads" | "single"), `threads`, `generation`
 //!   (1, then one more for each engine started after one stopped), `stopped` (why the last
 //!   one stopped, or null), `busy_since` (when the page began waiting for it, on the page's
@@ -101,7 +101,7 @@ pub fn install(app: &Shared, fault: impl Fn(String) + 'static) {
         ("taughtPair", |a| {
             a.teach.pair_json().map_or(JsValue::NULL, |s| s.into())
         }),
-        ("frames", |a| (a.frames.get() as f64).into()),
+        ("frames", |a| (a.engine.heartbeat.frames() as f64).into()),
         ("engine", |a| {
             let e = &a.engine;
             serde_json::json!({

@@ -259,9 +259,6 @@ pub struct App {
     pub engine: Rc<Engine>,
     /// What the engine said when it started: WebGPU or why not, its threads.
     pub ready: Ready,
-    /// The page's animation frames so far (`window.vitrine.frames()`): it keeps counting
-    /// while the engine works.
-    pub frames: Rc<std::cell::Cell<u64>>,
     pub stage: Rc<RefCell<Stage>>,
     pub index: ModelIndex,
     pub hub: Hub,
@@ -333,7 +330,6 @@ impl App {
             ui,
             engine,
             ready,
-            frames: Rc::new(std::cell::Cell::new(0)),
             stage,
             index: ModelIndex::default(),
             hub: Hub::default(),

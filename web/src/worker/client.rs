@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use crate::platform::dom::{js_message, window};
+use crate::platform::dom::{Heartbeat, js_message, window};
 use crate::protocol::{Event, FromEngine, Ready, Reply, Request, ToEngine};
 use crate::worker::envelope::{Attachments, Received};
 
@@ -197,6 +197,8 @@ pub struct Engine {
     /// Requests sent, and replies received, for `window.vitrine.engine()`.
     pub sent: Cell<u64>,
     pub busy_since: Cell<Option<f64>>,
+    /// The main thread's frames, counted while a request is out.
+    pub heartbeat: Heartbeat,
 }
 
 pub type Shared = Rc<Engine>;
@@ -219,6 +221,7 @@ impl Engine {
             on_restart: RefCell::new(None),
             sent: Cell::new(0),
             busy_since: Cell::new(None),
+            heartbeat: Heartbeat::default(),
         });
         engine.spawn();
         engine
@@ -361,7 +364,7 @@ impl Engine {
             FromEngine::Reply { id, reply } => {
                 let pending = self.pending.borrow_mut().remove(&id);
                 if self.pending.borrow().is_empty() {
-                    self.busy_since.set(None);
+                    self.idle();
                 }
                 if let Some(p) = pending {
                     let result = match reply {
@@ -375,6 +378,12 @@ impl Engine {
         }
     }
 
+    /// No request is out any more.
+    fn idle(&self) {
+        self.busy_since.set(None);
+        self.heartbeat.stop();
+    }
+
     fn terminate(&self) {
         if let Some(w) = self.worker.borrow_mut().take() {
             w.set_onmessage(None);
@@ -386,7 +395,7 @@ impl Engine {
     /// Every waiting request fails with `why`.
     fn fail_all(&self, why: &str) {
         let pending: Vec<Pending> = self.pending.borrow_mut().drain().map(|(_, p)| p).collect();
-        self.busy_since.set(None);
+        self.idle();
         for p in pending {
             *p.slot.borrow_mut() = Some(Err(why.to_string()));
             let _ = p.resolve.call0(&JsValue::NULL);
@@ -458,6 +467,7 @@ impl Engine {
         );
         if self.busy_since.get().is_none() {
             self.busy_since.set(Some(crate::platform::dom::now()));
+            self.heartbeat.start();
         }
         self.sent.set(self.sent.get() + 1);
         let posted = match self.worker.borrow().as_ref() {
