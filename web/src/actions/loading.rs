@@ -85,7 +85,7 @@ pub async fn load_source(app: &Shared, source: Source) -> Result<Rc<Model>, Stri
         }
         Source::Pair(manifest, bpk) => Request::LoadPair {
             manifest: manifest.clone(),
-            weights: out.bytes(bpk),
+            weights: out.copy_of(bpk),
         },
     };
     let listener = app.clone();

@@ -371,7 +371,7 @@ async fn teach(app: &Shared, plan: Plan) -> Result<Outcome, String> {
         Reply::Taught(Some(taught)) => *taught,
         other => return Err(format!("the engine answered {other:?} to teaching")),
     };
-    let bpk = Rc::new(received.bytes(taught.bpk)?);
+    let bpk = received.array(taught.bpk)?;
     let model = Rc::new(Model {
         id: taught.loaded.model,
         generation: engine.generation(),
@@ -420,7 +420,7 @@ pub(crate) fn download_pair(app: &Shared) {
         Ok((name, manifest, bpk)) => {
             let saved = download(
                 &format!("{name}.json"),
-                manifest.as_bytes(),
+                &js_sys::Uint8Array::from(manifest.as_bytes()),
                 "application/json",
             )
             .and_then(|_| download(&format!("{name}.bpk"), &bpk, "application/octet-stream"));

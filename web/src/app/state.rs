@@ -8,6 +8,7 @@
 //! the answers' maps live in the engine (`worker::client`); the page holds handles to them
 //! and what it draws.
 
+use js_sys::Uint8Array;
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
@@ -78,8 +79,10 @@ pub enum Source {
     Published(IndexEntry),
     Files(File, File),
     Hub(String),
-    /// A taught pair: its manifest's text and weights.
-    Pair(String, Rc<Vec<u8>>),
+    /// A taught pair: its manifest's text and weights. The weights stay a JavaScript array: a
+    /// ViT-S/16's are 88 MB, which copying into the page's memory held the main thread for
+    /// 80 ms at the end of a Teach run.
+    Pair(String, Uint8Array),
 }
 
 /// A model the engine holds, as the page knows it.

@@ -149,8 +149,8 @@ pub fn human_ms(ms: f64) -> String {
 
 /// Saves `bytes` as a download named `name`: a Blob URL clicked through a hidden
 /// `<a download>`, revoked a while later (revoking at once can cancel the download).
-pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
-    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+pub fn download(name: &str, bytes: &Uint8Array, mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(bytes);
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
@@ -206,6 +206,11 @@ impl Heartbeat {
     }
 
     fn next_frame(&self) {
+        // The engine's own client of its WebGPU lane (a worker) has no window and no frames.
+        let Some(window) = web_sys::window() else {
+            self.running.set(false);
+            return;
+        };
         let beat = self.clone();
         let callback = Closure::once_into_js(move |_: f64| {
             if beat.wanted.get() {
@@ -215,6 +220,6 @@ impl Heartbeat {
                 beat.running.set(false);
             }
         });
-        let _ = window().request_animation_frame(callback.unchecked_ref());
+        let _ = window.request_animation_frame(callback.unchecked_ref());
     }
 }

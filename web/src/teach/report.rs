@@ -52,7 +52,7 @@ impl Teach {
             serde_json::json!({
                 "name": t.name,
                 "manifest": t.manifest,
-                "bpk": base64(&t.bpk),
+                "bpk": base64(&t.bpk.to_vec()),
             })
             .to_string(),
         )

@@ -8,6 +8,7 @@
 //! original are dropped as soon as the square is made. When the model changes size, the
 //! engine resizes the squares it is sent (`vit::teach::resize_square`): the originals are gone.
 
+use js_sys::Uint8Array;
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -103,8 +104,8 @@ pub struct Taught {
     pub name: String,
     /// `NAME.json`'s text.
     pub manifest: String,
-    /// `NAME.bpk`'s bytes.
-    pub bpk: Rc<Vec<u8>>,
+    /// `NAME.bpk`'s bytes, as the engine sent them ([`crate::app::state::Source::Pair`]).
+    pub bpk: Uint8Array,
 }
 
 /// The webcam while it is open, and the class its photos go to.

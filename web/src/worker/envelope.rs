@@ -30,6 +30,13 @@ impl Attachments {
         self.push(array.buffer().into())
     }
 
+    /// A copy of `array`, moved (the page keeps `array`).
+    pub fn copy_of(&mut self, array: &Uint8Array) -> Attached {
+        let copy = array.slice(0, array.length());
+        self.transfer.push(copy.buffer().into());
+        self.push(copy.buffer().into())
+    }
+
     /// `values` as little-endian f32 bytes (wasm is little-endian), moved as [`Self::bytes`].
     pub fn floats(&mut self, values: &[f32]) -> Attached {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -91,6 +98,15 @@ impl Received {
             .dyn_into()
             .map_err(|_| format!("attachment {} is not a byte buffer", a.0))?;
         Ok(Uint8Array::new(&buffer).to_vec())
+    }
+
+    /// An attached byte buffer, left where it is (no copy into this module's memory).
+    pub fn array(&self, a: Attached) -> Result<Uint8Array, String> {
+        let buffer: ArrayBuffer = self
+            .get(a)?
+            .dyn_into()
+            .map_err(|_| format!("attachment {} is not a byte buffer", a.0))?;
+        Ok(Uint8Array::new(&buffer))
     }
 
     /// An attached buffer of little-endian f32 values ([`Attachments::floats`]).
