@@ -4,7 +4,8 @@
 //! (`answers`), hub downloads (`hub`) and teaching (`teach`, `teaching`).
 //!
 //! In a cross-origin isolated page it is the threaded build of this crate (feature `threads`):
-//! Flex's matrix products then run on rayon's pool of Web Workers (`wasm-bindgen-rayon`), and
+//! the model's kernels then run on rayon's pool of Web Workers (`wasm-bindgen-rayon`, through
+//! vit's `kernels/parallel.rs`), and
 //! WebGPU is lent by the page's own build in a worker of its own (`gpu`); elsewhere it is the
 //! page's own build, on one thread, with WebGPU.
 //!
