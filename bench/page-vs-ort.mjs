@@ -2,7 +2,8 @@
 // opens a headless Chromium without WebGPU and times, on the same timm models and for each
 // thread count, onnxruntime-web's wasm backend (bench/page-vs-ort.html) and Vitrine's page
 // (dist/: one thread is its single-thread build, `?engine=single`; more is its threaded engine,
-// `?threads=N`); then, on ViT-S/16, the page's main thread: its longest task (a
+// `?threads=N`; its warm runs asked for from inside the page, with its animation paused, as
+// ORT's page times its own); then, on ViT-S/16, the page's main thread: its longest task (a
 // PerformanceObserver on `longtask`) during a pass, an explorer map and a Teach run. A second
 // Chromium, with WebGPU on SwiftShader, times ORT's WebGPU execution provider and the page's
 // own WebGPU timing. It prints the figures, the ratios and the targets. Serves everything
@@ -246,16 +247,16 @@ async function ourPage(s, base, m, threads) {
   // The runs are asked for from inside the page, one after the other, each once the page has
   // drawn the last answer (its main thread idle again), as ORT's page times its own: polling
   // through WebDriver between runs would take the cores from the passes it times.
-  const ms = await s.evalAsync(`const [n, model, settle, done] = arguments;
+  const ms = await s.evalAsync(`const [n, model, done] = arguments;
     const v = window.vitrine;
     let last = JSON.parse(v.predictions()).run;
     const ms = [];
-    const ask = () => setTimeout(() => requestIdleCallback(() => {
+    const ask = () => requestIdleCallback(() => {
       const sel = document.getElementById('backend-select');
       sel.value = 'cpu';
       sel.dispatchEvent(new Event('change'));
       wait();
-    }, { timeout: 2000 }), settle);
+    }, { timeout: 2000 });
     const wait = () => {
       if (v.state() === 'error') return done({ error: v.error() });
       const p = v.state() === 'busy' ? null : JSON.parse(v.predictions());
@@ -264,7 +265,7 @@ async function ourPage(s, base, m, threads) {
       ms.push(p.ms);
       return ms.length < n ? ask() : done(ms);
     };
-    ask();`, [warm, m.name, Number(process.env.SETTLE_MS ?? 0)]);
+    ask();`, [warm, m.name]);
   if (!Array.isArray(ms)) throw new Error(`${m.name} on Flex: ${ms.error}`);
   const engine = JSON.parse(await s.eval('return window.vitrine.engine();'));
   if (engine.threads !== threads) throw new Error(`the page runs ${engine.threads} threads, not ${threads}: ${JSON.stringify(engine)}`);
