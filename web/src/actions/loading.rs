@@ -292,7 +292,8 @@ fn tuning_note(t: &Tuning) -> Option<String> {
         let took = t
             .tuning_ms
             .map_or(String::new(), |ms| format!(" in {}", human_ms(ms)));
-        return Some(format!("WebGPU tuned {} kernels{took}", t.tuned));
+        // A key is an operation at a shape: one choice of kernel each.
+        return Some(format!("WebGPU tuned {} kernel choices{took}", t.tuned));
     }
     let when = t.tuned_at?;
     let date = js_sys::Date::new(&when.into());
@@ -301,7 +302,7 @@ fn tuning_note(t: &Tuning) -> Option<String> {
         .remembered_ms
         .map_or(String::new(), |ms| format!(", {} of tuning", human_ms(ms)));
     Some(format!(
-        "WebGPU's kernels as tuned on {day}{took}, none tuned now"
+        "WebGPU's kernel choices as tuned on {day}{took}, none tuned now"
     ))
 }
 
@@ -420,7 +421,7 @@ mod tests {
         };
         assert_eq!(
             verdict_note(&t, true).unwrap(),
-            "WebGPU is faster here (10 ms against 30 ms on the CPU) · WebGPU tuned 12 kernels in 3.40 s"
+            "WebGPU is faster here (10 ms against 30 ms on the CPU) · WebGPU tuned 12 kernel choices in 3.40 s"
         );
         // Nothing tuned and nothing remembered: nothing to say about tuning.
         let t = Timings {
