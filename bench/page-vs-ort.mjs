@@ -45,6 +45,7 @@ const ortWebgpu = env('ORT_WEBGPU', 'all');
 const threadCounts = env('THREADS', '1 2 all').split(/[\s,]+/).filter((t) => t);
 const teachPhotos = env('TEACH_PHOTOS', '');
 const mainThread = env('MAIN_THREAD', '1') !== '0';
+const wasmRows = env('WEBGPU_ONLY', '0') !== '1';
 const only = env('ONLY', '');
 if (!['', 'ort', 'page'].includes(only)) fail(`ONLY=${only}: say ort or page`);
 const models = JSON.parse(fs.readFileSync(path.join(work, 'models.json'), 'utf8'));
@@ -284,6 +285,42 @@ async function ourPage(s, base, m, threads) {
   return o;
 }
 
+/// One visit of the page on WebGPU (its single-thread build, which holds WebGPU itself): `m`
+/// loaded from disk, the page's background timing (its first WebGPU pass compiles and, without
+/// kept choices, autotunes), then `webgpuWarm` passes asked of WebGPU. `visit` names it: the
+/// first visit of a fresh profile tunes, the second finds autotune's choices kept.
+async function ourWebgpu(s, base, m, visit) {
+  await s.goto(`${base}/${pageQuery(1)}`);
+  let p = await result(s, 'the page\'s first result', 0, 'true');
+  await s.upload('#model-files', [path.join(work, `${m.name}.json`), path.join(work, `${m.name}.bpk`)]);
+  p = await result(s, `${m.name}'s first answer`, p.run, `p.model === ${JSON.stringify(m.name)}`);
+  const t = JSON.parse(await s.waitFor(`${m.name}'s background timing on WebGPU`,
+    `const t = JSON.parse(window.vitrine.timings());
+     return !t.timing && t.cpu && t.webgpu_first && t.webgpu_tuning ? window.vitrine.timings() : null;`));
+  const ms = [];
+  for (let i = 0; i < webgpuWarm; i++) {
+    // Away and back, so that each choice of WebGPU asks for a pass.
+    for (const b of ['cpu', 'webgpu']) {
+      await s.eval(`const sel = document.getElementById('backend-select');
+        sel.value = '${b}'; sel.dispatchEvent(new Event('change'));`);
+      p = await result(s, `${m.name} on ${b}`, p.run, `p.backend === '${b}' && p.model === ${JSON.stringify(m.name)}`);
+    }
+    ms.push(p.ms);
+  }
+  const tuning = t.webgpu_tuning;
+  const o = {
+    visit, first_ms: t.webgpu_first, timing_ms: t.webgpu, warm_ms: median(ms), runs: ms,
+    kernels: t.webgpu_kernels, tuned: tuning.tuned, recalled: tuning.recalled, tuning_ms: tuning.tuning_ms,
+  };
+  console.log(
+    `  our page on WebGPU, ${visit} visit: first ${(o.first_ms / 1000).toFixed(1)} s (autotune: ${o.tuned} keys tuned` +
+      `${o.tuning_ms ? ` over ${(o.tuning_ms / 1000).toFixed(1)} s` : ''}, ${o.recalled} recalled), then ` +
+      `${(o.timing_ms / 1000).toFixed(2)} s; warm ${(o.warm_ms / 1000).toFixed(2)} s (median of ${ms.length}: ` +
+      `${ms.map((r) => (r / 1000).toFixed(2)).join(' ')}); ${o.kernels ?? '?'} kernels per pass`,
+  );
+  return o;
+}
+
 /// The page's main thread while it works, on `m` with every thread: its longest task (a
 /// `longtask` PerformanceObserver, which reports tasks over 50 ms) during one pass, one
 /// explorer map and one Teach run (two classes of TEACH_PHOTOS' first folders, head only).
@@ -374,7 +411,7 @@ try {
   for (let run = 1; run <= runs; run++) {
     console.log(`run ${run} of ${runs}`);
     const record = { run, ort: {}, ours: {}, load: {} };
-    await inSession(false, async (s) => {
+    if (wasmRows) await inSession(false, async (s) => {
       await s.goto('about:blank');
       cores ??= await s.eval('return navigator.hardwareConcurrency;');
       const counts = [...new Set(threadCounts.map((t) => (t === 'all' ? cores : Number(t))))];
@@ -398,13 +435,27 @@ try {
       const big = models[models.length - 1];
       if (mainThread && only !== 'ort') record.main = { model: big.name, ...(await mainThreadTasks(s, base, big, cores)) };
     });
+    if (!wasmRows) console.log(' (WEBGPU_ONLY=1: no wasm rows)');
     const gpuModels = only === 'page' ? [] : models.filter((m) => ortWebgpu === 'all' || ortWebgpu.split(',').includes(m.name));
     if (gpuModels.length) {
       await inSession(true, async (s) => {
         for (const m of gpuModels) {
           console.log(` ${m.name} on WebGPU (load average ${load()}):`);
+          record.ort[m.name] ??= {};
           record.ort[m.name].webgpu = await ortRun(s, base, m.name, 'webgpu', 1, webgpuWarm);
-          if (only !== 'ort') record.ours[m.name].webgpu = await ourPage(s, base, m, cores);
+        }
+      });
+    }
+    // Our WebGPU in a profile of its own, so that its first visit tunes: then a second visit.
+    const ourGpu = only === 'ort' ? [] : models.filter((m) => ortWebgpu === 'all' || ortWebgpu.split(',').includes(m.name));
+    if (ourGpu.length) {
+      await inSession(true, async (s) => {
+        for (const m of ourGpu) {
+          console.log(` ${m.name}, our page on WebGPU (load average ${load()}):`);
+          const first = await ourWebgpu(s, base, m, 'first');
+          const second = await ourWebgpu(s, base, m, 'second');
+          record.ours[m.name] ??= {};
+          record.ours[m.name].webgpu = { first, second };
         }
       });
     }
@@ -446,9 +497,18 @@ for (const m of models) {
     const worst = Math.max(...rows.map((r) => r.r).filter(Number.isFinite));
     if (Number.isFinite(worst)) targets.push([`${m.name} on ${t} thread(s): ours <= ORT`, worst <= 1, `worst ours/ORT ${worst.toFixed(2)}`]);
   }
-  const gpu = all.map((r) => ({ ort: r.ort[m.name]?.webgpu, ours: r.ours[m.name]?.webgpu })).filter((g) => g.ort);
+  const gpu = all.map((r) => ({ ort: r.ort[m.name]?.webgpu, ours: r.ours[m.name]?.webgpu })).filter((g) => g.ort || g.ours);
   for (const [i, g] of gpu.entries()) {
-    console.log(`${m.name} on WebGPU, run ${i + 1}: ORT ${f(g.ort.warm_ms)} (${f(g.ort.first_ms)}), ours ${f(g.ours?.webgpu)} (${f(g.ours?.webgpu_first)})`);
+    const [a, b] = [g.ours?.first, g.ours?.second];
+    const r = a?.warm_ms / g.ort?.warm_ms;
+    console.log(
+      `${m.name} on WebGPU, run ${i + 1}: ORT warm ${f(g.ort?.warm_ms)} ms (first ${f(g.ort?.first_ms)}); ours warm ` +
+        `${f(a?.warm_ms)} ms (first ${f(a?.first_ms)} tuning ${a?.tuned ?? '?'} keys, with the kept choices ` +
+        `${f(b?.first_ms)}, ${b?.tuned ?? '?'} tuned; warm ${f(b?.warm_ms)}); kernels per pass: ours ${a?.kernels ?? '?'}, ` +
+        `ORT not counted; ours/ORT ${f(r, 2)}`,
+    );
+    if (Number.isFinite(r)) targets.push([`${m.name} on WebGPU: ours <= ORT (run ${i + 1})`, r <= 1, `ours/ORT ${r.toFixed(2)}`]);
+    if (b) targets.push([`${m.name} on WebGPU: a second visit tunes nothing (run ${i + 1})`, b.tuned === 0, `${b.tuned} keys tuned, ${b.recalled} recalled`]);
   }
 }
 const ti = models.find((m) => m.name.startsWith('vit_tiny'));

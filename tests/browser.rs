@@ -38,12 +38,17 @@
 //! Every other step runs cross-origin isolated, as `scripts/serve` serves the page: its engine
 //! is the threaded build, in a Web Worker, on every core.
 //!
+//! `page_autotunes_webgpu_remembers_it_and_survives_a_refused_shader`
+//! (tests/browser/autotune.rs) checks WebGPU's autotune in a session of its own.
+//!
 //! `page_teaches_new_classes_in_headless_chromium` (tests/browser/teach.rs) checks the Teach
 //! panel in a session of its own, `page_fetches_a_hub_model_keeps_it_and_teaches_on_it`
 //! (tests/browser/hub.rs) a model from a stand-in Hugging Face hub in another, and
 //! `page_goes_on_while_its_engine_works_and_outlives_it` (tests/browser/engine.rs) the engine's
 //! worker: the page going on during a long pass, and a new engine after one dies.
 
+#[path = "browser/autotune.rs"]
+mod autotune;
 #[path = "support/close.rs"]
 mod close;
 #[path = "browser/engine.rs"]
@@ -424,6 +429,23 @@ fn in_browser(
     on_failure: impl FnOnce(),
     steps: impl FnOnce(&Session, &Shots, &str),
 ) {
+    in_browser_served(
+        server::Isolation::Isolated,
+        failure_shot,
+        flags,
+        on_failure,
+        steps,
+    )
+}
+
+/// [`in_browser`], with the page served with or without cross-origin isolation.
+fn in_browser_served(
+    isolation: server::Isolation,
+    failure_shot: &str,
+    flags: impl FnOnce(Vec<String>) -> Vec<String>,
+    on_failure: impl FnOnce(),
+    steps: impl FnOnce(&Session, &Shots, &str),
+) {
     let _one_browser_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let Tools {
         dist,
@@ -434,7 +456,7 @@ fn in_browser(
         dir: root().join("target/browser-screenshots"),
     };
     std::fs::create_dir_all(&shots.dir).unwrap();
-    let base = server::serve(&dist);
+    let base = server::serve_with(&dist, isolation);
     let profile = tempfile::tempdir().expect("profile dir");
     let driver = Driver::start(&chromedriver).expect("chromedriver");
     let s = driver

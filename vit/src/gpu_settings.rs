@@ -1,11 +1,12 @@
 //! cubecl's settings, for the GPU backends of the trainer and the page alike, settled before
 //! the first GPU device starts (cubecl reads them once per process).
 //!
-//! Fusion is on in every GPU build, autotune in the trainer's (the page's WebGPU refuses one of
-//! its candidates: docs/gpu.md). Autotune times the candidate kernels of each new shape once per
-//! process and keeps its choice in memory: burn's `persistence`, which would
-//! keep choices on disk, brings the turso database crates (turso_core alone is 389,000 lines of
-//! Rust) into every GPU build, the test command's included. So cubecl writes nothing anywhere:
+//! Fusion and autotune are on in every GPU build, the page's included (docs/gpu.md). Autotune
+//! times the candidate kernels of each new shape once per process and keeps its choice in
+//! memory: burn's `persistence`, which would keep choices on disk, brings the turso database
+//! crates (turso_core alone is 389,000 lines of Rust) into every GPU build, the test command's
+//! included. So cubecl writes nothing anywhere natively (the page keeps its choices per adapter
+//! in the browser, web/src/engine/tuning.rs):
 //! not in the current directory, not in a build folder, not in the user's cache.
 
 use burn::cubecl::config::autotune::{AutotuneLevel, AutotuneLogLevel};

@@ -167,6 +167,8 @@ pub enum Request {
 pub enum Fault {
     Panic,
     Busy(u32),
+    /// Hand WebGPU's device a shader it refuses (`engine::webgpu::inject_refused_shader`).
+    Shader,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +261,8 @@ pub struct Answer {
     /// From the input upload to the last byte read back, in milliseconds.
     pub ms: f64,
     pub backend: Backend,
+    /// Why the answer is the CPU's when WebGPU was asked (WebGPU refused a shader), in one line.
+    pub fell_back: Option<String>,
 }
 
 /// An explorer map: one value per token.
@@ -278,6 +282,25 @@ pub struct Timings {
     /// The warm-up runs (kernel compilation included), reported for the curious.
     pub cpu_first: Option<f64>,
     pub gpu_first: Option<f64>,
+    /// Kernels WebGPU launched in its timed pass (cubecl's launch observer).
+    pub gpu_kernels: Option<u32>,
+    /// Autotune on WebGPU, once timed.
+    pub gpu_tuning: Option<Tuning>,
+}
+
+/// What autotune did on WebGPU in this engine, and what it remembers of the adapter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Keys (an operation at a shape) tuned, and answered from the adapter's remembered choices.
+    pub tuned: u32,
+    pub recalled: u32,
+    /// From the first tune to the last choice measured, in this engine.
+    pub tuning_ms: Option<f64>,
+    /// Choices remembered for the adapter, when the last was measured (ms since the epoch),
+    /// and how long the visit that measured them tuned.
+    pub remembered: u32,
+    pub tuned_at: Option<f64>,
+    pub remembered_ms: Option<f64>,
 }
 
 impl Timings {
@@ -339,6 +362,8 @@ pub enum Reply {
     Forgot {
         files: usize,
         bytes: u64,
+        /// Adapters whose autotune choices were dropped.
+        tunings: usize,
     },
     /// The request was refused before it began: one sentence for the person.
     Refused(String),

@@ -88,11 +88,16 @@ pub async fn forget(app: Shared) -> Result<(), String> {
     let (reply, _) = engine
         .call(Request::ForgetKept, Attachments::default())
         .await?;
-    let Reply::Forgot { files, bytes } = reply else {
+    let Reply::Forgot {
+        files,
+        bytes,
+        tunings,
+    } = reply
+    else {
         return Err(format!("the engine answered {reply:?} to forgetting"));
     };
     refresh_kept(&app).await;
-    let message = if files == 0 {
+    let mut message = if files == 0 {
         "No downloaded models were kept".to_string()
     } else {
         format!(
@@ -100,6 +105,9 @@ pub async fn forget(app: Shared) -> Result<(), String> {
             human_bytes(bytes as f64)
         )
     };
+    if tunings > 0 {
+        message += " · and WebGPU's tuned kernels: the next visit tunes them again";
+    }
     crate::app::state::note(&app, Some(message));
     Ok(())
 }

@@ -82,6 +82,13 @@ pub async fn run_inference(app: Shared) -> Result<(), String> {
         Ok((other, _)) => return Err(format!("the engine answered {other:?} to a photo")),
         Err(e) => return Err(format!("The model failed on {}: {e}", backend.label())),
     };
+    if let Some(line) = answer.fell_back.clone() {
+        // WebGPU refused a shader: the CPU answers from now on, and the status says why.
+        a.ready.webgpu = false;
+        a.ready.webgpu_problem = Some(line.clone());
+        a.timings.gpu = None;
+        a.note = Some(line);
+    }
     a.runs += 1;
     let top = top_k(&answer.probs, &model.manifest.labels, 5);
     a.shown = Some(Shown {

@@ -6,13 +6,14 @@
 use std::rc::Rc;
 
 use vit::index::IndexEntry;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::actions::inference::run_inference;
 use crate::actions::picture::reprepare;
 use crate::app::state::{Cached, Choice, Model, Origin, Shared, Source, note, spawn_task, step};
 use crate::platform::dom::{human_ms, now};
-use crate::protocol::{Backend, Event, Fault, Loaded, Reply, Request, Timings};
+use crate::protocol::{Backend, Event, Fault, Loaded, Reply, Request, Timings, Tuning};
 use crate::view::model_info::{fill_model_select, show_model};
 use crate::worker::envelope::Attachments;
 
@@ -276,8 +277,36 @@ async fn time_backends(app: Shared, model: Rc<Model>) {
     }
 }
 
-/// What the timing found, for the status line.
+/// What the timing found, for the status line, with what autotune did on WebGPU.
 fn verdict_note(t: &Timings, has_gpu: bool) -> Option<String> {
+    let verdict = backends_note(t, has_gpu)?;
+    Some(match t.gpu_tuning.as_ref().and_then(tuning_note) {
+        Some(tuning) => format!("{verdict} · {tuning}"),
+        None => verdict,
+    })
+}
+
+/// When WebGPU's kernels were tuned and for how long: now, or on an earlier visit.
+fn tuning_note(t: &Tuning) -> Option<String> {
+    if t.tuned > 0 {
+        let took = t
+            .tuning_ms
+            .map_or(String::new(), |ms| format!(" in {}", human_ms(ms)));
+        // A key is an operation at a shape: one choice of kernel each.
+        return Some(format!("WebGPU tuned {} kernel choices{took}", t.tuned));
+    }
+    let when = t.tuned_at?;
+    let date = js_sys::Date::new(&when.into());
+    let day = String::from(date.to_locale_date_string("default", &JsValue::UNDEFINED));
+    let took = t
+        .remembered_ms
+        .map_or(String::new(), |ms| format!(", {} of tuning", human_ms(ms)));
+    Some(format!(
+        "WebGPU's kernel choices as tuned on {day}{took}, none tuned now"
+    ))
+}
+
+fn backends_note(t: &Timings, has_gpu: bool) -> Option<String> {
     match (t.cpu, t.gpu) {
         (Some(c), Some(g)) if t.fastest() == Backend::WebGpu => Some(format!(
             "WebGPU is faster here ({} against {} on the CPU)",
@@ -327,6 +356,7 @@ pub fn engine_fault(app: &Shared, kind: &str) {
     let engine = app.borrow().engine.clone();
     let fault = match kind {
         "panic" => Fault::Panic,
+        "shader" => Fault::Shader,
         "kill" => {
             engine.died("its worker was ended".into());
             return;
@@ -357,6 +387,7 @@ mod tests {
             gpu: Some(1200.0),
             cpu_first: Some(120.0),
             gpu_first: Some(9000.0),
+            ..Timings::default()
         };
         assert_eq!(
             verdict_note(&t, true).unwrap(),
@@ -374,5 +405,29 @@ mod tests {
         let t = Timings { gpu: None, ..t };
         assert!(verdict_note(&t, true).unwrap().contains("failed"));
         assert_eq!(verdict_note(&t, false), None);
+    }
+
+    #[test]
+    fn the_status_says_what_autotune_tuned() {
+        let t = Timings {
+            cpu: Some(30.0),
+            gpu: Some(10.0),
+            gpu_tuning: Some(Tuning {
+                tuned: 12,
+                tuning_ms: Some(3400.0),
+                ..Tuning::default()
+            }),
+            ..Timings::default()
+        };
+        assert_eq!(
+            verdict_note(&t, true).unwrap(),
+            "WebGPU is faster here (10 ms against 30 ms on the CPU) · WebGPU tuned 12 kernel choices in 3.40 s"
+        );
+        // Nothing tuned and nothing remembered: nothing to say about tuning.
+        let t = Timings {
+            gpu_tuning: Some(Tuning::default()),
+            ..t
+        };
+        assert!(!verdict_note(&t, true).unwrap().contains("tuned"));
     }
 }

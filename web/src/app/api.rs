@@ -7,7 +7,9 @@
 //!   `vit::inference::verdict`), `crop`: [x, y, size] of a square the person chose, or null),
 //!   or null
 //! - `error()`: the last error message, or null
-//! - `timings()`: the backend timings as JSON
+//! - `timings()`: the backend timings as JSON, with `webgpu_kernels` (the kernels WebGPU's
+//!   timed pass launched) and `webgpu_tuning` (`tuned`, `recalled`, `tuning_ms`, `remembered`,
+//!   `tuned_at`, `remembered_ms`: what autotune did, and what is kept for the adapter)
 //! - `model()`: the current model's name
 //! - `following()`: whether the model is still catching up with a moved square
 //! - `explorer()`: the token explorer's map as JSON (`method`, `layer`, `heads`, `token`,
@@ -39,7 +41,8 @@
 //!   one stopped, or null), `busy_since` (when the page began waiting for it, on the page's
 //!   clock, or null), `sent` (requests so far)
 //! - `engineFault(kind)`: a test hook: "panic" makes the engine panic, "kill" ends its worker
-//!   as a browser would, "busy:MS" keeps it busy for MS milliseconds
+//!   as a browser would, "busy:MS" keeps it busy for MS milliseconds, "shader" hands WebGPU's
+//!   device a shader it refuses
 
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;

@@ -440,6 +440,8 @@ impl App {
         let m = &self.milestones;
         serde_json::json!({
             "cpu": t.cpu, "webgpu": t.gpu, "cpu_first": t.cpu_first, "webgpu_first": t.gpu_first,
+            "webgpu_kernels": t.gpu_kernels,
+            "webgpu_tuning": t.gpu_tuning,
             "webgpu_available": self.ready.webgpu,
             "wasm_ready_ms": m.wasm_ready,
             "webgpu_init_ms": m.webgpu_init,

@@ -1,9 +1,12 @@
 //! The engine's devices and models: WebGPU and Flex, a model on each, one forward pass read
-//! back, a class's relevance, and the timing of both backends.
+//! back, a class's relevance, and the timing of both backends (with WebGPU's kernels per pass
+//! and what autotune did).
 //!
 //! The model, its weights format and its preprocessing are the `vit` crate's; this module only
 //! decides where they run and reads results back the browser's way (`into_data_async`, since a
 //! synchronous read panics on WebGPU in wasm and traps the whole module).
+
+use std::cell::RefCell;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -23,6 +26,8 @@ pub struct Devices {
     pub gpu: Option<Device>,
     /// Why WebGPU is missing, for the backend select's tooltip.
     pub gpu_problem: Option<String>,
+    /// WebGPU refused a shader: it is not used again, and this says why in one line.
+    gpu_fault: RefCell<Option<String>>,
 }
 
 impl Devices {
@@ -35,11 +40,13 @@ impl Devices {
                 cpu,
                 gpu: Some(gpu),
                 gpu_problem: None,
+                gpu_fault: RefCell::new(None),
             },
             Err(problem) => Self {
                 cpu,
                 gpu: None,
                 gpu_problem: Some(problem),
+                gpu_fault: RefCell::new(None),
             },
         }
     }
@@ -50,6 +57,29 @@ impl Devices {
             Backend::WebGpu => self.gpu.as_ref(),
         }
     }
+
+    /// The refusal that put WebGPU out of use, if one did.
+    pub fn gpu_fault(&self) -> Option<String> {
+        self.gpu_fault.borrow().clone()
+    }
+
+    /// Fails WebGPU's work when its device refused a shader since the last check: results read
+    /// back after a refusal may be garbage, so WebGPU is not used again.
+    fn check_gpu(&self, backend: Backend) -> Result<(), String> {
+        if backend != Backend::WebGpu {
+            return Ok(());
+        }
+        #[cfg(feature = "webgpu")]
+        if let Some(fault) = crate::engine::webgpu::take_fault() {
+            self.gpu_fault
+                .borrow_mut()
+                .get_or_insert_with(|| format!("WebGPU refused a shader ({fault})"));
+        }
+        match self.gpu_fault() {
+            Some(fault) => Err(fault),
+            None => Ok(()),
+        }
+    }
 }
 
 /// WebGPU's device, or why there is none.
@@ -58,14 +88,9 @@ async fn webgpu() -> Result<Device, String> {
     if !crate::platform::scope::scope().has_webgpu() {
         return Err("this browser has no WebGPU".into());
     }
-    // Before the device starts: cubecl reads its settings once. The page's build has no
-    // autotune (web/Cargo.toml), so whether the adapter is a software one changes nothing.
-    vit::gpu_settings::configure(false);
-    Device::wgpu_options()
-        .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
-        .init_async()
+    crate::engine::webgpu::start()
         .await
-        .map_err(|e| format!("no WebGPU adapter ({e})"))
+        .map(|(device, _)| device)
 }
 
 /// A build without WebGPU (the threaded one) has the CPU alone: `engine::gpu` then lends it
@@ -164,6 +189,7 @@ pub async fn infer(
             backend.label()
         ));
     };
+    devices.check_gpu(backend)?;
     let size = model.image_size();
     let start = now();
     let input = batch_tensor(&[chw], size, device);
@@ -173,6 +199,7 @@ pub async fn infer(
     let logits = read(logits, backend).await?;
     let flat = read(stacked, backend).await?;
     let ms = now() - start;
+    devices.check_gpu(backend)?;
     let attention = split_attention_for(&flat, dims, vit.prefix)
         .into_iter()
         .next()
@@ -201,10 +228,12 @@ pub async fn relevance(
             backend.label()
         ));
     };
+    devices.check_gpu(backend)?;
     let input = batch_tensor(&[chw], model.image_size(), device);
     let cams = gradient_weighted_attention(vit, input, class).map_err(|e| e.to_string())?;
     let [layers, tokens, _] = cams.dims();
     let cams = read(cams, backend).await?;
+    devices.check_gpu(backend)?;
     Ok(Relevance {
         layers,
         tokens,
@@ -233,21 +262,39 @@ pub async fn measure(model: &Model, devices: &Devices, only: Option<Backend>) ->
         }
         // The first run compiles kernels (seconds on a software GPU); the second is the one
         // a person waits for on every later image.
+        // The second run's kernels are those of every later pass: autotune's choices made.
         let mut runs = [None, None];
-        for run in &mut runs {
+        let mut kernels = None;
+        for (i, run) in runs.iter_mut().enumerate() {
             yield_now().await;
+            let counting = (i == 1).then(crate::engine::launches::Counting::start);
             *run = infer(model, devices, backend, &blank)
                 .await
                 .ok()
                 .map(|o| o.ms);
+            kernels = counting.and_then(|c| c.finish());
             if run.is_none() {
                 break;
             }
         }
         match backend {
             Backend::Cpu => (timings.cpu_first, timings.cpu) = (runs[0], runs[1]),
-            Backend::WebGpu => (timings.gpu_first, timings.gpu) = (runs[0], runs[1]),
+            Backend::WebGpu => {
+                (timings.gpu_first, timings.gpu) = (runs[0], runs[1]);
+                timings.gpu_kernels = kernels;
+                timings.gpu_tuning = tuning();
+            }
         }
     }
     timings
+}
+
+#[cfg(feature = "webgpu")]
+fn tuning() -> Option<crate::protocol::Tuning> {
+    crate::engine::tuning::tuning()
+}
+
+#[cfg(not(feature = "webgpu"))]
+fn tuning() -> Option<crate::protocol::Tuning> {
+    None
 }

@@ -207,6 +207,15 @@ impl GpuLane {
         self.adopt(model, taught.loaded.model);
     }
 
+    /// The test hook that hands the lane's device a shader it refuses.
+    pub async fn refuse_shader(&self) -> Result<Reply, String> {
+        let request = Request::Fault(crate::protocol::Fault::Shader);
+        self.engine
+            .call(request, Attachments::default())
+            .await
+            .map(|(reply, _)| reply)
+    }
+
     /// Stop, for a teaching run on the lane.
     pub async fn stop_teaching(&self) {
         let _ = self

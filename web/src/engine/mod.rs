@@ -9,16 +9,24 @@
 //! WebGPU is lent by the page's own build in a worker of its own (`gpu`); elsewhere it is the
 //! page's own build, on one thread, with WebGPU.
 //!
-//! Modules, each using only those before it: `devices`, `photos`, `answers`, `teach`,
-//! `teaching`, `hub`, `gpu`, `serve`.
+//! WebGPU's device (`webgpu`), with autotune's choices kept per adapter (`tuning`) and its
+//! kernels counted (`launches`), exists in the default build only.
+//!
+//! Modules, each using only those before it: `launches`, `tuning`, `webgpu`, `devices`,
+//! `photos`, `answers`, `teach`, `teaching`, `hub`, `gpu`, `serve`.
 
 mod answers;
 mod devices;
 mod gpu;
 mod hub;
+mod launches;
 mod photos;
 mod serve;
 mod teach;
 mod teaching;
+#[cfg(feature = "webgpu")]
+mod tuning;
+#[cfg(feature = "webgpu")]
+mod webgpu;
 
 pub use serve::start;

@@ -356,7 +356,15 @@ async fn handle(
                     .ok_or("that photo is not prepared for this model")?;
                 (p.chw.clone(), is_blank(&p.model_view))
             };
-            let output = engine.forward(model, &m, backend, &chw).await?;
+            // A WebGPU that refused a shader answers no more: this photo and the next are the
+            // CPU's, and the page says why in one line.
+            let (output, fell_back) = match engine.forward(model, &m, backend, &chw).await {
+                Err(why) if backend == Backend::WebGpu => {
+                    let output = engine.forward(model, &m, Backend::Cpu, &chw).await?;
+                    (output, Some(format!("{why}: answering on the CPU")))
+                }
+                other => (other?, None),
+            };
             let verdict = verdict(&output.probs, blank);
             let kept = Kept {
                 id: 0,
@@ -386,6 +394,7 @@ async fn handle(
                 head_maps,
                 ms: output.ms,
                 backend: output.backend,
+                fell_back,
             })))
         }
         Request::Heat {
@@ -404,6 +413,7 @@ async fn handle(
             {
                 let gpu = lane.time(model, &m).await.unwrap_or_default();
                 (t.gpu, t.gpu_first) = (gpu.gpu, gpu.gpu_first);
+                (t.gpu_kernels, t.gpu_tuning) = (gpu.gpu_kernels, gpu.gpu_tuning);
             }
             Ok(Reply::Timings(t))
         }
@@ -437,7 +447,11 @@ async fn handle(
         Request::Kept => Ok(Reply::Kept(keep::list().await)),
         Request::ForgetKept => {
             let (files, bytes) = keep::forget().await?;
-            Ok(Reply::Forgot { files, bytes })
+            Ok(Reply::Forgot {
+                files,
+                bytes,
+                tunings: keep::forget_tuning().await,
+            })
         }
         Request::Forward { model, input } => {
             let m = engine.model(model)?;
@@ -466,6 +480,10 @@ async fn handle(
             })
         }
         Request::Fault(Fault::Panic) => panic!("the page asked the engine to fail (a test)"),
+        Request::Fault(Fault::Shader) => match &engine.lane {
+            Some(lane) if engine.devices.gpu.is_none() => lane.refuse_shader().await,
+            _ => refuse_shader(),
+        },
         Request::Fault(Fault::Busy(ms)) => {
             let until = now() + f64::from(ms);
             while now() < until {
@@ -474,6 +492,16 @@ async fn handle(
             Ok(Reply::Done)
         }
     }
+}
+
+#[cfg(feature = "webgpu")]
+fn refuse_shader() -> Result<Reply, String> {
+    crate::engine::webgpu::inject_refused_shader().map(|()| Reply::Done)
+}
+
+#[cfg(not(feature = "webgpu"))]
+fn refuse_shader() -> Result<Reply, String> {
+    Err("this engine has no WebGPU".into())
 }
 
 /// An explorer map; a class's relevance is computed first when it is asked for the first time.

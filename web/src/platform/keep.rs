@@ -1,5 +1,6 @@
 //! Files kept in the browser for offline visits (the Cache API): what the page fetched from the
-//! Hugging Face hub, keyed by the URL it was fetched from. A page without the Cache API (an
+//! Hugging Face hub, keyed by the URL it was fetched from; and the cache where WebGPU's
+//! autotune choices are kept per adapter (engine/tuning.rs), which "forget" drops too. A page without the Cache API (an
 //! insecure origin) keeps nothing and says so in the console; nothing here is needed to run a
 //! model.
 
@@ -13,6 +14,8 @@ use crate::platform::scope::scope;
 
 /// One cache for everything kept; its version changes if what is kept changes form.
 const CACHE: &str = "vitrine-hub-v1";
+/// Autotune's choices, one record per WebGPU adapter (engine/tuning.rs).
+pub const TUNING_CACHE: &str = "vitrine-tuning-v1";
 /// Each kept file's size, written beside it so "forget" can say what it frees without reading
 /// every file back.
 const SIZE_HEADER: &str = "x-vitrine-bytes";
@@ -134,4 +137,22 @@ pub async fn forget() -> Result<(usize, u64), String> {
         return Err("the kept downloads could not be deleted".into());
     }
     Ok((kept.len(), kept.iter().map(|(_, b)| b).sum()))
+}
+
+/// Drops autotune's kept choices; returns for how many adapters. An engine that tuned keeps its
+/// kernels chosen until it ends.
+pub async fn forget_tuning() -> usize {
+    let Ok(storage) = storage() else {
+        return 0;
+    };
+    let Ok(cache) = JsFuture::from(storage.open(TUNING_CACHE)).await else {
+        return 0;
+    };
+    let cache: Cache = cache.unchecked_into();
+    let count = match JsFuture::from(cache.keys()).await {
+        Ok(keys) => Array::from(&keys).length() as usize,
+        Err(_) => 0,
+    };
+    let _ = JsFuture::from(storage.delete(TUNING_CACHE)).await;
+    count
 }
