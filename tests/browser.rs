@@ -273,6 +273,18 @@ impl Shots {
     }
 }
 
+/// The page's status line.
+fn status(s: &Session) -> String {
+    s.eval(
+        "return document.getElementById('status').textContent;",
+        json!([]),
+    )
+    .unwrap()
+    .as_str()
+    .unwrap_or("")
+    .to_string()
+}
+
 fn predictions(s: &Session) -> Value {
     let text = s
         .eval("return window.vitrine.predictions();", json!([]))
@@ -685,19 +697,11 @@ fn steps(
     println!("{classes}");
     // Both backends timed in the background; the status line says which one won.
     let done = wait_timed(s, "the backends' timing");
-    let status = s
-        .eval(
-            "return document.getElementById('status').textContent;",
-            json!([]),
-        )
-        .unwrap();
-    println!(
-        "timings after the background run (ms): {done}\nstatus line: {}",
-        status.as_str().unwrap_or("")
-    );
+    let status = status(s);
+    println!("timings after the background run (ms): {done}\nstatus line: {status}");
     if has_webgpu {
         assert!(
-            status.as_str().unwrap_or("").contains("faster here"),
+            status.contains("faster here"),
             "the status line should say which backend is faster: {status}"
         );
     }

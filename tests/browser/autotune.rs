@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::webdriver::Session;
 use super::{
-    Shots, first_result, in_browser_served, predictions, run_id, select_backend, server,
+    Shots, first_result, in_browser_served, predictions, run_id, select_backend, server, status,
     wait_result, wait_timed, write_fixture_image,
 };
 
@@ -33,17 +33,6 @@ fn page_autotunes_webgpu_remembers_it_and_survives_a_refused_shader() {
         || {},
         |s, shots, base| steps(s, shots, base, &image),
     );
-}
-
-fn status(s: &Session) -> String {
-    s.eval(
-        "return document.getElementById('status').textContent;",
-        json!([]),
-    )
-    .unwrap()
-    .as_str()
-    .unwrap_or("")
-    .to_string()
 }
 
 /// The choices kept for the adapter (the one record in the tuning cache), or null.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::webdriver::Session;
 use super::{
     Answer, Shots, assert_same_answer, cli_predict, cli_predict_with, first_result, in_browser,
-    predictions, run_id, select_backend, wait_result, without_webgpu, write_fixture_image,
+    predictions, run_id, select_backend, status, wait_result, without_webgpu, write_fixture_image,
 };
 
 /// A ViT-S/16's shape (timm's `vit_small_patch16_224`, 10 classes) with random weights.
@@ -47,17 +47,6 @@ fn engine(s: &Session) -> Value {
         .eval("return window.vitrine.engine();", json!([]))
         .expect("reading the engine");
     serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
-}
-
-fn status(s: &Session) -> String {
-    s.eval(
-        "return document.getElementById('status').textContent;",
-        json!([]),
-    )
-    .unwrap()
-    .as_str()
-    .unwrap_or("")
-    .to_string()
 }
 
 /// Records, on every animation frame from now on, whether the engine is busy, what the status

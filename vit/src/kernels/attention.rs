@@ -42,7 +42,7 @@ fn attention_body(
     probs: Option<&mut [MaybeUninit<f32>]>,
 ) {
     let [b, t, dim, heads] = shape;
-    if t == 0 || dim == 0 {
+    if b == 0 || t == 0 || dim == 0 {
         return;
     }
     assert!(
@@ -52,7 +52,12 @@ fn attention_body(
     let d = dim / heads;
     let scale = (d as f32).powf(-0.5);
     let row = 3 * dim;
-    let blocks = (2 * parallel::threads()).div_ceil(b * heads).clamp(1, t);
+    let threads = parallel::threads();
+    let blocks = if threads > 1 {
+        (2 * threads).div_ceil(b * heads).clamp(1, t)
+    } else {
+        1
+    };
     let block_rows = t.div_ceil(blocks);
     let (out_len, out) = (out.len(), Shared::new(out.as_mut_ptr().cast::<f32>()));
     let probs = probs.map(|p| {

@@ -165,8 +165,9 @@ unsafe fn gemm_into(
     }
     // Columns split among the threads: each packs its own columns of `b` (a weight, mostly the
     // larger operand) and writes its own columns of `out`.
-    let pieces = if m * n * k >= PARALLEL_ABOVE {
-        (PIECES_PER_THREAD * parallel::threads()).min(n.div_ceil(COLUMNS))
+    let threads = parallel::threads();
+    let pieces = if threads > 1 && m * n * k >= PARALLEL_ABOVE {
+        (PIECES_PER_THREAD * threads).min(n.div_ceil(COLUMNS))
     } else {
         1
     };
@@ -193,6 +194,8 @@ unsafe fn gemm_into(
 /// out the pieces costs more than it saves.
 const PARALLEL_ABOVE: usize = 64 * 64 * 64;
 
+/// Pieces a split product is cut into, per thread: more than one, so that a thread the
+/// browser holds up for a while leaves its share to the others.
 const PIECES_PER_THREAD: usize = 2;
 
 /// Columns a piece of a split product holds a multiple of: gemm's widest register tile.
